@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make run` starts the app, `make test` runs the whole suite.
+# Both create .venv from requirements.txt on first use (and again when requirements.txt changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+PORT ?= 8501
+
+# Large jitted training steps map fresh scratch memory on every call once buffers pass glibc's 32 MB
+# mmap threshold; raising it keeps that memory and made training steps ~40% faster here.
+export MALLOC_MMAP_THRESHOLD_ := 268435456
+export MALLOC_TRIM_THRESHOLD_ := 536870912
+
+.PHONY: install run test bench lint chromium clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
+
+# The browser test needs Debian's chromium; install it when we can (root), say how when we cannot.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The browser test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: install chromium
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m explorer bench
+
+lint: install
+	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

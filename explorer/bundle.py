@@ -1,0 +1,57 @@
+"""A model bundle: everything needed to run and explain one model (config, parameters, vocabulary).
+
+The app keeps one bundle per user in session state; the live trainer produces new ones; checkpoints
+serialise them. Bundles are immutable: training yields a new bundle rather than editing one in place,
+so a cached or shared bundle can never change under another user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import haiku as hk
+import jax
+
+from explorer.config import ModelConfig
+from explorer.model import init_params
+from explorer.vocab import Vocab
+
+# What the logits of each training task mean, for the views that show predictions.
+TASKS = ("mlm", "causal", "reverse", "sort", "copy")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelBundle:
+    """Attributes:
+    config: the architecture.
+    params: Haiku parameters as device arrays.
+    vocab: maps tiktoken ids to the model's rows.
+    source: a short human label ("random weights (seed 0)", "checkpoint default.npz", ...).
+    task: the task the model was trained on, or None for an untrained model.
+    info: free-form facts shown to the user (training steps, final loss, ...).
+    """
+
+    config: ModelConfig
+    params: hk.Params
+    vocab: Vocab
+    source: str
+    task: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.vocab.size != self.config.vocab_size:
+            raise ValueError(
+                f"The vocabulary has {self.vocab.size} entries but the config says vocab_size="
+                f"{self.config.vocab_size}."
+            )
+
+    @property
+    def trained(self) -> bool:
+        return self.task is not None
+
+    @classmethod
+    def random(cls, config: ModelConfig, vocab: Vocab, seed: int = 0) -> ModelBundle:
+        """An untrained model: useful to compare against, and labelled as such everywhere."""
+        params = jax.device_put(init_params(config, seed))
+        return cls(config=config, params=params, vocab=vocab, source=f"random weights (seed {seed}, untrained)")

@@ -1,0 +1,94 @@
+"""Model configuration: one frozen, validated dataclass that describes an encoder.
+
+Frozen configs are hashable, so a config can key a cache of compiled functions or be a static argument
+to ``jax.jit``. Every invariant is checked in ``__post_init__`` with a message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+POSITIONAL_KINDS = ("sinusoidal", "learned", "none")
+LAYER_NORM_PLACEMENTS = ("post", "pre")
+
+# Limits that keep a toy model toy-sized: they guard the UI and checkpoint loader against a config that
+# would exhaust memory on a laptop, not any property of the architecture.
+MAX_D_MODEL = 1024
+MAX_LAYERS = 24
+MAX_HEADS = 64
+MAX_LEN_LIMIT = 4096
+MAX_VOCAB = 300_000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the encoder.
+
+    Defaults describe the model the app opens on: small enough that a forward pass with every
+    intermediate takes well under a millisecond on a 2-core CPU, large enough to show structure.
+    """
+
+    vocab_size: int = 512  # compact vocabulary built from the training text, not tiktoken's 100k ids
+    d_model: int = 64  # residual-stream width; small so every heatmap column stays readable
+    num_heads: int = 4  # 4 heads x 16 dims: enough heads to see specialisation, each still wide enough
+    num_layers: int = 2  # two layers already show composition (heads reading earlier heads)
+    ffn_size: int = 256  # the paper's 4 x d_model
+    max_len: int = 512  # longest input; inference pads to power-of-two buckets up to this
+    positional: str = "sinusoidal"  # "sinusoidal" (the paper), "learned", or "none" (a bag of tokens)
+    layer_norm: str = "post"  # "post" as in the paper; "pre" trains more stably at depth
+    dropout: float = 0.0  # only active in training; off by default because toy runs are short
+
+    def __post_init__(self) -> None:
+        def check_int(name: str, low: int, high: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be a whole number, got {value!r}.")
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+
+        check_int("vocab_size", 4, MAX_VOCAB)
+        check_int("d_model", 2, MAX_D_MODEL)
+        check_int("num_heads", 1, MAX_HEADS)
+        check_int("num_layers", 1, MAX_LAYERS)
+        check_int("ffn_size", 1, 16 * MAX_D_MODEL)
+        check_int("max_len", 1, MAX_LEN_LIMIT)
+        if self.d_model % self.num_heads:
+            divisors = [h for h in range(1, min(self.d_model, MAX_HEADS) + 1) if self.d_model % h == 0]
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads}) so every "
+                f"head gets the same key size; try num_heads in {divisors[-6:]} or change d_model."
+            )
+        if self.positional == "sinusoidal" and self.d_model % 2:
+            raise ValueError(
+                f"Sinusoidal positional encoding pairs sin/cos dimensions, so d_model must be even "
+                f"(got {self.d_model}); use d_model={self.d_model + 1} or positional='learned'."
+            )
+        if self.positional not in POSITIONAL_KINDS:
+            raise ValueError(f"positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}.")
+        if self.layer_norm not in LAYER_NORM_PLACEMENTS:
+            raise ValueError(f"layer_norm must be one of {LAYER_NORM_PLACEMENTS}, got {self.layer_norm!r}.")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}.")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+
+    @property
+    def key_size(self) -> int:
+        """Width of each head's queries, keys and values."""
+        return self.d_model // self.num_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Builds a config from a dict (e.g. a checkpoint's metadata), rejecting unknown fields."""
+        if not isinstance(data, dict):
+            raise ValueError(f"A model config must be a mapping, got {type(data).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown model config field(s) {unknown}; known fields are {sorted(known)}.")
+        return cls(**data)

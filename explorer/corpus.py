@@ -1,0 +1,227 @@
+"""The bundled training corpus: a small grammar whose sentences carry long-range links.
+
+A masked-token model learns what its data rewards. Natural text of a size we could ship and train on in
+a minute would teach mostly bigram statistics; this grammar is built so that predicting a masked word
+*requires* looking far back, which is what attention is for and what the heatmaps can then show:
+
+* subject-verb agreement across an attractor ("The dog near the tables *runs*") or a relative clause
+  ("The keys that the girl found *are* ...");
+* pronoun reference to a named person, within a sentence and across two ("Mary met John. *She* gave
+  *him* a book.");
+* possessives and number words that agree with a noun ("three *apples*", "John lost *his* key").
+
+Generation is deterministic in ``seed`` so the corpus, its vocabulary and the default checkpoint are
+reproducible. ``corpus_vocab`` also reserves rows for the single-character symbols the toy tasks use
+(digits and capital letters), so one vocabulary serves every task.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+
+from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer
+from explorer.vocab import NUM_SPECIAL, Vocab
+
+# Sentences in the bundled corpus: ~20k sentences is ~300k tokens, enough that a small model cannot
+# memorise it in a few thousand steps, small enough to generate and tokenize in well under a second.
+CORPUS_SENTENCES = 20_000
+CORPUS_SEED = 0
+
+# Symbols of the toy tasks (reverse, sort, copy). Each is a single tiktoken token; their order here is
+# the order the sort task sorts by.
+TOY_SYMBOLS = tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+_MALE = ("John", "David", "Peter", "Tom", "James", "Paul", "Mark", "Sam", "Robert", "Henry")
+_FEMALE = ("Mary", "Anna", "Sarah", "Emma", "Kate", "Lucy", "Jane", "Alice", "Laura", "Helen")
+# (singular, plural) pairs: the agreement links need both forms.
+_NOUNS = (
+    ("dog", "dogs"),
+    ("cat", "cats"),
+    ("teacher", "teachers"),
+    ("child", "children"),
+    ("bird", "birds"),
+    ("farmer", "farmers"),
+    ("student", "students"),
+    ("king", "kings"),
+    ("doctor", "doctors"),
+    ("girl", "girls"),
+    ("boy", "boys"),
+    ("horse", "horses"),
+)
+_OBJECTS = (
+    ("book", "books"),
+    ("key", "keys"),
+    ("letter", "letters"),
+    ("apple", "apples"),
+    ("ball", "balls"),
+    ("box", "boxes"),
+    ("map", "maps"),
+    ("coin", "coins"),
+    ("cup", "cups"),
+    ("hat", "hats"),
+    ("flower", "flowers"),
+    ("stone", "stones"),
+)
+_PLACES = ("garden", "river", "market", "school", "house", "forest", "park", "village", "kitchen", "library")
+# (singular, plural) present-tense intransitive verbs.
+_VERBS = (
+    ("runs", "run"),
+    ("sleeps", "sleep"),
+    ("sings", "sing"),
+    ("waits", "wait"),
+    ("laughs", "laugh"),
+    ("walks", "walk"),
+    ("eats", "eat"),
+    ("plays", "play"),
+)
+# (singular, plural) present-tense transitive verbs.
+_TRANSITIVE = (("sees", "see"), ("likes", "like"), ("finds", "find"), ("helps", "help"), ("follows", "follow"))
+_PAST = ("found", "liked", "saw", "kept", "wanted", "lost", "painted", "carried")
+_ADJECTIVES = ("old", "small", "happy", "tall", "quiet", "red", "young", "clever", "big", "tired")
+_NUMBERS = ("two", "three", "four", "five", "six", "seven", "eight", "nine")
+_BE = ("is", "are")
+_PREPOSITIONS = ("near", "behind", "beside", "with")
+
+
+def _person(rng: random.Random) -> tuple[str, str, str, str]:
+    """A name with its pronouns: (name, subject, object, possessive)."""
+    if rng.random() < 0.5:
+        return rng.choice(_MALE), "he", "him", "his"
+    return rng.choice(_FEMALE), "she", "her", "her"
+
+
+def _two_people(rng: random.Random) -> tuple[tuple[str, str, str, str], tuple[str, str, str, str]]:
+    """Two people of different genders, so every pronoun has exactly one possible antecedent."""
+    male = (rng.choice(_MALE), "he", "him", "his")
+    female = (rng.choice(_FEMALE), "she", "her", "her")
+    return (male, female) if rng.random() < 0.5 else (female, male)
+
+
+def _number(rng: random.Random) -> int:
+    return 0 if rng.random() < 0.5 else 1  # index into (singular, plural)
+
+
+def _sentence(rng: random.Random) -> str:
+    kind = rng.randrange(9)
+    if kind == 0:  # agreement across a prepositional attractor of the other number
+        n = _number(rng)
+        noun, attractor = rng.choice(_NOUNS)[n], rng.choice(_NOUNS)[1 - n]
+        return f"The {rng.choice(_ADJECTIVES)} {noun} {rng.choice(_PREPOSITIONS)} the {attractor} {rng.choice(_VERBS)[n]}."
+    if kind == 1:  # agreement across a relative clause
+        n, m = _number(rng), _number(rng)
+        noun, inner = rng.choice(_NOUNS)[n], rng.choice(_NOUNS)[m]
+        return (
+            f"The {noun} that the {inner} {rng.choice(_TRANSITIVE)[m]} {_BE[n]} in the {rng.choice(_PLACES)}."
+        )
+    if kind == 2:  # two people, then pronouns that pick each out by gender
+        (a, a_sub, _, _), (b, _, b_obj, _) = _two_people(rng)
+        obj = rng.choice(_OBJECTS)[0]
+        return f"{a} met {b} at the {rng.choice(_PLACES)}. {a_sub.capitalize()} gave {b_obj} a {obj}."
+    if kind == 3:  # possessive agrees with the subject's gender
+        name, _, _, possessive = _person(rng)
+        return f"{name} {rng.choice(_PAST)} {possessive} {rng.choice(_OBJECTS)[0]} in the {rng.choice(_PLACES)}."
+    if kind == 4:  # pronoun in a subordinate clause
+        name, subject, _, _ = _person(rng)
+        obj = rng.choice(_OBJECTS)[0]
+        return f"When {name} {rng.choice(_PAST)} the {obj}, {subject} was very {rng.choice(_ADJECTIVES)}."
+    if kind == 5:  # number word -> plural noun, and "one" -> singular
+        name = _person(rng)[0]
+        singular, plural = rng.choice(_OBJECTS)
+        if rng.random() < 0.25:
+            return f"{name} has one {singular}."
+        return f"{name} has {rng.choice(_NUMBERS)} {plural}."
+    if kind == 6:  # there is / there are
+        singular, plural = rng.choice(_OBJECTS)
+        if rng.random() < 0.5:
+            return f"There is a {singular} in the {rng.choice(_PLACES)}."
+        return f"There are {rng.choice(_NUMBERS)} {plural} in the {rng.choice(_PLACES)}."
+    if kind == 7:  # object pronoun refers back across a clause
+        (a, a_sub, _, _), (b, _, b_obj, b_pos) = _two_people(rng)
+        return f"{a} {rng.choice(_PAST)} the {rng.choice(_OBJECTS)[0]} because {a_sub} wanted to help {b_obj} with {b_pos} work."
+    # transitive present tense with agreement
+    n = _number(rng)
+    subject, obj = rng.choice(_NOUNS)[n], rng.choice(_NOUNS)[_number(rng)]
+    return f"The {subject} {rng.choice(_TRANSITIVE)[n]} the {obj} in the {rng.choice(_PLACES)}."
+
+
+def generate_sentences(num: int, seed: int = CORPUS_SEED) -> list[str]:
+    """``num`` sentences from the grammar, the same for the same ``seed``."""
+    if num < 0:
+        raise ValueError(f"num must be non-negative, got {num}.")
+    rng = random.Random(seed)
+    return [_sentence(rng) for _ in range(num)]
+
+
+@functools.lru_cache(maxsize=4)
+def corpus_text(num_sentences: int = CORPUS_SENTENCES, seed: int = CORPUS_SEED) -> str:
+    """The bundled corpus as one text: sentences joined by spaces, so the tokenizer sees running prose."""
+    return " ".join(generate_sentences(num_sentences, seed))
+
+
+@functools.lru_cache(maxsize=8)
+def corpus_token_ids(
+    encoding: str = DEFAULT_ENCODING, num_sentences: int = CORPUS_SENTENCES, seed: int = CORPUS_SEED
+) -> tuple[int, ...]:
+    """The bundled corpus as tiktoken ids."""
+    text = corpus_text(num_sentences, seed)
+    tokenizer = Tokenizer(encoding)
+    return tuple(tokenizer.encoding.encode(text, allowed_special=set(), disallowed_special=()))
+
+
+def toy_symbol_ids(encoding: str = DEFAULT_ENCODING) -> tuple[int, ...]:
+    """The tiktoken id of every toy symbol, in ``TOY_SYMBOLS`` order."""
+    tokenizer = Tokenizer(encoding)
+    ids = []
+    for symbol in TOY_SYMBOLS:
+        encoded = tokenizer.encoding.encode(symbol, allowed_special=set(), disallowed_special=())
+        if len(encoded) != 1:
+            raise ValueError(f"Toy symbol {symbol!r} is not a single token in {encoding}.")
+        ids.append(encoded[0])
+    return tuple(ids)
+
+
+def vocab_from_ids(
+    encoding: str, token_ids: tuple[int, ...] | list[int], vocab_size: int, reserved: tuple[int, ...] = ()
+) -> Vocab:
+    """A vocabulary of exactly ``vocab_size`` entries: ``reserved`` ids, then the most frequent of
+    ``token_ids``, then (if rows remain) the lowest tiktoken ids not yet present.
+
+    The fill rows are never trained, but a model's embedding size must not depend on how many distinct
+    tokens a corpus happens to have, or the app's default config would not match its default vocabulary.
+    """
+    if vocab_size < NUM_SPECIAL + len(reserved):
+        raise ValueError(
+            f"vocab_size {vocab_size} is too small: it needs {NUM_SPECIAL} special tokens and "
+            f"{len(reserved)} reserved symbols; use at least {NUM_SPECIAL + len(reserved)}."
+        )
+    ranked = Vocab.from_token_streams(encoding, [token_ids])  # deterministic frequency ranking
+    counts: dict[int, int] = {}
+    for tid in token_ids:
+        counts[tid] = counts.get(tid, 0) + 1
+    by_frequency = sorted(ranked.tiktoken_ids, key=lambda tid: (-counts[tid], tid))
+    chosen: list[int] = []
+    seen: set[int] = set()
+    room = vocab_size - NUM_SPECIAL
+    for tid in (*reserved, *by_frequency):
+        if len(chosen) == room:
+            break
+        if tid not in seen:
+            chosen.append(tid)
+            seen.add(tid)
+    filler = 0
+    while len(chosen) < room:
+        if filler not in seen:
+            chosen.append(filler)
+            seen.add(filler)
+        filler += 1
+    return Vocab(encoding=encoding, tiktoken_ids=tuple(sorted(chosen)))
+
+
+@functools.lru_cache(maxsize=8)
+def corpus_vocab(vocab_size: int, encoding: str = DEFAULT_ENCODING) -> Vocab:
+    """The vocabulary of the bundled corpus, with exactly ``vocab_size`` entries.
+
+    Holds the special tokens, every toy-task symbol, and the corpus's tokens by frequency.
+    """
+    return vocab_from_ids(encoding, corpus_token_ids(encoding), vocab_size, reserved=toy_symbol_ids(encoding))

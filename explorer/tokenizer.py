@@ -47,6 +47,7 @@ DOWNLOAD_TIMEOUT_S = 15.0
 # Characters per token are unbounded in principle (a run of spaces is one token), but text far longer
 # than max_len tokens can never be shown; cutting it first keeps a pasted novel from stalling the encoder.
 CHARS_PER_TOKEN_BOUND = 32
+MIN_CHAR_LIMIT = 50_000  # below this, encoding is fast anyway and the token count stays exact
 
 
 class EncodingUnavailable(RuntimeError):
@@ -235,7 +236,7 @@ class Tokenizer:
         if not isinstance(text, str):
             raise ValueError(f"Text must be a string, got {type(text).__name__}.")
         text = text.encode("utf-8", errors="replace").decode("utf-8")
-        char_limit = max_tokens * CHARS_PER_TOKEN_BOUND
+        char_limit = max(max_tokens * CHARS_PER_TOKEN_BOUND, MIN_CHAR_LIMIT)
         chars_cut = len(text) > char_limit
         if chars_cut:
             text = text[:char_limit]

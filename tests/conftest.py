@@ -1,0 +1,23 @@
+"""Shared fixtures: small configs and their parameters, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Tests must not depend on (or pollute) a user's persistent JAX cache.
+os.environ.setdefault("EXPLORER_JAX_CACHE", str(ROOT / ".pytest_cache" / "jax"))
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from explorer.config import ModelConfig
+
+    return ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64)

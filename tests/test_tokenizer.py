@@ -57,7 +57,7 @@ def test_partial_utf8_shown_as_bytes():
 
 
 def test_truncation_is_reported(tokenizer):
-    tokens = tokenizer.encode("word " * 100, max_tokens=10)
+    tokens = tokenizer.encode("word" + " word" * 99, max_tokens=10)
     assert len(tokens) == 10 and tokens.truncated and tokens.total_tokens == 100
     assert "100 tokens" in tokens.truncation_message()
     assert tokenizer.encode("short", max_tokens=10).truncation_message() is None

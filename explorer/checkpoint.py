@@ -167,3 +167,20 @@ def load(path: str | os.PathLike) -> ModelBundle:
     except OSError as error:
         raise CheckpointError(f"Cannot read {path}: {error.strerror or error}.") from error
     return from_bytes(data, source=f"checkpoint {path.name}")
+
+
+def load_default(path: str | os.PathLike | None = None) -> tuple[ModelBundle, str | None]:
+    """The shipped checkpoint, or a random model labelled as such with a sentence saying why.
+
+    Returns ``(bundle, notice)``; ``notice`` is None when the checkpoint loaded.
+    """
+    from explorer import DEFAULT_CHECKPOINT
+    from explorer.corpus import corpus_vocab
+
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    try:
+        return load(path), None
+    except CheckpointError as error:
+        config = ModelConfig()
+        bundle = ModelBundle.random(config, corpus_vocab(config.vocab_size))
+        return bundle, f"The default checkpoint could not be loaded ({error}); showing an untrained model."

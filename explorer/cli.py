@@ -1,0 +1,183 @@
+"""The command line: the scriptable face of the explorer.
+
+  python -m explorer inspect "TEXT" [--checkpoint PATH] [--encoding NAME] [--json]
+  python -m explorer bench [--json] [--quick]
+  python -m explorer train --task {mlm,reverse,sort,copy} --steps N --out PATH [--json]
+
+Bad input exits with status 2 and one line on stderr; nothing ever ends in a traceback for a user error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus the error; we keep to one clear line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def _rounded(array: np.ndarray, digits: int = 6) -> Any:
+    return np.round(np.asarray(array, np.float64), digits).tolist()
+
+
+def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None) -> dict[str, Any]:
+    """Everything `inspect` reports, as plain JSON-ready data."""
+    from explorer import checkpoint
+    from explorer.corpus import corpus_vocab
+    from explorer.inference import InferenceEngine
+    from explorer.model import layer_norm_names
+    from explorer.pipeline import run_text, top_predictions
+    from explorer.tokenizer import Tokenizer
+
+    notices = []
+    if checkpoint_path:
+        bundle = checkpoint.load(checkpoint_path)
+    else:
+        bundle, notice = checkpoint.load_default()
+        if notice:
+            notices.append(notice)
+        if encoding and encoding != bundle.vocab.encoding and not bundle.trained:
+            # An untrained model has no vocabulary of its own to protect: build one in the asked encoding.
+            from explorer.bundle import ModelBundle
+
+            bundle = ModelBundle.random(bundle.config, corpus_vocab(bundle.config.vocab_size, encoding))
+    tokenizer = Tokenizer(encoding or bundle.vocab.encoding)
+    if tokenizer.notice:
+        notices.append(tokenizer.notice)
+    engine = InferenceEngine(bundle.config)
+    run = run_text(bundle, engine, tokenizer, text)
+    if run.tokens.truncation_message():
+        notices.append(run.tokens.truncation_message())
+    if run.unknown_message():
+        notices.append(run.unknown_message())
+    result = run.result
+    means_in, stds_in = result.layer_norm_inputs.mean(-1), result.layer_norm_inputs.std(-1)  # [N, T]
+    means_out, stds_out = result.layer_norm_outputs.mean(-1), result.layer_norm_outputs.std(-1)  # [N, T]
+    layer_norm = [
+        {
+            "name": name,
+            "input_mean": _rounded(means_in[n]),
+            "input_std": _rounded(stds_in[n]),
+            "output_mean": _rounded(means_out[n]),
+            "output_std": _rounded(stds_out[n]),
+        }
+        for n, name in enumerate(layer_norm_names(bundle.config))
+    ]
+    predictions = None
+    if bundle.trained:
+        predictions = [
+            [{"token": token, "probability": round(p, 6)} for token, p in row]
+            for row in top_predictions(bundle, tokenizer, result.logits, k=3)
+        ]
+    return {
+        "text": text,
+        "encoding": tokenizer.name,
+        "tokens": list(run.tokens.pieces),
+        "ids": list(run.tokens.ids),
+        "model_ids": run.model_ids.tolist(),
+        "unknown": run.unknown.tolist(),
+        "byte_counts": list(run.tokens.byte_counts),
+        "total_tokens": run.tokens.total_tokens,
+        "truncated": run.tokens.truncated or run.tokens.chars_cut,
+        "attention": _rounded(result.attention_weights),  # [L][H][T][T]
+        "layer_norm": layer_norm,
+        "residual_norm": _rounded(np.linalg.norm(result.hidden_states, axis=-1)),  # [2L+1][T]
+        "predictions": predictions,
+        "config": bundle.config.to_dict(),
+        "model": {"source": bundle.source, "task": bundle.task, "info": bundle.info},
+        "notices": notices,
+    }
+
+
+def _print_inspection(payload: dict[str, Any]) -> None:
+    from explorer.tokenizer import display_text
+
+    for notice in payload["notices"]:
+        print(f"note: {notice}")
+    print(f"model: {payload['model']['source']}")
+    print(f"{len(payload['tokens'])} tokens ({payload['encoding']}):")
+    labels = [display_text(t) for t in payload["tokens"]]
+    for i, (label, tid, unk) in enumerate(zip(labels, payload["ids"], payload["unknown"], strict=True)):
+        print(f"  {i:>3}  {tid:>7}  {label}{'  [UNK]' if unk else ''}")
+    attention = np.asarray(payload["attention"])
+    print("strongest attention per head (query -> key: weight):")
+    for layer, heads in enumerate(attention):
+        for head, weights in enumerate(heads):
+            keys = weights.argmax(-1)
+            pairs = ", ".join(f"{labels[q]}->{labels[k]}:{weights[q, k]:.2f}" for q, k in enumerate(keys[:8]))
+            more = " …" if len(keys) > 8 else ""
+            print(f"  L{layer + 1} H{head + 1}  {pairs}{more}")
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    payload = inspect_payload(args.text, args.checkpoint, args.encoding)
+    if args.json:
+        json.dump(payload, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        _print_inspection(payload)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from explorer import benchmark
+
+    report = benchmark.run_all(quick=args.quick)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(benchmark.format_report(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m explorer", description="Transformer Encoder Explorer command line.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    inspect = commands.add_parser("inspect", help="tokens, ids and every head's attention for a text")
+    inspect.add_argument("text", help="the sentence to run through the encoder")
+    inspect.add_argument("--checkpoint", help="a .npz checkpoint saved by this app (default: the shipped model)")
+    inspect.add_argument("--encoding", help="tiktoken encoding (default: the model's own)")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(run=_cmd_inspect)
+
+    bench = commands.add_parser("bench", help="measure inference latency and compiles")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
+    bench.set_defaults(run=_cmd_bench)
+
+    try:
+        from explorer.cli_train import add_train_parser
+    except ImportError:  # the training command lives in its own module
+        pass
+    else:
+        add_train_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from explorer.checkpoint import CheckpointError
+    from explorer.tokenizer import EncodingUnavailable
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, CheckpointError, EncodingUnavailable, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,93 @@
+"""Text in, every intermediate out: the path one sentence takes through tokenizer, vocabulary and encoder.
+
+Shared by the CLI and the app so both tokenize, map unknown tokens and run the engine the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.bundle import ModelBundle
+from explorer.inference import Inspection, InferenceEngine
+from explorer.tokenizer import Tokenized, Tokenizer
+from explorer.vocab import SPECIAL_TOKENS
+
+
+@dataclass(frozen=True)
+class SentenceRun:
+    """One sentence through one model.
+
+    Attributes:
+      tokens: the tiktoken view (ids, readable pieces, truncation).
+      model_ids: ``[T]`` rows of the model's embedding; ``[UNK]`` where the model never saw the token.
+      unknown: ``[T]`` True where a token became ``[UNK]``.
+      result: every intermediate of the forward pass, sliced to ``T``.
+    """
+
+    tokens: Tokenized
+    model_ids: np.ndarray
+    unknown: np.ndarray
+    result: Inspection
+
+    @property
+    def labels(self) -> list[str]:
+        return self.tokens.labels
+
+    def unknown_message(self) -> str | None:
+        count = int(self.unknown.sum())
+        if not count:
+            return None
+        shown = ", ".join(repr(self.tokens.pieces[i]) for i in np.flatnonzero(self.unknown)[:5])
+        more = "…" if count > 5 else ""
+        return (
+            f"{count} of {len(self.unknown)} tokens are not in the model's vocabulary and are read as "
+            f"{SPECIAL_TOKENS[2]}: {shown}{more}."
+        )
+
+
+def tokenize_for(bundle: ModelBundle, tokenizer: Tokenizer, text: str) -> Tokenized:
+    """Tokenizes ``text`` for ``bundle``, cut to the model's maximum length."""
+    if tokenizer.name != bundle.vocab.encoding:
+        raise ValueError(
+            f"This model was trained on {bundle.vocab.encoding} tokens; with {tokenizer.name} every token "
+            f"would be unknown to it. Choose {bundle.vocab.encoding}."
+        )
+    return tokenizer.encode(text, max_tokens=bundle.config.max_len)
+
+
+def run_text(
+    bundle: ModelBundle,
+    engine: InferenceEngine,
+    tokenizer: Tokenizer,
+    text: str,
+    head_mask: np.ndarray | None = None,
+    causal: bool = False,
+) -> SentenceRun:
+    """Tokenizes and runs ``text``; raises ``ValueError`` with a readable reason for empty input."""
+    if engine.config != bundle.config:
+        raise ValueError("The engine was compiled for another model configuration.")
+    tokens = tokenize_for(bundle, tokenizer, text)
+    if len(tokens) == 0:
+        raise ValueError("The text is empty: type a sentence to see it go through the encoder.")
+    model_ids, unknown = bundle.vocab.to_model_ids(tokens.ids)
+    result = engine.run(bundle.params, model_ids, head_mask=head_mask, causal=causal)
+    return SentenceRun(tokens=tokens, model_ids=model_ids, unknown=unknown, result=result)
+
+
+def top_predictions(bundle: ModelBundle, tokenizer: Tokenizer, logits: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
+    """Per position, the ``k`` most probable tokens as ``(text, probability)``; ``logits`` is ``[T, V]``."""
+    logits = np.asarray(logits, np.float64)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    best = np.argsort(-probs, axis=-1)[:, :k]
+    out = []
+    for row, ids in enumerate(best):
+        entries = []
+        for model_id in ids:
+            tiktoken_id = bundle.vocab.to_tiktoken_id(int(model_id))
+            text = SPECIAL_TOKENS[int(model_id)] if tiktoken_id is None else tokenizer.piece(tiktoken_id)
+            entries.append((text, float(probs[row, model_id])))
+        out.append(entries)
+    return out

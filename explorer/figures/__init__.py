@@ -1,0 +1,45 @@
+"""Figure builders: arrays and token strings in, ``plotly.graph_objects.Figure`` out.
+
+Pure functions, one module per page (tokens, embeddings, attention, layer norm, model). They never
+touch Streamlit, so tests check traces, axis labels and hover text without a browser. Colours are chosen
+to read on both the light and the dark theme: backgrounds are left to the app's theme, colourscales are
+perceptually uniform (weights) or diverging around zero (signed values).
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+# Weights in [0, 1]: perceptually uniform and legible on white and on near-black backgrounds.
+WEIGHT_SCALE = "Viridis"
+# Signed values (embeddings, offsets): diverging, white-free middle would vanish on a dark theme, so a
+# scale whose midpoint is a mid grey.
+SIGNED_SCALE = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#8c8c8c"], [0.75, "#ef8a62"], [1.0, "#b2182b"]]
+# A qualitative palette distinguishable on both themes (Plotly's D3 set).
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def finish(fig: go.Figure, title: str, height: int) -> go.Figure:
+    """The layout every figure shares: a title, tight margins, a fixed height, transparent paper."""
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 14}},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=height,
+        paper_bgcolor="rgba(0,0,0,0)",
+        hoverlabel={"namelength": -1},
+    )
+    return fig
+
+
+def check_labels(count: int, labels: list[str], what: str) -> None:
+    """The explicit error for a token/data mismatch (instead of a silently misaligned picture)."""
+    if len(labels) != count:
+        raise ValueError(
+            f"{what} covers {count} tokens but {len(labels)} token labels were given; pass the labels of "
+            f"the same sentence."
+        )
+
+
+def heatmap_height(rows: int, minimum: int = 260, maximum: int = 760, per_row: int = 18) -> int:
+    """Tall enough that every token row keeps a readable label, within limits that fit a screen."""
+    return int(min(maximum, max(minimum, 90 + per_row * rows)))

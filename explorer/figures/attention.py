@@ -1,0 +1,267 @@
+"""Attention figures: per-head heatmaps, the all-heads overview grid, the head view (token→token lines),
+entropy per head, the query/key view for one query, and head-ablation effects.
+
+Every builder checks that the attention and the token labels describe the same sentence and raises a
+``ValueError`` when they do not (BertViz's rule: a mismatch is an error, not a broken picture).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explorer.analysis import AblationEffect, HeadViewLines, block_mean, check_attention, unique_labels
+from explorer.figures import PALETTE, WEIGHT_SCALE, finish, heatmap_height
+
+# The overview grid pools long sentences to this many positions per axis.
+GRID_MAX_POSITIONS = 48
+# Opacity levels of head-view lines: one trace per level keeps the figure to a handful of traces.
+LINE_LEVELS = (0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+def attention_heatmap(
+    weights: np.ndarray,
+    labels: list[str],
+    title: str,
+    threshold: float = 0.0,
+    value_name: str = "weight",
+    key_labels: list[str] | None = None,
+    signed: bool = False,
+    start: int = 0,
+    key_start: int | None = None,
+) -> go.Figure:
+    """One head's ``[T, T]`` attention: queries down, keys across; hover ``query → key: weight``.
+
+    Cells below ``threshold`` are left empty. ``key_labels`` (default: ``labels``) label the columns when
+    queries and keys differ (a window of queries over all keys). ``signed`` uses a diverging scale (for
+    pre-softmax scores). ``start``/``key_start`` are the positions of the first query/key (when paging).
+    """
+    weights = np.asarray(weights, np.float32)
+    key_labels = labels if key_labels is None else key_labels
+    if weights.ndim != 2:
+        raise ValueError(f"A head's attention is [T, T]; got shape {weights.shape}.")
+    if weights.shape != (len(labels), len(key_labels)):
+        raise ValueError(
+            f"Attention of shape {weights.shape} does not match {len(labels)} query and {len(key_labels)} key "
+            f"labels; pass the labels of the same sentence."
+        )
+    z = np.where(weights >= threshold, weights, np.nan) if threshold > 0 else weights
+    rows = unique_labels(labels, start)
+    cols = unique_labels(key_labels, start if key_start is None else key_start)
+    scale = dict(colorscale="RdBu", zmid=0.0, reversescale=True) if signed else dict(colorscale=WEIGHT_SCALE, zmin=0.0, zmax=1.0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=cols,
+            y=rows,
+            colorbar={"title": {"text": value_name}, "thickness": 12},
+            hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
+            hoverongaps=False,
+            **scale,
+        )
+    )
+    fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", showticklabels=len(cols) <= 96)
+    fig.update_yaxes(type="category", autorange="reversed", title="query", showticklabels=len(rows) <= 96)
+    return finish(fig, title, heatmap_height(len(rows), minimum=300, maximum=640))
+
+
+def attention_grid(weights: np.ndarray, labels: list[str], max_positions: int = GRID_MAX_POSITIONS) -> go.Figure:
+    """Every layer x every head in one figure (rows: layers, columns: heads).
+
+    Sentences longer than ``max_positions`` are block-averaged (hover then names the position range), so
+    the grid stays light at 512 tokens.
+    """
+    check_attention(weights, labels, ndim=4)
+    weights = np.asarray(weights, np.float32)
+    layers, heads, length, _ = weights.shape
+    pooled = length > max_positions
+    fig = make_subplots(
+        rows=layers,
+        cols=heads,
+        subplot_titles=[f"L{l + 1} H{h + 1}" for l in range(layers) for h in range(heads)],
+        horizontal_spacing=0.02,
+        vertical_spacing=0.06 if layers < 6 else 0.02,
+    )
+    for layer in range(layers):
+        for head in range(heads):
+            matrix = weights[layer, head]
+            if pooled:
+                matrix, ranges = block_mean(matrix, max_positions)
+                names = [f"{a}–{b}" for a, b in ranges]
+            else:
+                names = unique_labels(labels)
+            fig.add_trace(
+                go.Heatmap(
+                    z=matrix,
+                    x=names,
+                    y=names,
+                    coloraxis="coloraxis",
+                    hovertemplate=f"L{layer + 1} H{head + 1}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>",
+                ),
+                row=layer + 1,
+                col=head + 1,
+            )
+    fig.update_xaxes(type="category", showticklabels=False)
+    fig.update_yaxes(type="category", autorange="reversed", showticklabels=False)
+    fig.update_layout(coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"thickness": 12}})
+    title = "All layers × all heads" + (f" (averaged over blocks of ~{length / max_positions:.1f} positions)" if pooled else "")
+    return finish(fig, title, int(min(1400, 60 + layers * max(160, 900 // max(heads, 1)))))
+
+
+def head_view_figure(lines: list[HeadViewLines], labels: list[str], focus: int | None = None) -> go.Figure:
+    """BertViz-style lines from query tokens (left) to key tokens (right), one colour per head.
+
+    Line opacity follows the weight in a few levels (one trace per head and level). Hover on a line shows
+    ``query → key: weight``; hover on a token shows the token.
+    """
+    length = len(labels)
+    for item in lines:
+        if len(item.queries) and (item.queries.max() >= length or item.keys.max() >= length):
+            raise ValueError(f"{item.head} has lines to position {max(item.queries.max(), item.keys.max())} but the "
+                             f"sentence has {length} tokens; pass the labels of the same sentence.")
+    fig = go.Figure()
+    offset_step = 0.3 / max(len(lines), 1)
+    for h, item in enumerate(lines):
+        colour = PALETTE[h % len(PALETTE)]
+        levels = np.digitize(item.weights, [0.15, 0.35, 0.6, 0.85])
+        for level, opacity in enumerate(LINE_LEVELS):
+            pick = np.nonzero(levels == level)[0]
+            if not len(pick):
+                continue
+            xs, ys, hover = [], [], []
+            for i in pick:
+                q, k, w = int(item.queries[i]), int(item.keys[i]), float(item.weights[i])
+                text = f"{item.head}: {q} {labels[q]} → {k} {labels[k]}: {w:.3f}"
+                xs += [0.0, 1.0, None]
+                ys += [q, k, None]
+                hover += [text, text, None]
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, mode="lines", line={"color": colour, "width": 1 + 3 * opacity},
+                    opacity=opacity, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+                    name=item.head, legendgroup=item.head, showlegend=level == int(levels.max()),
+                )
+            )
+    token_colours = ["#d62728" if focus == i else "#444" for i in range(length)]
+    positions = list(range(length))
+    for x, anchor, side in ((0.0, "left", "query"), (1.0, "right", "key")):
+        fig.add_trace(
+            go.Scatter(
+                x=[x] * length, y=positions, mode="markers+text", text=labels,
+                textposition="middle left" if anchor == "left" else "middle right",
+                marker={"size": 6, "color": token_colours}, showlegend=False,
+                hovertext=[f"{side} {i}: {label}" for i, label in enumerate(labels)],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
+    fig.update_yaxes(visible=False, autorange="reversed")
+    dropped = sum(item.dropped for item in lines)
+    title = "Head view: queries (left) → keys (right)" + (f" — {dropped} weakest lines not drawn" if dropped else "")
+    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+    return finish(fig, title, int(min(1600, max(300, 60 + 20 * length))))
+
+
+def entropy_figure(entropy: np.ndarray, max_bits: float) -> go.Figure:
+    """Mean attention entropy per head ``[L, H]`` in bits; 0 = focused on one token, ``max_bits`` = uniform."""
+    entropy = np.asarray(entropy, np.float32)
+    if entropy.ndim != 2:
+        raise ValueError(f"Expected per-head entropy of shape [L, H], got {entropy.shape}.")
+    layers, heads = entropy.shape
+    fig = go.Figure(
+        go.Heatmap(
+            z=entropy,
+            x=[f"H{h + 1}" for h in range(heads)],
+            y=[f"L{l + 1}" for l in range(layers)],
+            zmin=0.0,
+            zmax=max(max_bits, 1e-6),
+            colorscale=WEIGHT_SCALE,
+            text=np.round(entropy, 2),
+            texttemplate="%{text}",
+            colorbar={"title": {"text": "bits"}, "thickness": 12},
+            hovertemplate="%{y} %{x}: %{z:.2f} bits<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    return finish(fig, f"Mean attention entropy per head (uniform = {max_bits:.2f} bits)", 120 + 50 * layers)
+
+
+def entropy_per_query_figure(entropy: np.ndarray, labels: list[str], head_names: list[str]) -> go.Figure:
+    """Entropy (bits) of each query's attention for the chosen heads ``[h, T]``; hover names the token."""
+    entropy = np.asarray(entropy, np.float32)
+    if entropy.ndim != 2 or entropy.shape[0] != len(head_names) or entropy.shape[1] != len(labels):
+        raise ValueError(f"Entropy of shape {entropy.shape} does not match {len(head_names)} heads x {len(labels)} tokens.")
+    fig = go.Figure()
+    x = unique_labels(labels)
+    for i, name in enumerate(head_names):
+        fig.add_trace(go.Bar(x=x, y=entropy[i], name=name, marker_color=PALETTE[i % len(PALETTE)],
+                             hovertemplate=f"{name}<br>%{{x}}: %{{y:.2f}} bits<extra></extra>"))
+    fig.update_xaxes(type="category", tickangle=-60, title="query token", showticklabels=len(labels) <= 96)
+    fig.update_yaxes(title="entropy (bits)")
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+    return finish(fig, "Entropy of each query's attention", 320)
+
+
+def query_key_figure(
+    scores: np.ndarray, weights: np.ndarray, labels: list[str], query: int, head_names: list[str]
+) -> go.Figure:
+    """For one query token: q·k/sqrt(K) for every key (top, before softmax) and the resulting weights
+    (bottom), one bar series per selected head. ``scores`` and ``weights`` are ``[h, T]``; keys a causal
+    mask hides show a NaN score."""
+    scores, weights = np.asarray(scores, np.float32), np.asarray(weights, np.float32)
+    expected = (len(head_names), len(labels))
+    if scores.shape != expected or weights.shape != expected:
+        raise ValueError(f"Scores {scores.shape} and weights {weights.shape} must both be [heads, T] = {expected}.")
+    if not 0 <= query < len(labels):
+        raise ValueError(f"Query position {query} is outside the sentence (0..{len(labels) - 1}).")
+    x = unique_labels(labels)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("score q·k / √K (before softmax)", "attention weight (after softmax)"))
+    for i, name in enumerate(head_names):
+        colour = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Bar(x=x, y=scores[i], name=name, legendgroup=name, marker_color=colour,
+                             hovertemplate=f"{name}<br>{x[query]} → %{{x}}: score %{{y:.3f}}<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=x, y=weights[i], name=name, legendgroup=name, showlegend=False, marker_color=colour,
+                             hovertemplate=f"{name}<br>{x[query]} → %{{x}}: weight %{{y:.3f}}<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
+    fig.update_yaxes(range=[0, 1], row=2, col=1)
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
+    return finish(fig, f"Query {x[query]}: what it scores and where it looks", 480)
+
+
+def ablation_figure(effect: AblationEffect, labels: list[str], heads_off: list[str]) -> go.Figure:
+    """Per token: relative change of the final representation and KL divergence of the predictions."""
+    change = np.asarray(effect.hidden_change)
+    if change.shape[0] != len(labels):
+        raise ValueError(f"The ablation covers {change.shape[0]} tokens but {len(labels)} labels were given.")
+    x = unique_labels(labels)
+    hover = [f"{name}<br>top prediction changed" if c else name for name, c in zip(x, effect.top_changed)]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=x, y=change, name="|Δh| / |h| (final representation)", marker_color=PALETTE[0],
+                         hovertext=hover, hovertemplate="%{hovertext}: %{y:.1%}<extra>|Δh| / |h|</extra>"))
+    fig.add_trace(go.Scatter(x=x, y=effect.prediction_kl, name="KL(before ‖ after), bits", mode="lines+markers",
+                             marker_color=PALETTE[3], hovertext=hover,
+                             hovertemplate="%{hovertext}: %{y:.3f} bits<extra>KL</extra>"), secondary_y=True)
+    fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
+    fig.update_yaxes(title="relative change", tickformat=".0%", secondary_y=False)
+    fig.update_yaxes(title="KL (bits)", secondary_y=True, rangemode="tozero")
+    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+    return finish(fig, "Effect of switching off " + (", ".join(heads_off) if heads_off else "no heads"), 340)
+
+
+def predictions_figure(names: list[str], probs: np.ndarray, title: str, ablated: bool = False) -> go.Figure:
+    """Top predictions for one position as horizontal bars, most likely on top; hover shows the token."""
+    probs = np.asarray(probs, np.float32)
+    if len(names) != len(probs):
+        raise ValueError(f"{len(names)} predicted tokens but {len(probs)} probabilities; give one per token.")
+    series = "heads switched off" if ablated else "all heads"
+    rows = [f"{i + 1}. {name}" for i, name in enumerate(names)]  # unique, ranked
+    fig = go.Figure(
+        go.Bar(y=rows, x=probs, orientation="h", name=series, marker_color=PALETTE[3] if ablated else PALETTE[0],
+               hovertemplate="%{y}: %{x:.1%}<extra>" + series + "</extra>")
+    )
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_xaxes(title="probability", tickformat=".0%", range=[0, 1])
+    return finish(fig, title, 90 + 28 * max(len(rows), 3))

@@ -1,0 +1,165 @@
+"""Figure builders: trace counts, axis labels, hover text with token strings, explicit shape errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from explorer import analysis
+from explorer.config import ModelConfig
+from explorer.figures import attention, embeddings, layernorm, model, tokens
+from explorer.positional import sinusoidal_encoding
+
+LABELS = ["The", "␣cat", "␣sat", "␣the"]
+
+
+def attention_stack(layers=2, heads=3, length=len(LABELS)):
+    rng = np.random.default_rng(0)
+    return analysis.softmax(rng.normal(size=(layers, heads, length, length)))
+
+
+def test_token_chips_escape_html_and_flag_unknown():
+    html = tokens.token_chips_html(["<b>", "ok"], [1, 2], [3, 2], [True, False])
+    assert "&lt;b&gt;" in html and "<b>" not in html.replace('<b style="color:#8b0000">', "")
+    assert html.count("[UNK]") >= 1 and "id 1" in html and "3 bytes" in html
+    with pytest.raises(ValueError, match="token labels"):
+        tokens.token_chips_html(["a"], [1, 2], [1, 1])
+
+
+def test_token_bytes_figure_hover_names_tokens():
+    fig = tokens.token_bytes_figure(LABELS, [1, 2, 3, 4], [3, 4, 4, 4], [False, True, False, False])
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Bar)
+    assert "␣cat" in fig.data[0].hovertext[1] and "[UNK]" in fig.data[0].hovertext[1]
+    assert fig.layout.xaxis.title.text == "token position"
+
+
+def test_attention_heatmap_labels_and_hover():
+    weights = attention_stack()[0, 0]
+    fig = attention.attention_heatmap(weights, LABELS, "Layer 1 · head 1")
+    trace = fig.data[0]
+    assert isinstance(trace, go.Heatmap)
+    assert list(trace.y) == ["0 The", "1 ␣cat", "2 ␣sat", "3 ␣the"]  # repeated "the" keeps its own row
+    assert list(trace.x) == list(trace.y)
+    assert "%{y} → %{x}" in trace.hovertemplate and "%{z" in trace.hovertemplate
+    assert fig.layout.yaxis.title.text == "query" and fig.layout.xaxis.title.text == "key (attended to)"
+    assert fig.layout.title.text == "Layer 1 · head 1"
+    thresholded = attention.attention_heatmap(weights, LABELS, "t", threshold=0.5)
+    assert np.isnan(np.asarray(thresholded.data[0].z, dtype=float)).any()
+    paged = attention.attention_heatmap(weights[:2, :2], LABELS[:2], "t", start=10)
+    assert paged.data[0].y[0] == "10 The"
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 3)), np.zeros((3, 3)), np.zeros((2, 4, 4))])
+def test_attention_heatmap_rejects_mismatch(bad):
+    with pytest.raises(ValueError):
+        attention.attention_heatmap(bad, LABELS, "x")
+
+
+def test_attention_grid_has_one_heatmap_per_head_and_pools_long_inputs():
+    weights = attention_stack()
+    fig = attention.attention_grid(weights, LABELS)
+    assert len(fig.data) == 6 and all(isinstance(t, go.Heatmap) for t in fig.data)
+    assert "L2 H3" in fig.data[-1].hovertemplate
+    long = analysis.softmax(np.random.default_rng(0).normal(size=(1, 2, 100, 100)))
+    fig = attention.attention_grid(long, [f"t{i}" for i in range(100)], max_positions=10)
+    assert len(fig.data[0].x) == 10 and "–" in fig.data[0].x[0]
+    with pytest.raises(ValueError, match="token labels"):
+        attention.attention_grid(weights, LABELS[:3])
+
+
+def test_head_view_draws_lines_and_tokens():
+    weights = attention_stack()
+    lines = [analysis.head_view_lines(weights[0, h], analysis.head_label(0, h)) for h in range(2)]
+    fig = attention.head_view_figure(lines, LABELS, focus=1)
+    token_traces = [t for t in fig.data if t.mode == "markers+text"]
+    assert len(token_traces) == 2 and list(token_traces[0].text) == LABELS
+    line_traces = [t for t in fig.data if t.mode == "lines"]
+    assert line_traces and all(t.name in ("L1 H1", "L1 H2") for t in line_traces)
+    hover = [h for t in line_traces for h in t.hovertext if h]
+    assert any("→" in h and "␣cat" in h for h in hover) or any("→" in h for h in hover)
+    with pytest.raises(ValueError, match="sentence"):
+        attention.head_view_figure(lines, LABELS[:2])
+
+
+def test_entropy_query_key_ablation_and_prediction_figures():
+    weights = attention_stack()
+    entropy = analysis.head_entropy(weights)
+    fig = attention.entropy_figure(entropy, np.log2(4))
+    assert fig.data[0].z.shape == (2, 3) if hasattr(fig.data[0].z, "shape") else len(fig.data[0].z) == 2
+    per_query = np.stack([analysis.attention_entropy(weights[0, h]) for h in range(2)])
+    fig = attention.entropy_per_query_figure(per_query, LABELS, ["L1 H1", "L1 H2"])
+    assert len(fig.data) == 2 and "bits" in fig.data[0].hovertemplate
+    scores = np.random.default_rng(0).normal(size=(2, 4))
+    fig = attention.query_key_figure(scores, weights[0, :2, 1], LABELS, 1, ["L1 H1", "L1 H2"])
+    assert len(fig.data) == 4 and "1 ␣cat →" in fig.data[0].hovertemplate
+    with pytest.raises(ValueError):
+        attention.query_key_figure(scores[:, :3], weights[0, :2, 1], LABELS, 1, ["a", "b"])
+    effect = analysis.ablation_effect(np.ones((4, 3)), np.ones((4, 3)) * 1.1, np.zeros((4, 5)), np.zeros((4, 5)))
+    fig = attention.ablation_figure(effect, LABELS, ["L1 H1"])
+    assert len(fig.data) == 2 and "L1 H1" in fig.layout.title.text
+    fig = attention.predictions_figure(["cat", "dog"], np.array([0.6, 0.3]), "Top")
+    assert list(fig.data[0].y) == ["1. cat", "2. dog"]
+    with pytest.raises(ValueError):
+        attention.predictions_figure(["cat"], np.array([0.6, 0.3]), "Top")
+
+
+def test_embedding_figures():
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(4, 8))
+    fig = embeddings.vector_heatmap(matrix, LABELS, "Token embeddings")
+    assert "dim %{x}" in fig.data[0].hovertemplate and fig.data[0].y[1] == "1 ␣cat"
+    with pytest.raises(ValueError):
+        embeddings.vector_heatmap(matrix, LABELS[:3], "x")
+    pe = sinusoidal_encoding(4, 8)
+    fig = embeddings.positional_curves(pe, [0, 1, 6], LABELS)
+    assert len(fig.data) == 3 and list(fig.data[1].customdata) == LABELS and "cos" in fig.data[1].name
+    with pytest.raises(ValueError, match="do not exist"):
+        embeddings.positional_curves(pe, [8], LABELS)
+    fig = embeddings.similarity_heatmap(analysis.position_similarity(pe), LABELS)
+    assert len(fig.data[0].x) == 4
+    vocab = rng.normal(size=(30, 8))
+    projection = analysis.pca(vocab, 3)
+    here = analysis.project_onto(matrix, projection)
+    fig = embeddings.projection_figure(projection, [f"v{i}" for i in range(30)], "PCA", here, LABELS, dims=3)
+    assert len(fig.data) == 2 and isinstance(fig.data[0], go.Scatter3d)
+    assert list(fig.data[1].hovertext) == LABELS
+    fig2 = embeddings.projection_figure(analysis.pca(matrix, 2), LABELS, "PCA")
+    assert isinstance(fig2.data[0], go.Scatter) and "PC1" in fig2.layout.xaxis.title.text
+    with pytest.raises(ValueError):
+        embeddings.projection_figure(projection, LABELS, "PCA")
+
+
+def test_layer_norm_figures():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4, 8))
+    stats = analysis.layer_norm_stats(x, x / 2)
+    fig = layernorm.norm_stats_figure(stats, 1, LABELS, "layer 1 · feed-forward LN")
+    assert len(fig.data) == 4 and list(fig.data[0].x) == analysis.unique_labels(LABELS)
+    with pytest.raises(ValueError):
+        layernorm.norm_stats_figure(stats, 5, LABELS, "x")
+    fig = layernorm.norm_overview_figure(stats, LABELS, ["a", "b", "c"])
+    assert "std before LN" in fig.data[0].hovertemplate
+    fig = layernorm.norm_parameters_figure(np.ones(8), np.zeros(8), "LN")
+    assert [t.name for t in fig.data] == ["scale γ", "offset β"]
+    fig = layernorm.activation_histogram(x[0], x[0] / 2, "LN", bins=10)
+    assert len(fig.data) == 2 and sum(fig.data[0].y) == 32
+    norms = analysis.residual_norms(x)
+    fig = layernorm.residual_norm_figure(norms, ["in", "a", "b"], LABELS)
+    assert len(fig.data) == 2 and "%{y}" in fig.data[0].hovertemplate
+    with pytest.raises(ValueError):
+        layernorm.residual_norm_figure(norms, ["in", "a"], LABELS)
+
+
+def test_model_figures():
+    config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64)
+    steps = analysis.shape_walk(config, 7)
+    fig = model.architecture_figure(steps)
+    texts = [t for trace in fig.data for t in trace.text]
+    assert len(texts) == len(steps) and any("(4, 7, 7)" in t for t in texts)
+    assert {trace.name for trace in fig.data} == {"input", "layer 1", "layer 2", "output"}
+    rows = [("embedding", "token_embedding", 640), ("layer 1", "attention/query", 272)]
+    fig = model.parameter_figure(rows)
+    assert len(fig.data) == 2 and "912" in fig.layout.title.text
+    with pytest.raises(ValueError):
+        model.architecture_figure([])

@@ -1,4 +1,8 @@
-"""Transformer Encoder Explorer: the Streamlit entry point, a router and nothing more."""
+"""Transformer Encoder Explorer: the Streamlit entry point, a router and nothing more.
+
+Every page draws the shared sidebar itself (``pages.common.sidebar``): Streamlit forgets widgets of the
+entry script on reruns under AppTest, and a per-page call keeps the pages self-contained.
+"""
 
 import streamlit as st
 
@@ -6,5 +10,10 @@ st.set_page_config(page_title="Transformer Encoder Explorer", page_icon="🔍", 
 
 pages = [
     st.Page("pages/tokens.py", title="Tokens", icon="🔤", default=True),
+    st.Page("pages/embeddings.py", title="Embeddings & positions", icon="🧭", url_path="embeddings"),
+    st.Page("pages/attention.py", title="Attention", icon="👀", url_path="attention"),
+    st.Page("pages/layernorm.py", title="Layer norm & residual stream", icon="📏", url_path="layernorm"),
+    st.Page("pages/model.py", title="Model", icon="🧱", url_path="model"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
 ]
 st.navigation(pages).run()

@@ -6,15 +6,36 @@ change (their text, their model after training, their selections) lives in ``st.
 
 from __future__ import annotations
 
+import threading
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import DEFAULT_CHECKPOINT, checkpoint
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
-from explorer.inference import InferenceEngine, enable_compilation_cache
-from explorer.tokenizer import Tokenizer
+from explorer.inference import InferenceEngine, Inspection, enable_compilation_cache
+from explorer.model import init_params
+from explorer.tokenizer import Tokenized, Tokenizer, display_text
+from explorer.vocab import SPECIAL_TOKENS
 
 MODEL_KEY = "model_bundle"  # the ModelBundle every page shows for this user
+TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
+TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
+URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
+DEFAULT_TEXT = "The keys that the girl found are in the house."
+# Buckets up to this length are compiled before the first page renders; longer ones in the background.
+SYNC_WARMUP_MAX = 64
+# Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
+WINDOW = 96
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
@@ -22,12 +43,56 @@ def get_tokenizer(name: str) -> Tokenizer:
     return Tokenizer(name)
 
 
-@st.cache_resource(show_spinner="Compiling the encoder for every input length…")
+@dataclass
+class WarmupReport:
+    """Compile times of an engine's buckets (seconds per bucket length), filled once at start-up."""
+
+    seconds: dict[int, float] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_WARMUPS: dict[ModelConfig, WarmupReport] = {}
+
+
+def _warm(engine: InferenceEngine, params: Any, lengths: tuple[int, ...], report: WarmupReport) -> None:
+    for length in lengths:
+        start = time.perf_counter()
+        engine.warmup(params, (length,))
+        report.seconds[length] = time.perf_counter() - start
+
+
+@st.cache_resource(show_spinner="Compiling the encoder for short inputs…")
 def get_engine(config: ModelConfig) -> InferenceEngine:
     """One engine per architecture; its compiled programs take parameters as input, so any user's
-    trained parameters for the same config run without a compile."""
+    trained parameters for the same config run without a compile.
+
+    The buckets up to ``SYNC_WARMUP_MAX`` tokens are compiled now (a typed sentence never waits for a
+    compile); the longer buckets compile in a background thread so the first page appears quickly. Only
+    the engine's own compile cache is touched by that thread, never any user's state.
+    """
     enable_compilation_cache()
-    return InferenceEngine(config)
+    engine = InferenceEngine(config)
+    shapes = jax.eval_shape(lambda: init_params(config))
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # values do not matter for a compile
+    report = WarmupReport()
+    _WARMUPS[config] = report
+    small = tuple(b for b in engine.buckets if b <= SYNC_WARMUP_MAX)
+    large = tuple(b for b in engine.buckets if b > SYNC_WARMUP_MAX)
+    _warm(engine, params, small, report)
+
+    def background() -> None:
+        try:
+            _warm(engine, params, large, report)
+        finally:
+            report.done.set()
+
+    threading.Thread(target=background, name=f"warmup-{id(engine)}", daemon=False).start()  # finishing beats being killed mid-compile at exit
+    return engine
+
+
+def warmup_report(config: ModelConfig) -> WarmupReport | None:
+    """Compile times recorded when the engine for ``config`` was built (None before that)."""
+    return _WARMUPS.get(config)
 
 
 @st.cache_resource(show_spinner="Loading the default model…")
@@ -53,3 +118,193 @@ def current_bundle() -> ModelBundle:
 def set_bundle(bundle: ModelBundle) -> None:
     """Makes ``bundle`` the model every page shows for this user (after training or an upload)."""
     st.session_state[MODEL_KEY] = bundle
+
+
+# ----------------------------------------------------------------------------------------------------
+# The shared sentence: one text for every page, kept in session state and in the URL.
+
+
+def sync_url(name: str, value: str, default: str) -> None:
+    """Mirrors one value into the URL's query string, leaving it out when it is the default (or too long
+    to share in a link)."""
+    params = st.query_params
+    if value == default or len(value) > URL_MAX_CHARS:
+        if name in params:
+            del params[name]
+    elif params.get(name) != value:
+        params[name] = value
+
+
+def url_value(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
+    """A value from the URL's query string, parsed, or ``default`` if it is missing or unreadable."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except (ValueError, TypeError):
+        return default
+
+
+def _store_text() -> None:
+    st.session_state[TEXT_KEY] = st.session_state[TEXT_WIDGET_KEY]
+
+
+def text_box() -> None:
+    """The text area every page shows in its sidebar.
+
+    The sentence lives under ``TEXT_KEY`` in session state (not under the widget's key, which Streamlit
+    forgets when a page without the widget runs), is seeded once from ``?text=`` and mirrored back to
+    the URL, so a link shares exactly this sentence.
+    """
+    state = st.session_state
+    if TEXT_KEY not in state:
+        state[TEXT_KEY] = url_value(TEXT_KEY, DEFAULT_TEXT)
+    state[TEXT_WIDGET_KEY] = state[TEXT_KEY]
+    st.sidebar.text_area(
+        "Text",
+        key=TEXT_WIDGET_KEY,
+        on_change=_store_text,
+        height=110,
+        help="Type a sentence once and follow it through the encoder on every page (Ctrl+Enter or click "
+        "outside to apply). The text is kept in the page address, so a link shares exactly this view.",
+    )
+    sync_url(TEXT_KEY, state[TEXT_KEY], DEFAULT_TEXT)
+    if len(state[TEXT_KEY]) > URL_MAX_CHARS:
+        st.sidebar.caption(f"The text is longer than {URL_MAX_CHARS} characters, so it is not put in the link.")
+
+
+def sidebar() -> None:
+    """The thin sidebar of every page: the text box and which model the pages show."""
+    text_box()
+    bundle = current_bundle()
+    st.sidebar.markdown(f"**Model:** {bundle.source}")
+    if not bundle.trained:
+        st.sidebar.warning("Untrained model: random weights, so attention patterns and predictions are noise.")
+    else:
+        st.sidebar.caption(f"Trained on the **{bundle.task}** task.")
+    problem = default_bundle()[1]
+    if problem and bundle is default_bundle()[0]:
+        st.sidebar.caption(problem)
+
+
+def current_text() -> str:
+    value = st.session_state.get(TEXT_KEY, DEFAULT_TEXT)
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """The current text against the current model: tokens, model ids and the engine to run them."""
+
+    bundle: ModelBundle
+    tokenizer: Tokenizer
+    tokenized: Tokenized
+    model_ids: np.ndarray  # [T] int32
+    unknown: np.ndarray  # [T] bool: not in the model's vocabulary, fed as [UNK]
+    labels: list[str]  # token text with visible whitespace; unknown ones end in "[UNK]"
+    engine: InferenceEngine
+
+    def run(self, head_mask: np.ndarray | None = None, causal: bool = False, model_ids: np.ndarray | None = None) -> Inspection:
+        ids = self.model_ids if model_ids is None else model_ids
+        return self.engine.run(self.bundle.params, ids, head_mask=head_mask, causal=causal)
+
+    def __len__(self) -> int:
+        return len(self.model_ids)
+
+
+def prepare(text: str, bundle: ModelBundle, messages: bool = True) -> Sentence | None:
+    """Tokenizes ``text`` for ``bundle`` and explains on the page anything the user should know.
+
+    Returns None (after an ``st.info``) when there is nothing to run: empty or whitespace-only text.
+    """
+    tokenizer = get_tokenizer(bundle.vocab.encoding)
+    if not text.strip():
+        if messages:
+            what = "empty" if not text else "only whitespace"
+            st.info(f"The text is {what}: type a sentence in the **Text** box in the sidebar to see it go through the encoder.")
+        return None
+    tokenized = tokenizer.encode(text, bundle.config.max_len)
+    model_ids, unknown = bundle.vocab.to_model_ids(tokenized.ids)
+    labels = [f"{label} [UNK]" if unk else label for label, unk in zip(tokenized.labels, unknown)]
+    if messages:
+        if tokenizer.notice:
+            st.info(tokenizer.notice)
+        notice = tokenized.truncation_message()
+        if notice:
+            st.warning(notice)
+        if unknown.any():
+            examples = ", ".join(dict.fromkeys(tokenized.labels[i] for i in np.nonzero(unknown)[0]))
+            if len(examples) > 120:
+                examples = examples[:120] + "…"
+            st.warning(
+                f"{int(unknown.sum())} of {len(unknown)} tokens are not in this model's {bundle.vocab.size}-token "
+                f"vocabulary and are fed to it as [UNK]: {examples}"
+            )
+        if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text[:100_000]):
+            st.caption("The text contains control characters; tokens show them as <0x..> codes.")
+    engine = get_engine(bundle.config)
+    return Sentence(bundle, tokenizer, tokenized, model_ids, unknown, labels, engine)
+
+
+def current_sentence(messages: bool = True) -> Sentence | None:
+    """The shared text against this user's model (see ``prepare``)."""
+    return prepare(current_text(), current_bundle(), messages)
+
+
+def model_token_labels(bundle: ModelBundle) -> list[str]:
+    """A readable label for every row of the model's vocabulary (specials included)."""
+    return _vocab_labels(bundle.vocab.encoding, bundle.vocab.tiktoken_ids)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _vocab_labels(encoding: str, tiktoken_ids: tuple[int, ...]) -> list[str]:
+    tokenizer = get_tokenizer(encoding)
+    return list(SPECIAL_TOKENS) + [display_text(tokenizer.piece(t)) for t in tiktoken_ids]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Drawing helpers
+
+
+def plotly_config(name: str) -> dict[str, Any]:
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+
+
+def chart(
+    fig: go.Figure,
+    key: str,
+    csv: Callable[[], str] | None = None,
+    json: Callable[[], str] | None = None,
+) -> None:
+    """Draws a figure (PNG download in its toolbar) and offers its numbers as CSV and/or JSON.
+
+    ``csv``/``json`` are callables: they run only when someone clicks, so a rerun serialises nothing.
+    """
+    st.plotly_chart(fig, key=key, config=plotly_config(key))
+    if csv is None and json is None:
+        return
+    columns = st.columns([1, 1, 6])
+    if csv is not None:
+        columns[0].download_button("CSV", csv, file_name=f"{key}.csv", mime="text/csv", key=f"{key}_csv",
+                                   on_click="ignore", type="tertiary", icon=":material/download:")
+    if json is not None:
+        columns[1].download_button("JSON", json, file_name=f"{key}.json", mime="application/json",
+                                   key=f"{key}_json", on_click="ignore", type="tertiary", icon=":material/download:")
+
+
+def window_control(length: int, key: str) -> slice:
+    """For inputs longer than ``WINDOW`` tokens, a slider that pages through positions; else all of them."""
+    if length <= WINDOW:
+        return slice(0, length)
+    st.session_state.setdefault(key, 0)
+    if st.session_state[key] > length - WINDOW:  # the text got shorter since the slider was set
+        st.session_state[key] = length - WINDOW
+    start = st.slider(
+        f"Long input: show positions from (window of {WINDOW})",
+        min_value=0,
+        max_value=length - WINDOW,
+        step=8,
+        key=key,
+    )
+    return slice(start, start + WINDOW)

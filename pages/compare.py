@@ -1,0 +1,53 @@
+"""Compare page: two sentences side by side on the same layer and heads."""
+
+import streamlit as st
+
+from explorer import analysis, export
+from explorer.figures import attention as figs
+from pages.common import WINDOW, chart, current_bundle, current_text, prepare, sidebar, sync_url, url_value
+
+sidebar()
+st.title("Compare")
+st.caption("The sentence from the sidebar (A) next to a second one (B), through the same heads.")
+
+DEFAULT_B = "The key that the girls found is in the house."
+bundle = current_bundle()
+config = bundle.config
+st.session_state.setdefault("compare_text", url_value("compare", DEFAULT_B))
+text_b = st.text_area("Second sentence (B)", key="compare_text", height=80)
+sync_url("compare", text_b, DEFAULT_B)
+
+layer_options = list(range(1, config.num_layers + 1))
+head_options = list(range(1, config.num_heads + 1))
+st.session_state.setdefault("compare_layer", layer_options[0])
+st.session_state.setdefault("compare_heads", head_options[:2])
+c1, c2 = st.columns([1, 3])
+layer = c1.selectbox("Layer", layer_options, key="compare_layer", format_func=lambda v: f"L{v}")
+heads = c2.pills("Heads", head_options, selection_mode="multi", key="compare_heads", format_func=lambda v: f"H{v}")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("A")
+    a = prepare(current_text(), bundle)
+with right:
+    st.subheader("B")
+    b = prepare(text_b, bundle)
+if a is None or b is None:
+    st.stop()
+if not heads:
+    st.info("Choose at least one head.")
+    st.stop()
+
+runs = [(a, a.run(), "a", left), (b, b.run(), "b", right)]
+for sentence, out, name, column in runs:
+    with column:
+        if len(sentence) > WINDOW:
+            st.caption(f"Showing the first {WINDOW} of {len(sentence)} tokens.")
+        view = slice(0, min(len(sentence), WINDOW))
+        for head in sorted(heads):
+            weights = out.attention_weights[layer - 1, head - 1]
+            chart(figs.attention_heatmap(weights[view, view], sentence.labels[view], f"{name.upper()} · layer {layer} · head {head}"),
+                  f"compare_{name}_{head}",
+                  csv=lambda w=weights, s=sentence: export.matrix_csv(w, s.labels, s.labels, "query \\ key"))
+        entropy = analysis.attention_entropy(out.attention_weights[layer - 1]).mean(-1)
+        st.caption("Mean entropy per head (bits): " + ", ".join(f"H{h + 1} {e:.2f}" for h, e in enumerate(entropy)))

@@ -1,0 +1,212 @@
+"""Every page under Streamlit's AppTest: it renders, its widgets work, bad input gives a message, not a
+traceback, and the URL carries the text and the attention selection."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+PAGES = {
+    "pages/tokens.py": "Tokens",
+    "pages/embeddings.py": "Embeddings & positions",
+    "pages/attention.py": "Attention",
+    "pages/layernorm.py": "Layer norm & residual stream",
+    "pages/model.py": "Model",
+    "pages/compare.py": "Compare",
+}
+BAD_INPUTS = {
+    "empty": "",
+    "spaces": "   \n\t ",
+    "huge": "word " * 20_000,  # 100k characters: far beyond 512 tokens
+    "scripts": "Emoji 😀👩‍👩‍👧 CJK 漢字かな RTL שלום مرحبا",
+    "control": "bell\x07 null\x00 escape\x1b[31m end",
+    "special": "<|endoftext|> The cat <|endoftext|>",
+}
+
+
+def app(page: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+def set_text(at: AppTest, text: str) -> AppTest:
+    at.text_area(key="sidebar_text").set_value(text).run()
+    return at
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def array(value) -> np.ndarray:
+    """Plotly sends numpy arrays as base64 typed arrays; nested lists stay lists."""
+    if isinstance(value, dict) and "bdata" in value:
+        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = [int(n) for n in str(value.get("shape", len(data))).split(",")]
+        return data.reshape(shape)
+    return np.asarray(value)
+
+
+def titles(at: AppTest) -> list[str]:
+    return [fig["layout"].get("title", {}).get("text", "") for fig in figures(at)]
+
+
+def assert_ok(at: AppTest, title: str) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == [title]
+
+
+@pytest.mark.parametrize("page,title", PAGES.items())
+def test_page_renders_with_default_text(page, title):
+    at = app(page)
+    assert_ok(at, title)
+    assert at.get("plotly_chart"), f"{page} drew no chart"
+    assert any("Model:" in m.value for m in at.sidebar.markdown), "the sidebar names the model"
+    assert at.text_area(key="sidebar_text").label == "Text"
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+@pytest.mark.parametrize("page,title", PAGES.items())
+def test_bad_input_gives_a_message_not_a_traceback(page, title, name):
+    at = set_text(app(page), BAD_INPUTS[name])
+    assert_ok(at, title)
+    messages = " ".join(m.value for m in [*at.info, *at.warning])
+    if name in ("empty", "spaces") and page != "pages/model.py":
+        assert "type a sentence" in messages
+    if name == "huge":
+        assert "only the first 512" in messages or page == "pages/model.py"
+
+
+def test_text_is_shared_across_pages():
+    at = set_text(app(), "Mary lost her key in the garden.")
+    at.switch_page("pages/attention.py").run()
+    assert at.text_area(key="sidebar_text").value == "Mary lost her key in the garden."
+    assert any("2 ␣her" in fig["data"][0]["y"] for fig in figures(at))
+
+
+def test_url_carries_text_and_attention_selection():
+    at = app("pages/attention.py", text="Anna met Tom.", layer="2", head="1,3")
+    assert_ok(at, "Attention")
+    assert at.text_area(key="sidebar_text").value == "Anna met Tom."
+    assert sorted(titles(at)) == ["Layer 2 · head 1", "Layer 2 · head 3"]
+    set_text(at, "Anna met Tom again.")
+    assert at.query_params["text"] == ["Anna met Tom again."] or at.query_params["text"] == "Anna met Tom again."
+
+
+def test_unreadable_url_values_fall_back_to_defaults():
+    at = app("pages/attention.py", layer="99", head="x")
+    assert_ok(at, "Attention")
+    assert len(at.get("plotly_chart")) == 4  # layer 1, all heads
+
+
+def test_tokens_page_chips_metrics_and_encoding():
+    at = set_text(app(), "Hello <b>world</b> 😀")
+    assert_ok(at, "Tokens")
+    body = at.get("html")[0].proto.body
+    assert "&lt;" in body and "<b>world" not in body  # token text is escaped, never rendered as HTML
+    assert at.metric[0].label == "Tokens" and int(at.metric[0].value) > 3
+    at.selectbox(key="tokens_encoding").set_value("o200k_base").run()
+    assert_ok(at, "Tokens")
+    assert any("o200k_base" in m.value for m in at.info)
+
+
+def test_attention_page_widgets_and_views():
+    at = app("pages/attention.py")
+    assert_ok(at, "Attention")
+    charts = figures(at)
+    assert len(charts) == 4
+    assert "→" in charts[0]["data"][0]["hovertemplate"]
+    at.pills(key="attention_heads").set_value([2]).run()
+    assert titles(at) == ["Layer 1 · head 2"]
+    at.pills(key="attention_layers").set_value([1, 2]).run()
+    assert titles(at) == ["Layer 1 · head 2", "Layer 2 · head 2"]
+    at.toggle(key="attention_causal").set_value(True).run()
+    assert_ok(at, "Attention")
+    z = array(figures(at)[0]["data"][0]["z"])
+    assert z[0, 1] == 0.0 and np.all(np.triu(z, 1) == 0)  # the first token cannot see the second under a causal mask
+    at.slider(key="attention_threshold").set_value(0.5).run()
+    assert_ok(at, "Attention")
+    for view in ["Overview grid", "Head view", "Mean & entropy", "Query / key", "Head ablation"]:
+        at.segmented_control(key="attention_view").set_value(view).run()
+        assert_ok(at, "Attention")
+        assert len(at.get("plotly_chart")) > 2, view
+    at.pills(key="attention_ablate").set_value(["L1 H1", "L2 H2"]).run()
+    assert_ok(at, "Attention")
+    assert any("switching off L1 H1, L2 H2" in t for t in titles(at))
+    predict = at.selectbox(key="attention_predict")
+    predict.set_value(predict.options[2]).run()
+    assert_ok(at, "Attention")
+    assert any(t.startswith("Top predictions") for t in titles(at))
+
+
+def test_attention_page_pages_long_inputs():
+    at = set_text(app("pages/attention.py"), "the cat sat " * 100)
+    assert_ok(at, "Attention")
+    fig = figures(at)[0]
+    assert len(fig["data"][0]["y"]) == 96  # a window, not 300 x 300
+    at.slider(key="attention_window").set_value(96).run()
+    assert_ok(at, "Attention")
+    assert figures(at)[0]["data"][0]["y"][0].startswith("96 ")
+    at.segmented_control(key="attention_view").set_value("Overview grid").run()
+    assert_ok(at, "Attention")
+
+
+def test_embeddings_page_views():
+    at = app("pages/embeddings.py")
+    for view in ["Positional encoding", "Sum into layer 1", "Position similarity", "Projection (PCA)"]:
+        at.segmented_control(key="embeddings_view").set_value(view).run()
+        assert_ok(at, "Embeddings & positions")
+        assert at.get("plotly_chart"), view
+    at.segmented_control(key="embeddings_projection_dims").set_value("3D").run()
+    assert figures(at)[0]["data"][0]["type"] == "scatter3d"
+    at.segmented_control(key="embeddings_projection_what").set_value("This sentence only").run()
+    assert_ok(at, "Embeddings & positions")
+    at.segmented_control(key="embeddings_view").set_value("Positional encoding").run()
+    at.multiselect(key="embeddings_dims").set_value([]).run()
+    assert any("at least one dimension" in m.value for m in at.info)
+
+
+def test_layernorm_page():
+    at = app("pages/layernorm.py")
+    assert_ok(at, "Layer norm & residual stream")
+    options = at.selectbox(key="layernorm_which").options
+    at.selectbox(key="layernorm_which").set_value(options[-1]).run()
+    assert_ok(at, "Layer norm & residual stream")
+    assert any(options[-1] in t for t in titles(at))
+    assert any("Residual-stream norm" in t for t in titles(at))
+
+
+def test_model_page_shapes_and_jit():
+    at = set_text(app("pages/model.py"), "one two three four five")
+    assert_ok(at, "Model")
+    arch = figures(at)[0]
+    texts = [t for trace in arch["data"] for t in trace["text"]]
+    assert any("(4, 5, 5)" in t for t in texts)  # [H, T, T] for this 5-token input
+    at.toggle(key="model_show_jit").set_value(True).run()
+    assert_ok(at, "Model")
+    assert any("FLOPs" in m.label for m in at.metric)
+    assert at.code and "dot_general" in at.code[0].value
+
+
+def test_compare_page():
+    at = app("pages/compare.py")
+    assert_ok(at, "Compare")
+    assert len(at.get("plotly_chart")) == 4
+    at.text_area(key="compare_text").set_value("").run()
+    assert_ok(at, "Compare")
+    assert any("empty" in m.value for m in at.info)
+    at.text_area(key="compare_text").set_value("A dog runs.").run()
+    at.pills(key="compare_heads").set_value([3]).run()
+    assert sorted(titles(at)) == ["A · layer 1 · head 3", "B · layer 1 · head 3"]

@@ -1,0 +1,158 @@
+"""``python -m explorer train``: train a model from the command line and save it as a checkpoint.
+
+  python -m explorer train --task {mlm,causal,reverse,sort,copy} --steps N --out PATH [--json]
+
+A progress bar goes to stderr when it is a terminal; the summary (loss history, evaluations, steps/s)
+goes to stdout, as JSON with ``--json``. The loop itself lives in ``explorer.trainer``: this module only
+parses arguments, draws the bar and saves the result. Exit status: 0 when training finished, 1 when it
+blew up (the last finite parameters are still saved), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from explorer.bundle import TASKS
+
+EXIT_DIVERGED = 1
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Registers the ``train`` subcommand on ``subparsers`` (and ``run_train`` as its handler)."""
+    from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
+
+    defaults = ModelConfig()
+    train = subparsers.add_parser("train", help="train a model on a task and save a checkpoint")
+    train.add_argument("--task", choices=TASKS, default="mlm", help="what to learn (default: mlm)")
+    train.add_argument("--steps", type=int, default=2000, help="training steps (default: 2000)")
+    train.add_argument("--out", required=True, help="where to write the .npz checkpoint")
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
+    train.add_argument("--text", help="a UTF-8 .txt file to train mlm/causal on (default: the bundled corpus)")
+    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--seq-len", type=int, help="training sequence length (default: 64 text, 16 toy)")
+    train.add_argument("--warmup", type=int, default=100, help="warm-up steps (default: 100)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--layers", type=int, default=defaults.num_layers)
+    train.add_argument("--heads", type=int, default=defaults.num_heads)
+    train.add_argument("--d-model", type=int, default=defaults.d_model)
+    train.add_argument("--ffn", type=int, help="feed-forward width (default: 4 x d_model)")
+    train.add_argument("--vocab-size", type=int, default=defaults.vocab_size)
+    train.add_argument("--max-len", type=int, default=defaults.max_len, help="longest input the model accepts")
+    train.add_argument("--positional", choices=POSITIONAL_KINDS, default=defaults.positional)
+    train.add_argument("--layer-norm", choices=LAYER_NORM_PLACEMENTS, default=defaults.layer_norm)
+    train.add_argument("--steps-per-chunk", type=int, default=50, help="steps fused into one compiled call")
+    train.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
+    train.set_defaults(run=run_train)
+    return train
+
+
+class _ProgressBar:
+    """A one-line bar on stderr, redrawn at most ~10 times a second; silent when stderr is not a terminal."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, status) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and status.step < status.total_steps:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * status.progress)
+        loss = f"loss {status.loss[-1]:.4f}" if status.loss else "compiling…"
+        rate = f"{status.steps_per_second:.0f} steps/s" if status.steps_per_second else ""
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {status.step}/{status.total_steps} {loss} {rate}   "
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Trains as ``args`` say, saves the checkpoint atomically, prints the summary."""
+    from explorer import checkpoint
+    from explorer.config import ModelConfig
+    from explorer.trainer import DIVERGED, Trainer
+    from explorer.training import default_train_config
+
+    model_config = ModelConfig(
+        vocab_size=args.vocab_size,
+        d_model=args.d_model,
+        num_heads=args.heads,
+        num_layers=args.layers,
+        ffn_size=args.ffn or 4 * args.d_model,
+        max_len=args.max_len,
+        positional=args.positional,
+        layer_norm=args.layer_norm,
+    )
+    changes = dict(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_steps=args.warmup,
+        seed=args.seed,
+        steps_per_chunk=args.steps_per_chunk,
+        eval_every=args.eval_every,
+    )
+    if args.seq_len:
+        changes["seq_len"] = args.seq_len
+    train_config = default_train_config(args.task, **changes)
+    text = None
+    if args.text:
+        if args.task not in ("mlm", "causal"):
+            raise ValueError("--text trains the text tasks (mlm, causal); the toy tasks make their own data.")
+        text = Path(args.text).read_text(encoding="utf-8", errors="replace")
+
+    trainer = Trainer(model_config, train_config, text=text)
+    bar = _ProgressBar()
+    try:
+        status = trainer.run(bar)
+    finally:
+        bar.close()
+    summary = status.summary()
+    bundle = trainer.bundle()
+    info = dict(bundle.info)
+    info.update(
+        steps_per_second=summary["steps_per_second"],
+        eval=summary["eval"][-1:] if summary["eval"] else [],
+        attention_closeness=summary["attention_closeness"],
+        command=" ".join(["python -m explorer", *sys.argv[1:]]) if sys.argv[0].endswith("__main__.py") else None,
+    )
+    path = checkpoint.save(bundle, args.out, info=info)
+    summary["checkpoint"] = str(path)
+    summary["checkpoint_bytes"] = path.stat().st_size
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    if status.state == DIVERGED:
+        print(f"warning: {status.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"task {summary['task']}: {summary['state']} after {summary['steps']} steps ({summary['message']})")
+    if summary["final_train_loss"] is not None:
+        print(f"final train loss {summary['final_train_loss']:.4f}, accuracy {summary['final_train_accuracy']:.3f}")
+    for row in summary["eval"]:
+        print(f"  eval @ step {row['step']:>6}: loss {row['loss']:.4f}  accuracy {row['accuracy']:.3f}")
+    print(f"{summary['steps_per_second']} steps/s, {summary['elapsed_seconds']} s training")
+    if summary["attention_closeness"] is not None:
+        print("attention closeness to the ideal pattern (rows: layers, columns: heads):")
+        for layer, row in enumerate(summary["attention_closeness"]):
+            print(f"  layer {layer + 1}: " + "  ".join(f"{v:.2f}" for v in row))
+    print(f"saved {summary['checkpoint']} ({summary['checkpoint_bytes'] / 1024:.0f} KB)")

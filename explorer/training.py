@@ -1,0 +1,363 @@
+"""The training loop's pure parts: config, state, loss, and jitted steps fused with ``lax.scan``.
+
+Glossary of shapes:
+  K: steps fused into one compiled call
+  B: batch size, T: sequence length, V: vocabulary size
+  G: parameter groups (embedding, each layer, output head)
+  E: evaluation batches
+
+Why steps are fused: a step of the default model costs a few milliseconds of arithmetic, and a jitted
+call from Python costs dispatch, argument handling, and (past glibc's mmap threshold) fresh page-faulted
+scratch memory each time. ``lax.scan`` runs K steps, sampling each batch on device, in one call, so the
+Python loop wakes only to read metrics -- which it does once per chunk, because reading a value blocks
+JAX's asynchronous dispatch.
+
+Blow-ups: a step whose loss, gradient or new parameters are not finite is not applied; the state is
+flagged ``diverged`` and every later step in the chunk is a no-op, so the parameters kept are the last
+finite ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from explorer.config import ModelConfig
+from explorer.model import build_model, init_params
+from explorer.tasks import Batch, TaskSpec, sample_batch, sample_batches
+
+DEFAULT_SEQ_LEN = {"mlm": 64, "causal": 64, "reverse": 16, "sort": 16, "copy": 16}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the architecture is a separate ``ModelConfig``)."""
+
+    task: str = "mlm"
+    steps: int = 2000
+    batch_size: int = 32
+    seq_len: int = 64  # training windows are short; sinusoidal positions still let the app run longer text
+    learning_rate: float = 3e-3  # peak after warm-up; small post-LN models tolerate this with clipping
+    warmup_steps: int = 100  # Adam's early moment estimates are noisy; ramping up avoids a post-LN blow-up
+    end_lr_fraction: float = 0.1  # cosine decay to 10% of peak: late steps refine instead of bouncing
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0  # clip_by_global_norm: a single bad batch cannot throw the weights away
+    steps_per_chunk: int = 20  # steps per compiled call: ~0.3 s at the default size, so the UI stays live
+    eval_every: int = 100  # steps between evaluations on held-out data
+    eval_batches: int = 4
+    seed: int = 0
+    mask_rate: float = 0.15
+    num_symbols: int = 16
+    copy_offset: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "steps_per_chunk", "eval_every", "eval_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}.")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.clip_norm <= 0:
+            raise ValueError("warmup_steps and weight_decay must be >= 0 and clip_norm > 0.")
+        self.task_spec  # validates the task fields  # noqa: B018
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return TaskSpec(
+            task=self.task,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            mask_rate=self.mask_rate,
+            num_symbols=self.num_symbols,
+            copy_offset=self.copy_offset,
+        )
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def default_train_config(task: str, **changes) -> TrainConfig:
+    """A config with the task's default sequence length (toy tasks use short sequences)."""
+    return TrainConfig(task=task, seq_len=DEFAULT_SEQ_LEN[task]).replace(**changes)
+
+
+class TrainState(NamedTuple):
+    flat_params: jax.Array  # [P] every parameter in one vector (see ParamLayout)
+    opt_state: optax.OptState
+    rng: jax.Array  # [2] PRNG key for batches and dropout
+    step: jax.Array  # [] int32 steps applied so far
+    diverged: jax.Array  # [] bool: a non-finite step happened; params are the last finite ones
+
+
+def _group_of(module: str) -> str:
+    if module.startswith("encoder/layer_"):
+        return f"layer {int(module.split('/')[1].split('_')[1]) + 1}"
+    if module in ("encoder/token_embedding", "encoder"):  # "encoder" holds a learned positional table
+        return "embedding"
+    return "output"
+
+
+@functools.lru_cache(maxsize=16)
+def init_params_shapes(model_config: ModelConfig) -> hk.Params:
+    """Parameter shapes only, without allocating or running anything."""
+    return jax.eval_shape(lambda: init_params(model_config, 0))
+
+
+class ParamLayout:
+    """Every parameter of a model in one flat vector, and how to get the Haiku dict back.
+
+    Why flat: the optimizer, the finite-check, the keep-or-apply select and the per-group telemetry then
+    run as a handful of vector operations instead of a few operations per parameter array (~35 arrays
+    for the default model). That shortens the compiled step and, on a CPU where every small kernel has a
+    fixed cost, its run time too.
+    """
+
+    def __init__(self, model_config: ModelConfig):
+        shapes = init_params_shapes(model_config)
+        zeros = jax.tree.map(lambda leaf: np.zeros(leaf.shape, np.float32), shapes)
+        flat, self._unravel = ravel_pytree(zeros)
+        self.size = int(flat.size)
+        groups = sorted(
+            {_group_of(m) for m in shapes},
+            key=lambda g: (g != "embedding", g == "output", int(g.split()[1]) if g.startswith("layer") else 0),
+        )
+        self.groups: tuple[str, ...] = tuple(groups)
+        group_tree = hk.data_structures.map(
+            lambda module, _name, leaf: np.full(leaf.shape, groups.index(_group_of(module)), np.float32), shapes
+        )
+        # Weight decay applies to matrices and embeddings, not to biases or layer-norm gains.
+        decay_tree = hk.data_structures.map(
+            lambda _module, name, leaf: np.full(leaf.shape, float(name in ("w", "embeddings")), np.float32), shapes
+        )
+        self.group_ids = np.asarray(ravel_pytree(group_tree)[0]).astype(np.int32)  # [P]
+        self.decay_mask = np.asarray(ravel_pytree(decay_tree)[0])  # [P]
+
+    def flatten(self, params: hk.Params) -> jax.Array:
+        return ravel_pytree(params)[0]  # [P]
+
+    def unflatten(self, flat: jax.Array) -> hk.Params:
+        return self._unravel(flat)
+
+    def group_norms(self, flat: jax.Array) -> jax.Array:
+        """L2 norm of each group's entries: ``[P]`` -> ``[G]``."""
+        squares = jax.ops.segment_sum(jnp.square(flat), self.group_ids, num_segments=len(self.groups))  # [G]
+        return jnp.sqrt(squares)
+
+
+@functools.lru_cache(maxsize=16)
+def param_layout(model_config: ModelConfig) -> ParamLayout:
+    return ParamLayout(model_config)
+
+
+def parameter_groups(model_config: ModelConfig) -> tuple[str, ...]:
+    """Group names for telemetry, in display order: ``embedding``, ``layer 1`` ... ``layer L``, ``output``."""
+    return param_layout(model_config).groups
+
+
+def _decoupled_weight_decay(rate: float, mask: np.ndarray) -> optax.GradientTransformation:
+    """AdamW's decay term ``rate * mask * params`` for a flat parameter vector."""
+
+    def update(updates, state, params):
+        return updates + rate * mask * params, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def make_optimizer(config: TrainConfig, layout: ParamLayout) -> optax.GradientTransformation:
+    """Clip by global norm, then AdamW on a warm-up + cosine-decay schedule (no decay on norms/biases)."""
+    warmup = min(config.warmup_steps, max(config.steps - 1, 0))
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(config.steps, warmup + 1),
+        end_value=config.learning_rate * config.end_lr_fraction,
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.scale_by_adam(),
+        _decoupled_weight_decay(config.weight_decay, layout.decay_mask),
+        optax.scale_by_learning_rate(schedule),
+    )
+
+
+def init_state(model_config: ModelConfig, train_config: TrainConfig, params: hk.Params | None = None) -> TrainState:
+    """Fresh parameters (or the given ones) and optimizer state, seeded by ``train_config.seed``."""
+    layout = param_layout(model_config)
+    optimizer = make_optimizer(train_config, layout)
+
+    @jax.jit
+    def build(params):
+        if params is None:
+            params = init_params(model_config, train_config.seed)
+        flat = layout.flatten(params)
+        return TrainState(
+            flat_params=flat,
+            opt_state=optimizer.init(flat),
+            rng=jax.random.PRNGKey(train_config.seed + 1),  # +1: batches must not reuse the init key
+            step=jnp.int32(0),
+            diverged=jnp.bool_(False),
+        )
+
+    return build(params)
+
+
+def state_params(model_config: ModelConfig, state: TrainState) -> hk.Params:
+    """The Haiku parameter dict of a training state (device arrays)."""
+    return _unflatten_jit(model_config)(state.flat_params)
+
+
+@functools.lru_cache(maxsize=16)
+def _unflatten_jit(model_config: ModelConfig):
+    return jax.jit(param_layout(model_config).unflatten)
+
+
+OUTPUT_HEAD = "encoder/output_head"  # the Linear that maps the final hidden state to logits (model.py)
+
+
+def scored_logits(params: hk.Params, final_hidden: jax.Array, positions: jax.Array) -> jax.Array:
+    """Logits at the scored positions only: ``[B, T, D]`` hidden, ``[B, P]`` positions -> ``[B, P, V]``.
+
+    The encoder computes logits everywhere; training reads its ``final_hidden`` instead and applies the
+    output head here, so XLA drops the unused full ``[B, T, V]`` product (for mlm, P is 15% of T).
+    """
+    hidden = jnp.take_along_axis(final_hidden, positions[..., None], axis=1)  # [B, P, D]
+    head = params[OUTPUT_HEAD]
+    return hidden @ head["w"] + head["b"]  # [B, P, V]
+
+
+def weighted_loss(
+    logits: jax.Array,  # [B, P, V]
+    targets: jax.Array,  # [B, P]
+    weights: jax.Array,  # [B, P]
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sums of cross-entropy and of correct predictions over weighted positions, and the weight total."""
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # [B, P]
+    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)  # [B, P]
+    return jnp.sum(losses * weights), jnp.sum(correct * weights), jnp.sum(weights)
+
+
+class TrainFunctions(NamedTuple):
+    """The compiled functions of one (model, training) configuration."""
+
+    step: object  # (state, source) -> (state, metrics): one sampled step per call (the unfused loop)
+    chunk: object  # (state, source, active [K]) -> (state, metrics [K]): K fused steps
+    inspect: object  # (params, eval_source, probe_inputs [1, T'], probe_positions [1, P']) -> dict
+
+
+def make_step_fn(model_config: ModelConfig, train_config: TrainConfig):
+    """The pure training step ``(state, batch, active) -> (state, metrics)`` (not jitted).
+
+    A step with ``active`` False, or after the state diverged, leaves the state unchanged.
+    """
+    model = build_model(model_config)
+    layout = param_layout(model_config)
+    optimizer = make_optimizer(train_config, layout)
+    causal = train_config.task_spec.causal
+
+    def loss_fn(flat_params, batch: Batch, rng):
+        params = layout.unflatten(flat_params)
+        output = model.apply(params, rng, batch.inputs, batch.input_mask, causal=causal, is_training=True)
+        logits = scored_logits(params, output.final_hidden, batch.positions)  # [B, P, V]
+        loss, correct, count = weighted_loss(logits, batch.targets, batch.weights)
+        count = jnp.maximum(count, 1.0)
+        return loss / count, correct / count
+
+    def step(state: TrainState, batch: Batch, active: jax.Array) -> tuple[TrainState, dict]:
+        rng, dropout_rng = jax.random.split(state.rng)
+        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.flat_params, batch, dropout_rng)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.flat_params)  # [P]
+        params = state.flat_params + updates  # [P]
+        grad_norm = jnp.linalg.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.all(jnp.isfinite(params))
+        apply = active & finite & ~state.diverged
+        new_state = TrainState(
+            flat_params=jnp.where(apply, params, state.flat_params),
+            opt_state=jax.tree.map(lambda n, o: jnp.where(apply, n, o), opt_state, state.opt_state),
+            rng=jnp.where(active, rng, state.rng),
+            step=state.step + apply.astype(jnp.int32),
+            diverged=state.diverged | (active & ~finite),
+        )
+        weight_norms = layout.group_norms(state.flat_params)  # [G]
+        metrics = {
+            "loss": loss,
+            "accuracy": accuracy,
+            "grad_norm": grad_norm,
+            "group_grad_norms": layout.group_norms(grads),  # [G]
+            "group_update_ratios": layout.group_norms(updates) / jnp.maximum(weight_norms, 1e-12),  # [G]
+            "applied": apply,
+            "step": new_state.step,
+        }
+        return new_state, metrics
+
+    return step
+
+
+@functools.lru_cache(maxsize=8)
+def compile_functions(model_config: ModelConfig, train_config: TrainConfig) -> TrainFunctions:
+    """Jitted step, fused chunk, and inspection (evaluation + probe) for one pair of configs.
+
+    The number of fused steps is the length of ``active``, a static shape: one compile per chunk size.
+    Steps whose ``active`` flag is False change nothing, so a run that ends mid-chunk needs no second
+    program. Cached per pair of (hashable, frozen) configs: a reset or a second trainer with the same
+    settings reuses the compiled programs.
+    """
+    spec = train_config.task_spec
+    step = make_step_fn(model_config, train_config)
+    model = build_model(model_config)
+
+    def sampled_step(state: TrainState, source: jax.Array, active: jax.Array):
+        batch_rng, rng = jax.random.split(state.rng)
+        batch = sample_batch(spec, source, batch_rng)
+        return step(state._replace(rng=jnp.where(active, rng, state.rng)), batch, active)
+
+    def chunk(state: TrainState, source: jax.Array, active: jax.Array):
+        return jax.lax.scan(lambda s, a: sampled_step(s, source, a), state, active)
+
+    def inspect(params: hk.Params, eval_source: jax.Array, probe_inputs: jax.Array, probe_positions: jax.Array):
+        """Held-out loss/accuracy, and the probe's attention and predictions: one compiled program,
+        because on this CPU each distinct program costs seconds to compile and microseconds to run."""
+        batches = sample_batches(
+            spec, eval_source, jax.random.PRNGKey(10_000 + train_config.seed), train_config.eval_batches
+        )
+
+        def one(batch: Batch):
+            output = model.apply(params, None, batch.inputs, batch.input_mask, causal=spec.causal)
+            logits = scored_logits(params, output.final_hidden, batch.positions)  # [B, P, V]
+            return weighted_loss(logits, batch.targets, batch.weights)
+
+        losses, correct, counts = jax.lax.map(one, batches)  # [E] each
+        total = jnp.maximum(jnp.sum(counts), 1.0)
+        probe_mask = jnp.ones(probe_inputs.shape, bool)  # [1, T']
+        probe = model.apply(params, None, probe_inputs, probe_mask, causal=spec.causal)
+        result = {
+            "loss": jnp.sum(losses) / total,
+            "accuracy": jnp.sum(correct) / total,
+            "probe_attention": probe.attention_weights[:, 0],  # [L, H, T', T']
+            "probe_hidden": probe.final_hidden[0],  # [T', D]
+            "probe_logits": scored_logits(params, probe.final_hidden, probe_positions)[0],  # [P', V]
+        }
+        if not spec.is_text:  # attention on a whole held-out batch, to score against the ideal pattern
+            first = jax.tree.map(lambda x: x[0], batches)
+            output = model.apply(params, None, first.inputs, first.input_mask, causal=spec.causal)
+            result["eval_inputs"] = first.inputs  # [B, T]
+            result["eval_attention"] = output.attention_weights  # [L, B, H, T, T]
+        return result
+
+    return TrainFunctions(
+        step=jax.jit(lambda state, source: sampled_step(state, source, jnp.bool_(True))),
+        chunk=jax.jit(chunk),
+        inspect=jax.jit(inspect),
+    )

@@ -1,0 +1,182 @@
+"""The training loop: loss falls on every task, reverse is learned, blow-ups stop safely, the worker
+thread starts/stops/resumes, and the CLI writes a checkpoint the app can open."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from explorer import checkpoint
+from explorer.bundle import TASKS
+from explorer.config import ModelConfig
+from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED, Trainer
+from explorer.training import (
+    TrainConfig,
+    compile_functions,
+    default_train_config,
+    init_state,
+    param_layout,
+    parameter_groups,
+    state_params,
+)
+
+# Small enough to compile and train in seconds on 2 cores, big enough to learn each task. Every setting
+# is one the CLI can express, so the CLI test reuses compiled programs (compile_functions is cached).
+SMALL = ModelConfig(vocab_size=128, d_model=32, num_heads=2, num_layers=2, ffn_size=64, max_len=64)
+
+
+def small_train_config(task: str, **changes) -> TrainConfig:
+    base = dict(steps=120, batch_size=16, steps_per_chunk=20, eval_every=60, learning_rate=3e-3)
+    base.update(changes)
+    seq_len = {"mlm": 32, "causal": 32}.get(task, 8)
+    return default_train_config(task, seq_len=seq_len, **base)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache():
+    """Compiles dominate these tests; the persistent cache makes every later run fast."""
+    from explorer.inference import enable_compilation_cache
+
+    enable_compilation_cache()
+
+
+@pytest.fixture(scope="module")
+def finished_runs():
+    """One short run per task, shared by the tests that only read results."""
+    runs = {}
+    for task in TASKS:
+        trainer = Trainer(SMALL, small_train_config(task))
+        runs[task] = (trainer, trainer.run())
+    return runs
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_loss_falls_on_every_task(task, finished_runs):
+    trainer, status = finished_runs[task]
+    assert status.state == FINISHED, status.message
+    assert status.step == 120
+    first, last = np.mean(status.loss[:10]), np.mean(status.loss[-10:])
+    assert last < 0.85 * first, (task, first, last)
+    assert status.eval_steps[0] == 0 and status.eval_steps[-1] == 120
+    assert status.eval_loss[-1] < status.eval_loss[0]
+    # Telemetry: one row per step, one column per parameter group, all finite and positive.
+    assert status.group_grad_norms.shape == (120, len(parameter_groups(SMALL)))
+    assert np.all(np.isfinite(status.group_update_ratios)) and np.all(status.group_grad_norms > 0)
+    assert status.snapshot_steps == (0, 60, 120)
+
+
+def test_reverse_reaches_high_accuracy_with_attention_near_the_anti_diagonal():
+    config = ModelConfig(vocab_size=128, d_model=64, num_heads=4, num_layers=2, ffn_size=128, max_len=64)
+    trainer = Trainer(config, default_train_config("reverse", steps=400, seq_len=10, num_symbols=10, eval_every=400))
+    status = trainer.run()
+    assert status.eval_accuracy[-1] >= 0.95, status.summary()["eval"]
+    # Some head in the model must look where reversing needs it to.
+    assert status.closeness.shape == (2, 4)
+    assert status.closeness.max() > 0.6, status.closeness
+    snap = trainer.snapshot()
+    assert snap.step == 400 and snap.attention.shape == (2, 4, 10, 10)
+    np.testing.assert_allclose(snap.attention.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_blow_up_stops_and_keeps_the_last_finite_parameters():
+    trainer = Trainer(SMALL, small_train_config("reverse", learning_rate=1e4, warmup_steps=0, steps=200))
+    status = trainer.run()
+    assert status.state == DIVERGED
+    assert status.step < 200
+    assert "blew up" in status.message and "last finite" in status.message
+    params = trainer.bundle().params
+    assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(params))
+    # The last point on the curve is the failing step; it is not finite or the step after it is not taken.
+    assert status.steps[-1] == status.step + 1
+    assert not trainer.start()  # a diverged run does not continue; reset first
+
+
+def test_fused_chunk_matches_single_steps():
+    config = small_train_config("copy")
+    functions = compile_functions(SMALL, config)  # the same programs the copy run used
+    toy = jnp.asarray(np.arange(3, 19, dtype=np.int32))
+    fused, metrics = functions.chunk(init_state(SMALL, config), toy, jnp.ones(20, bool))
+    single = init_state(SMALL, config)
+    losses = []
+    for _ in range(20):
+        single, m = functions.step(single, toy)
+        losses.append(float(m["loss"]))
+    np.testing.assert_allclose(np.asarray(metrics["loss"]), losses, rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(fused.flat_params), np.asarray(single.flat_params), rtol=1e-3, atol=1e-5)
+    # Inactive steps change nothing.
+    same, _ = functions.chunk(fused, toy, jnp.zeros(20, bool))
+    np.testing.assert_array_equal(np.asarray(same.flat_params), np.asarray(fused.flat_params))
+    assert int(same.step) == 20
+
+
+def test_param_layout_round_trips():
+    layout = param_layout(SMALL)
+    state = init_state(SMALL, small_train_config("mlm"))
+    params = state_params(SMALL, state)
+    np.testing.assert_array_equal(np.asarray(layout.flatten(params)), np.asarray(state.flat_params))
+    assert layout.groups == ("embedding", "layer 1", "layer 2", "output")
+
+
+def test_worker_thread_start_stop_resume_reset():
+    trainer = Trainer(SMALL, small_train_config("copy", steps=100_000, steps_per_chunk=10))
+    assert trainer.start()
+    assert not trainer.start()  # already running
+    deadline = time.monotonic() + 60
+    while trainer.status().step < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert trainer.status().state == RUNNING
+    trainer.stop()
+    stopped = trainer.status()
+    assert stopped.state == STOPPED and 30 <= stopped.step < 100_000
+    assert "resume" in stopped.message
+    time.sleep(0.2)
+    assert trainer.status().step == stopped.step  # really stopped
+    assert trainer.resume()
+    while trainer.status().step < stopped.step + 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    trainer.stop()
+    assert trainer.status().step >= stopped.step + 20
+    bundle = trainer.bundle()
+    assert bundle.task == "copy" and bundle.config == SMALL and bundle.trained
+    trainer.reset()
+    fresh = trainer.status()
+    assert fresh.step == 0 and fresh.loss == () and fresh.state == "idle"
+
+
+def test_status_is_a_consistent_copy(finished_runs):
+    trainer, _ = finished_runs["sort"]
+    status = trainer.status()
+    assert len(status.steps) == len(status.loss) == len(status.accuracy) == len(status.grad_norm) == 120
+    assert list(status.steps) == list(range(1, 121))
+    summary = status.summary()
+    json.dumps(summary)  # JSON-ready
+    assert summary["steps"] == 120 and len(summary["loss_history"]) == 120
+    assert all(math.isfinite(v) for _, v in summary["loss_history"])
+
+
+def test_cli_trains_and_saves_a_checkpoint(tmp_path, capsys):
+    from explorer.cli import main
+
+    out = tmp_path / "rev.npz"
+    argv = ["train", "--task", "reverse", "--steps", "120", "--out", str(out), "--json"]
+    argv += ["--d-model", "32", "--heads", "2", "--ffn", "64", "--vocab-size", "128", "--max-len", "64"]
+    argv += ["--seq-len", "8", "--steps-per-chunk", "20", "--batch-size", "16", "--eval-every", "60"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 120 and summary["state"] == "finished"
+    assert summary["steps_per_second"] > 0 and summary["eval"] and len(summary["loss_history"]) == 120
+    bundle = checkpoint.load(out)
+    assert bundle.task == "reverse" and bundle.config.d_model == 32 and bundle.info["steps"] == 120
+
+
+def test_cli_rejects_bad_arguments(tmp_path, capsys):
+    from explorer.cli import main
+
+    assert main(["train", "--task", "reverse", "--steps", "0", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "steps" in capsys.readouterr().err

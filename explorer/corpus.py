@@ -107,13 +107,13 @@ def _sentence(rng: random.Random) -> str:
     if kind == 0:  # agreement across a prepositional attractor of the other number
         n = _number(rng)
         noun, attractor = rng.choice(_NOUNS)[n], rng.choice(_NOUNS)[1 - n]
-        return f"The {rng.choice(_ADJECTIVES)} {noun} {rng.choice(_PREPOSITIONS)} the {attractor} {rng.choice(_VERBS)[n]}."
+        return (
+            f"The {rng.choice(_ADJECTIVES)} {noun} {rng.choice(_PREPOSITIONS)} the {attractor} {rng.choice(_VERBS)[n]}."
+        )
     if kind == 1:  # agreement across a relative clause
         n, m = _number(rng), _number(rng)
         noun, inner = rng.choice(_NOUNS)[n], rng.choice(_NOUNS)[m]
-        return (
-            f"The {noun} that the {inner} {rng.choice(_TRANSITIVE)[m]} {_BE[n]} in the {rng.choice(_PLACES)}."
-        )
+        return f"The {noun} that the {inner} {rng.choice(_TRANSITIVE)[m]} {_BE[n]} in the {rng.choice(_PLACES)}."
     if kind == 2:  # two people, then pronouns that pick each out by gender
         (a, a_sub, _, _), (b, _, b_obj, _) = _two_people(rng)
         obj = rng.choice(_OBJECTS)[0]

@@ -226,7 +226,11 @@ def attention_closeness(attention_weights: np.ndarray, ideal: np.ndarray) -> np.
     """
     attention_weights = np.asarray(attention_weights)
     ideal = np.asarray(ideal)
-    if attention_weights.ndim != 5 or attention_weights.shape[1] != ideal.shape[0] or attention_weights.shape[-2:] != ideal.shape[-2:]:
+    if (
+        attention_weights.ndim != 5
+        or attention_weights.shape[1] != ideal.shape[0]
+        or attention_weights.shape[-2:] != ideal.shape[-2:]
+    ):
         raise ValueError(
             f"attention_weights {attention_weights.shape} and ideal {ideal.shape} do not describe the same "
             f"batch: expected [L, B, H, T, T] and [B, T, T]."

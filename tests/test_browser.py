@@ -1,0 +1,98 @@
+"""The running app in a real browser: `streamlit run app.py` driven by headless Debian chromium.
+
+Types a sentence, checks the tokens and the URL, switches pages, toggles a head on the Attention page and
+checks the charts that rendered, and trains a model briefly to see its loss curve.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench.appserver import AppServer, browser_page, chromium_available, exceptions_on_page, wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not chromium_available():  # `make test` installs it; a bare `pytest` on a machine without it says so
+    pytest.fail("chromium is not installed: run `make test` (or apt-get install chromium)", pytrace=False)
+
+SENTENCE = "The dogs near the table run fast."
+
+
+@pytest.fixture(scope="module")
+def app():
+    with AppServer() as server:
+        with browser_page() as page:
+            page.set_default_timeout(90_000)
+            page.goto(server.url)
+            page.get_by_role("heading", name="Tokens").wait_for()
+            wait_idle(page)
+            yield server, page
+
+
+def charts(page, text: str | None = None):
+    locator = page.locator('[data-testid="stPlotlyChart"]')
+    return locator.filter(has_text=text) if text else locator
+
+
+def go_to(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for()
+    wait_idle(page)
+
+
+def test_typing_a_sentence_updates_tokens_and_url(app):
+    _, page = app
+    box = page.get_by_label("Text")
+    box.fill(SENTENCE)
+    box.press("Control+Enter")
+    page.get_by_text("␣dogs").first.wait_for()
+    wait_idle(page)
+    assert "text=" in page.url and "dogs" in page.url
+    assert charts(page).count() >= 1
+    assert exceptions_on_page(page) == []
+
+
+def test_attention_page_heads_toggle(app):
+    _, page = app
+    go_to(page, "Attention")
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    titles = page.locator('[data-testid="stPlotlyChart"] text', has_text=re.compile(r"^Layer \d+ · head \d+$"))
+    assert titles.count() == 4  # layer 1, all four heads, by default
+    assert charts(page, "Layer 1 · head 2").count() == 1
+    heads = page.locator('[data-testid="stButtonGroup"]').filter(has_text="H1").first
+    heads.get_by_role("button", name="H2", exact=True).click()
+    wait_idle(page)
+    assert charts(page, "Layer 1 · head 2").count() == 0
+    assert titles.count() == 3
+    assert re.search(r"head=1(%2C|,)3(%2C|,)4", page.url), page.url  # the selection is in the link
+    # Heatmap axes carry the sentence's tokens.
+    assert "␣dogs" in charts(page, "Layer 1 · head 1").first.inner_text()
+    assert exceptions_on_page(page) == []
+
+
+@pytest.mark.parametrize(
+    "title", ["Embeddings & positions", "Layer norm & residual stream", "Model", "Compare", "Tokens"]
+)
+def test_every_page_renders(app, title):
+    _, page = app
+    go_to(page, title)
+    assert exceptions_on_page(page) == []
+    if title != "Model":
+        page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    assert page.get_by_label("Text").input_value() == SENTENCE  # the sentence follows every page
+
+
+def test_empty_text_gives_a_message_not_a_traceback(app):
+    _, page = app
+    go_to(page, "Attention")
+    box = page.get_by_label("Text")
+    box.fill("")
+    box.press("Control+Enter")
+    wait_idle(page)
+    assert exceptions_on_page(page) == []
+    assert page.locator('[data-testid="stAlert"]').count() >= 1
+    box.fill(SENTENCE)
+    box.press("Control+Enter")
+    wait_idle(page)

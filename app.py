@@ -15,5 +15,6 @@ pages = [
     st.Page("pages/layernorm.py", title="Layer norm & residual stream", icon="📏", url_path="layernorm"),
     st.Page("pages/model.py", title="Model", icon="🧱", url_path="model"),
     st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
 ]
 st.navigation(pages).run()

@@ -433,6 +433,10 @@ class Trainer:
             if diverged:
                 return
         with self._lock:
+            step, inspected = self._step, self._evals["step"][-1] if self._evals["step"] else None
+        if step != inspected:  # stopped between evaluations: evaluate and snapshot where it stopped
+            self._inspect(self._params(), step)
+        with self._lock:
             if self._step >= config.steps:
                 self._state_name = FINISHED
                 self._message = f"Finished {self._step} steps."

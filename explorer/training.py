@@ -195,6 +195,14 @@ def make_optimizer(config: TrainConfig, layout: ParamLayout) -> optax.GradientTr
 
 def init_state(model_config: ModelConfig, train_config: TrainConfig, params: hk.Params | None = None) -> TrainState:
     """Fresh parameters (or the given ones) and optimizer state, seeded by ``train_config.seed``."""
+    if params is None:
+        return _state_builder(model_config, train_config)(None)
+    return _state_builder(model_config, train_config)(jax.device_put(params))
+
+
+@functools.lru_cache(maxsize=8)
+def _state_builder(model_config: ModelConfig, train_config: TrainConfig):
+    """A compiled ``params | None -> TrainState`` (cached: a reset does not compile again)."""
     layout = param_layout(model_config)
     optimizer = make_optimizer(train_config, layout)
 
@@ -211,7 +219,7 @@ def init_state(model_config: ModelConfig, train_config: TrainConfig, params: hk.
             diverged=jnp.bool_(False),
         )
 
-    return build(params)
+    return build
 
 
 def state_params(model_config: ModelConfig, state: TrainState) -> hk.Params:

@@ -1,0 +1,149 @@
+"""Training figures: loss curves, gradient telemetry, closeness to the ideal attention, and the
+embedding plane of a snapshot. Pure builders for the Train page (arrays in, a Plotly figure out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish
+
+# A live curve with tens of thousands of points slows every redraw; the shape survives thinning.
+MAX_CURVE_POINTS = 1500
+
+
+def _thin(steps: np.ndarray, values: np.ndarray, limit: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Keeps at most ``limit`` points (evenly spaced, always the last one) of a curve."""
+    if len(steps) <= limit:
+        return steps, values
+    keep = np.unique(np.append(np.linspace(0, len(steps) - 1, limit).astype(int), len(steps) - 1))
+    return steps[keep], values[keep]
+
+
+def loss_figure(
+    steps: list[int] | np.ndarray,
+    loss: list[float] | np.ndarray,
+    eval_steps: list[int] | np.ndarray,
+    eval_loss: list[float] | np.ndarray,
+    title: str = "Loss",
+) -> go.Figure:
+    """Training loss per step (thin line) and held-out loss at each evaluation (markers)."""
+    steps, loss = np.asarray(steps), np.asarray(loss, np.float64)
+    eval_steps, eval_loss = np.asarray(eval_steps), np.asarray(eval_loss, np.float64)
+    if len(steps) != len(loss) or len(eval_steps) != len(eval_loss):
+        raise ValueError("Every loss value needs its step: steps and losses must have the same length.")
+    shown_steps, shown_loss = _thin(steps, loss)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=shown_steps,
+            y=np.where(np.isfinite(shown_loss), shown_loss, np.nan),
+            mode="lines",
+            name="train",
+            line={"color": PALETTE[0], "width": 1.5},
+            hovertemplate="step %{x}: train loss %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=eval_steps,
+            y=np.where(np.isfinite(eval_loss), eval_loss, np.nan),
+            mode="lines+markers",
+            name="held-out",
+            line={"color": PALETTE[1], "width": 2},
+            hovertemplate="step %{x}: held-out loss %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="cross-entropy (nats)", type="log")
+    fig.update_layout(legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+    return finish(fig, title, 320)
+
+
+def telemetry_figure(
+    steps: list[int] | np.ndarray,
+    groups: tuple[str, ...] | list[str],
+    grad_norms: np.ndarray,
+    update_ratios: np.ndarray,
+) -> go.Figure:
+    """Per-group gradient norm and update/weight ratio over steps (two panels, one line per group).
+
+    A healthy run keeps update/weight ratios around 1e-3; far above means the learning rate is too high
+    for that group, far below means it barely learns.
+    """
+    steps = np.asarray(steps)
+    grad_norms, update_ratios = np.asarray(grad_norms), np.asarray(update_ratios)
+    if grad_norms.shape != (len(steps), len(groups)) or update_ratios.shape != grad_norms.shape:
+        raise ValueError(
+            f"Telemetry must be [steps, groups] = ({len(steps)}, {len(groups)}); got {grad_norms.shape} and "
+            f"{update_ratios.shape}."
+        )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("gradient norm", "update / weight ratio"))
+    for index, group in enumerate(groups):
+        colour = PALETTE[index % len(PALETTE)]
+        for col, values, name in ((1, grad_norms[:, index], "grad norm"), (2, update_ratios[:, index], "ratio")):
+            x, y = _thin(steps, values.astype(np.float64))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=np.where(np.isfinite(y) & (y > 0), y, np.nan),
+                    mode="lines",
+                    name=group,
+                    legendgroup=group,
+                    showlegend=col == 1,
+                    line={"color": colour, "width": 1.3},
+                    hovertemplate=f"{group} · step %{{x}}: {name} %{{y:.3g}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(title="step")
+    return finish(fig, "Gradient telemetry per parameter group", 300)
+
+
+def closeness_figure(closeness: np.ndarray, title: str = "Attention vs the ideal pattern") -> go.Figure:
+    """``[L, H]`` share of attention on the right keys, per layer and head (1 = exactly the ideal)."""
+    closeness = np.asarray(closeness, np.float32)
+    if closeness.ndim != 2:
+        raise ValueError(f"Closeness is [layers, heads]; got shape {closeness.shape}.")
+    layers, heads = closeness.shape
+    fig = go.Figure(
+        go.Heatmap(
+            z=closeness,
+            x=[f"H{h + 1}" for h in range(heads)],
+            y=[f"L{layer + 1}" for layer in range(layers)],
+            zmin=0.0,
+            zmax=1.0,
+            colorscale=WEIGHT_SCALE,
+            text=np.round(closeness, 2),
+            texttemplate="%{text}",
+            colorbar={"title": {"text": "on target"}, "thickness": 12},
+            hovertemplate="%{y} %{x}: %{z:.1%} of attention on the ideal keys<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return finish(fig, title, 120 + 40 * layers)
+
+
+def embedding_plane_figure(points: np.ndarray, labels: list[str] | tuple[str, ...], title: str) -> go.Figure:
+    """Tokens on the first two principal components of their embedding rows, labelled."""
+    points = np.asarray(points, np.float32)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"Points must be [N, 2]; got {points.shape}.")
+    check_labels(points.shape[0], list(labels), "The embedding plane")
+    fig = go.Figure(
+        go.Scatter(
+            x=points[:, 0],
+            y=points[:, 1],
+            mode="markers+text",
+            text=list(labels),
+            textposition="top center",
+            marker={"size": 8, "color": PALETTE[0], "opacity": 0.8},
+            hovertemplate="%{text}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="PC1")
+    fig.update_yaxes(title="PC2")
+    return finish(fig, title, 380)

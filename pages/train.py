@@ -1,0 +1,298 @@
+"""Train page: train a model live, watch its loss, attention and gradients, replay snapshots, and make
+the result the model every page shows.
+
+Training runs in the ``Trainer``'s worker thread, which touches only the trainer object (lock-protected);
+this script never waits for it. While it runs, a ``run_every`` fragment redraws from ``trainer.status()``
+and the latest snapshot twice a second, so the rest of the app stays usable.
+"""
+
+import math
+
+import streamlit as st
+
+from explorer import checkpoint
+from explorer.bundle import TASKS
+from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
+from explorer.figures import attention as attention_figs
+from explorer.figures import training as figs
+from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
+from explorer.trainer import DIVERGED, FAILED, FINISHED, RUNNING, STOPPED, Trainer
+from explorer.training import default_train_config
+from pages.common import chart, current_bundle, set_bundle, sidebar
+
+TRAINER_KEY = "train_trainer"  # this user's Trainer (or None)
+PUBLISHED_KEY = "train_published"  # (trainer id, step) last handed to the other pages
+UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload
+LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 1e4]
+
+state = st.session_state
+for key, value in {
+    "train_task": "reverse",
+    "train_steps": 600,
+    "train_batch": 32,
+    "train_layers": 2,
+    "train_heads": 4,
+    "train_d_model": 64,
+    "train_positional": "sinusoidal",
+    "train_layer_norm": "post",
+    "train_lr": 3e-3,
+    "train_seed": 0,
+}.items():
+    state.setdefault(key, value)
+
+
+def publish(trainer: Trainer) -> bool:
+    """Makes the trainer's model this user's model once training has ended (finished, stopped or blown
+    up, in which case it holds the last finite parameters). True if a new bundle was published."""
+    status = trainer.status()
+    if status.state not in (FINISHED, STOPPED, DIVERGED) or status.step == 0:
+        return False
+    marker = (id(trainer), status.step)
+    if state.get(PUBLISHED_KEY) == marker:
+        return False
+    set_bundle(trainer.bundle())
+    state[PUBLISHED_KEY] = marker
+    return True
+
+
+trainer: Trainer | None = state.get(TRAINER_KEY)
+if trainer is not None:
+    publish(trainer)  # before the sidebar, so it already names the new model
+
+sidebar()
+st.title("Train")
+st.caption(
+    "Train a small encoder here and watch it learn: the loss falls, attention heads settle into patterns and "
+    "the gradients calm down. When training ends, the trained model becomes the one every page shows."
+)
+
+
+def chunk_size(batch_size: int, seq_len: int) -> int:
+    """Steps fused per compiled call: ~0.2-0.4 s of work, so the live view gets fresh numbers twice a second."""
+    return int(min(50, max(2, round(10_240 / (batch_size * seq_len)))))
+
+
+def start_training(text_file) -> None:
+    old = state.get(TRAINER_KEY)
+    if old is not None:
+        old.stop()
+    task = state["train_task"]
+    text = None
+    if text_file is not None and task in TEXT_TASKS:
+        try:
+            text = text_file.getvalue().decode("utf-8")
+        except UnicodeDecodeError:
+            st.error(f"{text_file.name} is not UTF-8 text; save it as UTF-8 and upload it again.")
+            return
+    d_model = state["train_d_model"]
+    try:
+        model_config = ModelConfig(
+            vocab_size=ModelConfig().vocab_size,
+            d_model=d_model,
+            num_heads=state["train_heads"],
+            num_layers=state["train_layers"],
+            ffn_size=4 * d_model,
+            positional=state["train_positional"],
+            layer_norm=state["train_layer_norm"],
+        )
+        base = default_train_config(task)
+        steps = int(state["train_steps"])
+        chunk = chunk_size(state["train_batch"], base.seq_len)
+        train_config = base.replace(
+            steps=steps,
+            batch_size=int(state["train_batch"]),
+            learning_rate=float(state["train_lr"]),
+            seed=int(state["train_seed"]),
+            steps_per_chunk=chunk,
+            eval_every=max(chunk, math.ceil(steps / 40 / chunk) * chunk),  # ~40 snapshots to replay
+        )
+        with st.spinner("Preparing data and parameters…"):
+            trainer = Trainer(model_config, train_config, text=text)
+    except ValueError as error:
+        st.error(str(error))
+        return
+    state[TRAINER_KEY] = trainer
+    trainer.start()
+
+
+with st.form("train_form", border=True):
+    c1, c2, c3, c4 = st.columns(4)
+    c1.selectbox("Task", TASKS, key="train_task", format_func=lambda t: f"{t}: {TASK_DESCRIPTIONS[t]}")
+    c2.number_input("Steps", min_value=10, max_value=50_000, step=50, key="train_steps")
+    c3.select_slider("Batch size", options=[8, 16, 32, 64], key="train_batch")
+    c4.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="train_seed")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.select_slider("Layers", options=[1, 2, 3, 4], key="train_layers")
+    c2.select_slider("Heads", options=[1, 2, 4, 8], key="train_heads")
+    c3.select_slider("d_model", options=[16, 32, 64, 128], key="train_d_model")
+    c4.selectbox("Positional encoding", POSITIONAL_KINDS, key="train_positional")
+    c5.selectbox(
+        "Layer norm",
+        LAYER_NORM_PLACEMENTS,
+        key="train_layer_norm",
+        format_func=lambda v: {"post": "post-LN (paper)", "pre": "pre-LN"}[v],
+    )
+    st.select_slider(
+        "Peak learning rate (warm-up, then cosine decay; 1e4 shows what a blow-up looks like)",
+        options=LEARNING_RATES,
+        key="train_lr",
+        format_func=lambda v: f"{v:g}",
+    )
+    text_file = st.file_uploader(
+        "Your own text for mlm/causal (UTF-8 .txt; default: the bundled corpus)", type=["txt"], key="train_text_file"
+    )
+    submitted = st.form_submit_button("Start training", type="primary", key="train_start")
+if submitted:
+    start_training(text_file)
+    trainer = state.get(TRAINER_KEY)
+
+status = trainer.status() if trainer is not None else None
+b1, b2, b3, _ = st.columns([1, 1, 1, 5])
+if b1.button("Stop", key="train_stop", disabled=status is None or status.state != RUNNING):
+    trainer.stop()
+    publish(trainer)
+    st.rerun()
+if b2.button("Resume", key="train_resume", disabled=status is None or status.state not in ("idle", STOPPED)):
+    trainer.resume()
+    st.rerun()
+if b3.button("Reset", key="train_reset", disabled=status is None):
+    trainer.reset()
+    st.rerun()
+
+
+def draw_live() -> None:
+    """Progress, loss, current attention and gradient telemetry, from one consistent status copy."""
+    trainer = state.get(TRAINER_KEY)
+    if trainer is None:
+        st.info("Choose a task and settings above, then press **Start training**.")
+        return
+    status = trainer.status()
+    if status.state != RUNNING and publish(trainer):
+        st.rerun()  # the whole page: the sidebar and the replay below should show the final model
+    st.progress(status.progress, text=f"Step {status.step} of {status.total_steps} · {status.state}")
+    m1, m2, m3, m4, m5 = st.columns(5)
+    m1.metric("Step", f"{status.step}")
+    m2.metric("Train loss", f"{status.loss[-1]:.4f}" if status.loss else "–")
+    m3.metric("Held-out loss", f"{status.eval_loss[-1]:.4f}" if status.eval_loss else "–")
+    m4.metric("Held-out accuracy", f"{status.eval_accuracy[-1]:.1%}" if status.eval_accuracy else "–")
+    m5.metric("Steps / s", f"{status.steps_per_second:.0f}" if status.steps_per_second else "–")
+    if status.state in (DIVERGED, FAILED):
+        st.error(status.message)
+    elif status.state == FINISHED:
+        st.success(status.message + " This model is now the one every page shows.")
+    else:
+        st.caption(status.message)
+    chart(figs.loss_figure(status.steps, status.loss, status.eval_steps, status.eval_loss), key="train_loss_chart")
+    snapshot = trainer.snapshot()
+    left, right = st.columns([3, 2])
+    if snapshot is not None:
+        with left:
+            st.markdown(f"**Attention on the probe input at step {snapshot.step}**")
+            chart(
+                attention_figs.attention_grid(snapshot.attention, list(trainer.probe.labels)),
+                key="train_live_attention",
+            )
+    with right:
+        if status.closeness is not None:
+            chart(
+                figs.closeness_figure(status.closeness, "Attention vs the ideal pattern (held-out batch)"),
+                key="train_closeness_chart",
+            )
+        if len(status.steps):
+            chart(
+                figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios),
+                key="train_telemetry_chart",
+            )
+
+
+if status is not None and status.state == RUNNING:
+    st.fragment(run_every=0.5)(draw_live)()
+else:
+    draw_live()
+
+
+def draw_replay(trainer: Trainer) -> None:
+    """The step scrubber: attention, predictions and embeddings at any saved step."""
+    steps = list(trainer.snapshot_steps())
+    if len(steps) < 2:
+        return
+    st.subheader("Watch attention form")
+    if state.get("train_scrub") not in steps:
+        state["train_scrub"] = steps[-1]
+    step = st.select_slider("Snapshot step", options=steps, key="train_scrub")
+    snapshot = trainer.snapshot(step)
+    probe = trainer.probe
+    chart(attention_figs.attention_grid(snapshot.attention, list(probe.labels)), key="train_replay_attention")
+    if snapshot.closeness is not None:
+        st.caption(
+            "Closeness of this probe's attention to the ideal pattern, per layer (rows) and head (columns): "
+            + "; ".join(" ".join(f"{v:.2f}" for v in row) for row in snapshot.closeness)
+        )
+    targets = [trainer.token_label(int(t)) for t in probe.targets]
+    rows = [
+        {
+            "position": int(p),
+            "input": probe.labels[int(p)],
+            "target": t,
+            "predicted": pred,
+            "confidence": float(c),
+            "right": pred == t,
+        }
+        for p, t, pred, c in zip(probe.positions, targets, snapshot.predicted, snapshot.confidence, strict=True)
+    ]
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown(f"**Predictions on the probe at step {snapshot.step}**")
+        st.dataframe(
+            rows,
+            key="train_replay_predictions",
+            hide_index=True,
+            column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
+        )
+    with c2:
+        chart(
+            figs.embedding_plane_figure(
+                snapshot.embedding_points,
+                snapshot.embedding_labels,
+                f"Token embeddings at step {snapshot.step} (principal plane)",
+            ),
+            key="train_replay_embeddings",
+        )
+    if st.button(f"Use the model of step {snapshot.step} on every page", key="train_use_snapshot"):
+        set_bundle(trainer.bundle(step=snapshot.step))
+        st.rerun()
+
+
+if trainer is not None and (status is None or status.state != RUNNING):
+    draw_replay(trainer)
+
+st.subheader("Checkpoints")
+c1, c2 = st.columns(2)
+with c1:
+    bundle = current_bundle()
+    st.markdown(f"Download the model every page shows now: *{bundle.source}*.")
+    st.download_button(
+        "Download checkpoint (.npz)",
+        data=lambda: checkpoint.to_bytes(bundle),
+        file_name=f"encoder-{bundle.task or 'untrained'}.npz",
+        mime="application/octet-stream",
+        key="train_download",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+with c2:
+    upload = st.file_uploader("Open a checkpoint saved by this app (.npz)", type=["npz"], key="train_checkpoint_upload")
+    if upload is not None:
+        seen = state.get(UPLOAD_KEY)
+        if seen is None or seen[0] != upload.file_id:
+            try:
+                set_bundle(checkpoint.from_bytes(upload.getvalue(), source=f"uploaded {upload.name}"))
+                state[UPLOAD_KEY] = (upload.file_id, None)
+                st.rerun()
+            except checkpoint.CheckpointError as error:
+                state[UPLOAD_KEY] = (upload.file_id, str(error))
+        error = state[UPLOAD_KEY][1]
+        if error:
+            st.error(error)
+        else:
+            st.success(f"Loaded {upload.name}: every page now shows this model.")

@@ -88,10 +88,14 @@ def main() -> int:
         print(json.dumps(report, indent=2))
     else:
         e = report["edit_latency_ms"]
-        print(f"streamlit run -> first interactive page: {cold['interactive_s']:.2f} s with an empty compile cache "
-              f"(server healthy after {cold['healthy_s']:.2f} s), {warm_cache['interactive_s']:.2f} s with a warm one")
-        print(f"Attention page, edit -> every chart updated ({len(latencies)} edits of a ~20-token sentence): "
-              f"median {e['median']:.0f} ms, p90 {e['p90']:.0f} ms, max {e['max']:.0f} ms")
+        print(
+            f"streamlit run -> first interactive page: {cold['interactive_s']:.2f} s with an empty compile cache "
+            f"(server healthy after {cold['healthy_s']:.2f} s), {warm_cache['interactive_s']:.2f} s with a warm one"
+        )
+        print(
+            f"Attention page, edit -> every chart updated ({len(latencies)} edits of a ~20-token sentence): "
+            f"median {e['median']:.0f} ms, p90 {e['p90']:.0f} ms, max {e['max']:.0f} ms"
+        )
     return 0
 
 

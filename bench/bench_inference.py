@@ -1,6 +1,6 @@
 """Inference benchmark (same as `python -m explorer bench`): run from the repo root.
 
-    .venv/bin/python bench/bench_inference.py [--json] [--quick]
+.venv/bin/python bench/bench_inference.py [--json] [--quick]
 """
 
 import sys

@@ -42,8 +42,7 @@ class ModelBundle:
     def __post_init__(self) -> None:
         if self.vocab.size != self.config.vocab_size:
             raise ValueError(
-                f"The vocabulary has {self.vocab.size} entries but the config says vocab_size="
-                f"{self.config.vocab_size}."
+                f"The vocabulary has {self.vocab.size} entries but the config says vocab_size={self.config.vocab_size}."
             )
 
     @property

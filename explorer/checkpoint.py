@@ -40,7 +40,11 @@ def _expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     ids = jax.ShapeDtypeStruct((1, 2), np.int32)
     mask = jax.ShapeDtypeStruct((1, 2), np.bool_)
     shapes = jax.eval_shape(lambda i, m: model.init(jax.random.PRNGKey(0), i, m), ids, mask)
-    return {f"params/{module}/{name}": tuple(leaf.shape) for module, leaves in shapes.items() for name, leaf in leaves.items()}
+    return {
+        f"params/{module}/{name}": tuple(leaf.shape)
+        for module, leaves in shapes.items()
+        for name, leaf in leaves.items()
+    }
 
 
 def to_bytes(bundle: ModelBundle, info: dict[str, Any] | None = None) -> bytes:
@@ -114,7 +118,9 @@ def from_bytes(data: bytes, source: str = "uploaded checkpoint") -> ModelBundle:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError("This .npz file was not saved by this app (its format marker is missing).")
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"Checkpoint format version {meta.get('version')!r} is not supported (expected {VERSION}).")
+        raise CheckpointError(
+            f"Checkpoint format version {meta.get('version')!r} is not supported (expected {VERSION})."
+        )
     try:
         config = ModelConfig.from_dict(meta.get("config"))
         vocab = Vocab.from_dict(meta.get("vocab"))

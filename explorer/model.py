@@ -228,7 +228,7 @@ class Encoder(hk.Module):
                 return x + drop(y[0] if isinstance(y, tuple) else y), y
 
             x, (attn_out, scores, weights) = sublayer(
-                x, lambda h: attention(h, attend, head_mask[layer]), attention_norm
+                x, lambda h, attention=attention, layer=layer: attention(h, attend, head_mask[layer]), attention_norm
             )  # [B, T, D]
             hidden_states.append(x)
             x, ffn_out = sublayer(x, ffn, ffn_norm)  # [B, T, D]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.bundle import ModelBundle
-from explorer.inference import Inspection, InferenceEngine
+from explorer.inference import InferenceEngine, Inspection
 from explorer.tokenizer import Tokenized, Tokenizer
 from explorer.vocab import SPECIAL_TOKENS
 
@@ -76,7 +76,9 @@ def run_text(
     return SentenceRun(tokens=tokens, model_ids=model_ids, unknown=unknown, result=result)
 
 
-def top_predictions(bundle: ModelBundle, tokenizer: Tokenizer, logits: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
+def top_predictions(
+    bundle: ModelBundle, tokenizer: Tokenizer, logits: np.ndarray, k: int = 5
+) -> list[list[tuple[str, float]]]:
     """Per position, the ``k`` most probable tokens as ``(text, probability)``; ``logits`` is ``[T, V]``."""
     logits = np.asarray(logits, np.float64)
     probs = np.exp(logits - logits.max(-1, keepdims=True))

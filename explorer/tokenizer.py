@@ -120,7 +120,7 @@ def _download(name: str) -> tiktoken.Encoding:
         raise EncodingUnavailable(f"downloading it failed ({type(error).__name__})") from error
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_encoding(name: str = DEFAULT_ENCODING) -> tuple[tiktoken.Encoding, str | None]:
     """Returns ``(encoding, notice)``; ``notice`` is a sentence for the user when we fell back, else None.
 

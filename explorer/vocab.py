@@ -40,9 +40,7 @@ class Vocab:
         object.__setattr__(self, "_index", index)
 
     @classmethod
-    def from_token_streams(
-        cls, encoding: str, streams: Iterable[Sequence[int]], max_size: int | None = None
-    ) -> Vocab:
+    def from_token_streams(cls, encoding: str, streams: Iterable[Sequence[int]], max_size: int | None = None) -> Vocab:
         """Keeps the most frequent tiktoken ids (ties broken by id, so the result is deterministic)."""
         counts: Counter[int] = Counter()
         for ids in streams:

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explorer.config import ModelConfig
 from explorer.model import build_model, count_parameters, hidden_state_names, init_params, layer_norm_names
 
 
@@ -25,9 +24,7 @@ def random_batch(config, batch, length, seed=0, lengths=None):
     return np.where(mask, ids, 0).astype(np.int32), mask
 
 
-GRID = list(
-    itertools.product(["post", "pre"], ["sinusoidal", "learned", "none"], [(1, 1), (2, 4), (3, 2)])
-)
+GRID = list(itertools.product(["post", "pre"], ["sinusoidal", "learned", "none"], [(1, 1), (2, 4), (3, 2)]))
 
 
 @pytest.mark.parametrize("layer_norm,positional,layers_heads", GRID)
@@ -142,7 +139,7 @@ def numpy_reference(config, params, ids, mask):
     for layer in range(config.num_layers):
         prefix = f"encoder/layer_{layer}"
 
-        def attention(h):
+        def attention(h, prefix=prefix):
             q = linear(h, f"{prefix}/attention/query").reshape(*h.shape[:2], H, K)
             k = linear(h, f"{prefix}/attention/key").reshape(*h.shape[:2], H, K)
             v = linear(h, f"{prefix}/attention/value").reshape(*h.shape[:2], H, K)
@@ -154,7 +151,7 @@ def numpy_reference(config, params, ids, mask):
             context = np.einsum("bhqs,bshk->bqhk", weights, v).reshape(h.shape)
             return linear(context, f"{prefix}/attention/output")
 
-        def ffn(h):
+        def ffn(h, prefix=prefix):
             hidden = linear(h, f"{prefix}/ffn/expand")
             hidden = 0.5 * hidden * (1 + np.vectorize(math.erf)(hidden / math.sqrt(2)))
             return linear(hidden, f"{prefix}/ffn/contract")

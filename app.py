@@ -9,12 +9,12 @@ import streamlit as st
 st.set_page_config(page_title="Transformer Encoder Explorer", page_icon="🔍", layout="wide")
 
 pages = [
-    st.Page("pages/tokens.py", title="Tokens", icon="🔤", default=True),
-    st.Page("pages/embeddings.py", title="Embeddings & positions", icon="🧭", url_path="embeddings"),
-    st.Page("pages/attention.py", title="Attention", icon="👀", url_path="attention"),
-    st.Page("pages/layernorm.py", title="Layer norm & residual stream", icon="📏", url_path="layernorm"),
-    st.Page("pages/model.py", title="Model", icon="🧱", url_path="model"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("pages/tokens.py", title="Tokens", icon=":material/text_fields:", default=True),
+    st.Page("pages/embeddings.py", title="Embeddings & positions", icon=":material/explore:", url_path="embeddings"),
+    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
+    st.Page("pages/layernorm.py", title="Layer norm & residual stream", icon=":material/straighten:", url_path="layernorm"),
+    st.Page("pages/model.py", title="Model", icon=":material/account_tree:", url_path="model"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
 ]
 st.navigation(pages).run()

@@ -64,18 +64,19 @@ if not selected:
 else:
     if length > 96:
         st.caption(f"Showing queries and keys {window.start}–{window.stop - 1} of {length}; move the window to page through.")
-    columns = st.columns(2)
-    for index, (layer, head) in enumerate(selected):
-        weights = out.attention_weights[layer, head]
-        name = analysis.head_label(layer, head)
-        with columns[index % 2]:
-            chart(
-                figs.attention_heatmap(weights[window, window], shown, f"Layer {layer + 1} · head {head + 1}",
-                                       threshold=threshold, start=window.start),
-                key=f"attention_heat_{layer}_{head}",
-                csv=lambda w=weights: export.matrix_csv(w, labels, labels, "query \\ key"),
-                json=lambda w=weights, n=name: export.to_json({"head": n, "causal": causal, "tokens": labels, "weights": w}),
-            )
+    names = [f"Layer {layer + 1} · head {head + 1}" for layer, head in selected]
+    stack = np.stack([out.attention_weights[layer, head] for layer, head in selected])  # [n, T, T]
+
+    def long_rows():
+        return [(n, q, labels[q], k, labels[k], float(stack[i, q, k]))
+                for i, n in enumerate(names) for q in range(length) for k in range(length)]
+
+    chart(
+        figs.heads_figure(stack[:, window, window], shown, names, threshold=threshold, start=window.start),
+        key="attention_heads_chart",
+        csv=lambda: export.rows_csv(["head", "query_position", "query", "key_position", "key", "weight"], long_rows()),
+        json=lambda: export.to_json({"heads": names, "causal": causal, "tokens": labels, "weights": stack}),
+    )
 
 st.divider()
 views = ["Overview grid", "Head view", "Mean & entropy", "Query / key", "Head ablation"]

@@ -31,7 +31,7 @@ MODEL_KEY = "model_bundle"  # the ModelBundle every page shows for this user
 TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
 TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
 URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
-DEFAULT_TEXT = "The keys that the girl found are in the house."
+DEFAULT_TEXT = "There is a map in the kitchen. Kate lost the hat because she wanted to help him."
 # Buckets up to this length are compiled before the first page renders; longer ones in the background.
 SYNC_WARMUP_MAX = 64
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
@@ -166,16 +166,36 @@ def text_box() -> None:
         key=TEXT_WIDGET_KEY,
         on_change=_store_text,
         height=110,
-        help="Type a sentence once and follow it through the encoder on every page (Ctrl+Enter or click "
-        "outside to apply). The text is kept in the page address, so a link shares exactly this view.",
+        placeholder="Type a sentence…",
     )
+    # No help= on this widget: its tooltip button would also be labelled "Text" for a browser test.
+    st.sidebar.caption("Every page follows this text (Ctrl+Enter or click outside to apply); the page address "
+                       "keeps it, so a link shares exactly this view.")
     sync_url(TEXT_KEY, state[TEXT_KEY], DEFAULT_TEXT)
     if len(state[TEXT_KEY]) > URL_MAX_CHARS:
         st.sidebar.caption(f"The text is longer than {URL_MAX_CHARS} characters, so it is not put in the link.")
 
 
+def _leave_pages_directory_mode() -> None:
+    """Makes a deep link (``/attention?text=...``) to a freshly started server go through ``app.py``.
+
+    Streamlit treats an app with a ``pages/`` folder as an old-style multipage app until ``st.navigation``
+    has run once in the process; until then a deep link runs the page file alone (no router, no wide
+    layout, every file in ``pages/`` listed as a page). Clearing that flag and rerunning routes the
+    request through ``app.py`` like every later one.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the flag: nothing to fix
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def sidebar() -> None:
     """The thin sidebar of every page: the text box and which model the pages show."""
+    _leave_pages_directory_mode()
     text_box()
     bundle = current_bundle()
     st.sidebar.markdown(f"**Model:** {bundle.source}")
@@ -203,7 +223,11 @@ class Sentence:
     model_ids: np.ndarray  # [T] int32
     unknown: np.ndarray  # [T] bool: not in the model's vocabulary, fed as [UNK]
     labels: list[str]  # token text with visible whitespace; unknown ones end in "[UNK]"
-    engine: InferenceEngine
+
+    @property
+    def engine(self) -> InferenceEngine:
+        """Fetched on first use, so a page that only tokenizes never waits for the compile warm-up."""
+        return get_engine(self.bundle.config)
 
     def run(self, head_mask: np.ndarray | None = None, causal: bool = False, model_ids: np.ndarray | None = None) -> Inspection:
         ids = self.model_ids if model_ids is None else model_ids
@@ -243,8 +267,7 @@ def prepare(text: str, bundle: ModelBundle, messages: bool = True) -> Sentence |
             )
         if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text[:100_000]):
             st.caption("The text contains control characters; tokens show them as <0x..> codes.")
-    engine = get_engine(bundle.config)
-    return Sentence(bundle, tokenizer, tokenized, model_ids, unknown, labels, engine)
+    return Sentence(bundle, tokenizer, tokenized, model_ids, unknown, labels)
 
 
 def current_sentence(messages: bool = True) -> Sentence | None:
@@ -281,7 +304,9 @@ def chart(
 
     ``csv``/``json`` are callables: they run only when someone clicks, so a rerun serialises nothing.
     """
-    st.plotly_chart(fig, key=key, config=plotly_config(key))
+    # theme=None: the figures carry their own light/dark-neutral style (explorer.figures.finish), and
+    # skipping Streamlit's in-browser restyling makes every chart update faster.
+    st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None)
     if csv is None and json is None:
         return
     columns = st.columns([1, 1, 6])

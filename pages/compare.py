@@ -10,7 +10,7 @@ sidebar()
 st.title("Compare")
 st.caption("The sentence from the sidebar (A) next to a second one (B), through the same heads.")
 
-DEFAULT_B = "The key that the girls found is in the house."
+DEFAULT_B = "There is a map in the kitchen. Kate lost the maps because he wanted to help her."
 bundle = current_bundle()
 config = bundle.config
 st.session_state.setdefault("compare_text", url_value("compare", DEFAULT_B))

@@ -5,7 +5,7 @@ import streamlit as st
 from explorer import export
 from explorer.figures.tokens import token_bytes_figure, token_chips_html
 from explorer.tokenizer import available_encodings, is_offline
-from pages.common import chart, current_bundle, current_text, get_tokenizer, prepare, sidebar
+from pages.common import chart, current_bundle, current_text, get_engine, get_tokenizer, prepare, sidebar
 
 sidebar()
 st.title("Tokens")
@@ -72,3 +72,7 @@ if encoding == bundle.vocab.encoding:
              "bytes": list(tokenized.byte_counts), "[UNK]": sentence.unknown.tolist()},
             key="tokens_table",
         )
+
+# Everything above is on screen; now build (once per process) the compiled engine the other pages use,
+# so the first visit to them does not wait for it.
+get_engine(bundle.config)

@@ -163,3 +163,23 @@ def test_model_figures():
     assert len(fig.data) == 2 and "912" in fig.layout.title.text
     with pytest.raises(ValueError):
         model.architecture_figure([])
+
+
+def test_heads_figure_is_one_figure_with_a_labelled_panel_per_head():
+    weights = attention_stack()
+    fig = attention.heads_figure(weights[0], LABELS, ["L1 H1", "L1 H2", "L1 H3"], threshold=0.2, start=5)
+    assert len(fig.data) == 3 and all(isinstance(t, go.Heatmap) for t in fig.data)
+    assert [a.text for a in fig.layout.annotations] == ["L1 H1", "L1 H2", "L1 H3"]
+    assert list(fig.data[0].y) == ["5 The", "6 ␣cat", "7 ␣sat", "8 ␣the"] and list(fig.data[0].x) == list(fig.data[0].y)
+    assert fig.data[2].hovertemplate.startswith("L1 H3<br>%{y} → %{x}")
+    assert all(t.coloraxis == "coloraxis" for t in fig.data)  # one shared colour bar
+    with pytest.raises(ValueError, match="token labels"):
+        attention.heads_figure(weights[0], LABELS[:2], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="one name per head"):
+        attention.heads_figure(weights[0], LABELS, ["a"])
+
+
+def test_figures_are_readable_on_light_and_dark_pages():
+    fig = attention.attention_heatmap(attention_stack()[0, 0], LABELS, "x")
+    assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)" and fig.layout.plot_bgcolor == "rgba(0,0,0,0)"
+    assert fig.layout.font.color == "#7d7d7d"  # mid grey: legible on white and on near-black

@@ -19,14 +19,32 @@ SIGNED_SCALE = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#8c8c8c"], [0.75, "#
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
+# Text and grid colours that read on Streamlit's white and its near-black background alike (contrast
+# about 4:1 on white, 5:1 on #0e1117). Figures carry their own neutral style instead of relying on
+# Streamlit's plotly theme: restyling every figure in the browser made each chart ~25% slower to draw.
+TEXT_COLOUR = "#7d7d7d"
+GRID_COLOUR = "rgba(128,128,128,0.25)"
+
+
 def finish(fig: go.Figure, title: str, height: int) -> go.Figure:
-    """The layout every figure shares: a title, tight margins, a fixed height, transparent paper."""
+    """The layout every figure shares: a title, tight margins, a fixed height, transparent backgrounds
+    and neutral text and grid colours that work on a light and a dark page."""
     fig.update_layout(
+        template="none",
         title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 14}},
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=height,
         paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        font={"color": TEXT_COLOUR},
         hoverlabel={"namelength": -1},
+    )
+    fig.update_xaxes(gridcolor=GRID_COLOUR, zerolinecolor=GRID_COLOUR, linecolor=GRID_COLOUR, automargin=True)
+    fig.update_yaxes(gridcolor=GRID_COLOUR, zerolinecolor=GRID_COLOUR, linecolor=GRID_COLOUR, automargin=True)
+    fig.update_scenes(
+        xaxis={"gridcolor": GRID_COLOUR, "backgroundcolor": "rgba(0,0,0,0)"},
+        yaxis={"gridcolor": GRID_COLOUR, "backgroundcolor": "rgba(0,0,0,0)"},
+        zaxis={"gridcolor": GRID_COLOUR, "backgroundcolor": "rgba(0,0,0,0)"},
     )
     return fig
 

@@ -12,7 +12,9 @@ pages = [
     st.Page("pages/tokens.py", title="Tokens", icon=":material/text_fields:", default=True),
     st.Page("pages/embeddings.py", title="Embeddings & positions", icon=":material/explore:", url_path="embeddings"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
-    st.Page("pages/layernorm.py", title="Layer norm & residual stream", icon=":material/straighten:", url_path="layernorm"),
+    st.Page(
+        "pages/layernorm.py", title="Layer norm & residual stream", icon=":material/straighten:", url_path="layernorm"
+    ),
     st.Page("pages/model.py", title="Model", icon=":material/account_tree:", url_path="model"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),

@@ -56,7 +56,7 @@ def block_mean(matrix: np.ndarray, max_size: int) -> tuple[np.ndarray, list[tupl
     length = matrix.shape[0]
     blocks = max(1, min(max_size, length))
     edges = np.linspace(0, length, blocks + 1).round().astype(int)
-    ranges = [(int(a), int(b) - 1) for a, b in zip(edges[:-1], edges[1:])]
+    ranges = [(int(a), int(b) - 1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
     pooled = np.array([[matrix[a : b + 1, c : d + 1].mean() for c, d in ranges] for a, b in ranges])
     return pooled, ranges
 
@@ -76,7 +76,9 @@ def project_onto(points: np.ndarray, projection: Projection) -> Projection:
     """Places new ``[M, D]`` points in an existing projection's coordinates (same centre and axes)."""
     points = np.asarray(points, np.float64)
     if points.ndim != 2 or points.shape[1] != projection.axes.shape[1]:
-        raise ValueError(f"Points of shape {points.shape} do not live in this projection's {projection.axes.shape[1]} dims.")
+        raise ValueError(
+            f"Points of shape {points.shape} do not live in this projection's {projection.axes.shape[1]} dims."
+        )
     coords = (points - projection.mean) @ projection.axes.T
     return Projection(coords, projection.explained, projection.axes, projection.mean)
 
@@ -363,7 +365,7 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
         if pre:
             steps.append(ShapeStep(stage, "layer norm (feed-forward)", "[T, D]", (t, d)))
         steps += [
-            ShapeStep(stage, f"feed-forward expand D -> F, GELU", "[T, F]", (t, f)),
+            ShapeStep(stage, "feed-forward expand D -> F, GELU", "[T, F]", (t, f)),
             ShapeStep(stage, "feed-forward contract F -> D", "[T, D]", (t, d)),
             ShapeStep(stage, "add to the residual stream", "[T, D]", (t, d)),
         ]

@@ -26,7 +26,7 @@ def matrix_csv(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequen
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([corner, *col_labels])
-    for label, row in zip(row_labels, matrix):
+    for label, row in zip(row_labels, matrix, strict=True):
         writer.writerow([label, *(_cell(x) for x in row)])
     return out.getvalue()
 

@@ -32,8 +32,6 @@ TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter
 TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
 URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
 DEFAULT_TEXT = "There is a map in the kitchen. Kate lost the hat because she wanted to help him."
-# Buckets up to this length are compiled before the first page renders; longer ones in the background.
-SYNC_WARMUP_MAX = 64
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
 
@@ -61,14 +59,14 @@ def _warm(engine: InferenceEngine, params: Any, lengths: tuple[int, ...], report
         report.seconds[length] = time.perf_counter() - start
 
 
-@st.cache_resource(show_spinner="Compiling the encoder for short inputs…")
+@st.cache_resource(show_spinner=False)
 def get_engine(config: ModelConfig) -> InferenceEngine:
     """One engine per architecture; its compiled programs take parameters as input, so any user's
     trained parameters for the same config run without a compile.
 
-    The buckets up to ``SYNC_WARMUP_MAX`` tokens are compiled now (a typed sentence never waits for a
-    compile); the longer buckets compile in a background thread so the first page appears quickly. Only
-    the engine's own compile cache is touched by that thread, never any user's state.
+    Every bucket is compiled in a background thread, shortest first, so the first page appears without
+    waiting and a typed sentence (short buckets, ready within about a second) never waits for a compile.
+    Only the engine's own compile cache is touched by that thread, never any user's state.
     """
     enable_compilation_cache()
     engine = InferenceEngine(config)
@@ -76,17 +74,15 @@ def get_engine(config: ModelConfig) -> InferenceEngine:
     params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # values do not matter for a compile
     report = WarmupReport()
     _WARMUPS[config] = report
-    small = tuple(b for b in engine.buckets if b <= SYNC_WARMUP_MAX)
-    large = tuple(b for b in engine.buckets if b > SYNC_WARMUP_MAX)
-    _warm(engine, params, small, report)
 
     def background() -> None:
         try:
-            _warm(engine, params, large, report)
+            _warm(engine, params, engine.buckets, report)
         finally:
             report.done.set()
 
-    threading.Thread(target=background, name=f"warmup-{id(engine)}", daemon=False).start()  # finishing beats being killed mid-compile at exit
+    # Not a daemon: finishing a compile beats being killed in the middle of one at interpreter exit.
+    threading.Thread(target=background, name=f"warmup-{id(engine)}", daemon=False).start()
     return engine
 
 
@@ -169,8 +165,10 @@ def text_box() -> None:
         placeholder="Type a sentence…",
     )
     # No help= on this widget: its tooltip button would also be labelled "Text" for a browser test.
-    st.sidebar.caption("Every page follows this text (Ctrl+Enter or click outside to apply); the page address "
-                       "keeps it, so a link shares exactly this view.")
+    st.sidebar.caption(
+        "Every page follows this text (Ctrl+Enter or click outside to apply); the page address "
+        "keeps it, so a link shares exactly this view."
+    )
     sync_url(TEXT_KEY, state[TEXT_KEY], DEFAULT_TEXT)
     if len(state[TEXT_KEY]) > URL_MAX_CHARS:
         st.sidebar.caption(f"The text is longer than {URL_MAX_CHARS} characters, so it is not put in the link.")
@@ -229,7 +227,9 @@ class Sentence:
         """Fetched on first use, so a page that only tokenizes never waits for the compile warm-up."""
         return get_engine(self.bundle.config)
 
-    def run(self, head_mask: np.ndarray | None = None, causal: bool = False, model_ids: np.ndarray | None = None) -> Inspection:
+    def run(
+        self, head_mask: np.ndarray | None = None, causal: bool = False, model_ids: np.ndarray | None = None
+    ) -> Inspection:
         ids = self.model_ids if model_ids is None else model_ids
         return self.engine.run(self.bundle.params, ids, head_mask=head_mask, causal=causal)
 
@@ -246,11 +246,13 @@ def prepare(text: str, bundle: ModelBundle, messages: bool = True) -> Sentence |
     if not text.strip():
         if messages:
             what = "empty" if not text else "only whitespace"
-            st.info(f"The text is {what}: type a sentence in the **Text** box in the sidebar to see it go through the encoder.")
+            st.info(
+                f"The text is {what}: type a sentence in the **Text** box in the sidebar to see it go through the encoder."
+            )
         return None
     tokenized = tokenizer.encode(text, bundle.config.max_len)
     model_ids, unknown = bundle.vocab.to_model_ids(tokenized.ids)
-    labels = [f"{label} [UNK]" if unk else label for label, unk in zip(tokenized.labels, unknown)]
+    labels = [f"{label} [UNK]" if unk else label for label, unk in zip(tokenized.labels, unknown, strict=True)]
     if messages:
         if tokenizer.notice:
             st.info(tokenizer.notice)
@@ -311,11 +313,27 @@ def chart(
         return
     columns = st.columns([1, 1, 6])
     if csv is not None:
-        columns[0].download_button("CSV", csv, file_name=f"{key}.csv", mime="text/csv", key=f"{key}_csv",
-                                   on_click="ignore", type="tertiary", icon=":material/download:")
+        columns[0].download_button(
+            "CSV",
+            csv,
+            file_name=f"{key}.csv",
+            mime="text/csv",
+            key=f"{key}_csv",
+            on_click="ignore",
+            type="tertiary",
+            icon=":material/download:",
+        )
     if json is not None:
-        columns[1].download_button("JSON", json, file_name=f"{key}.json", mime="application/json",
-                                   key=f"{key}_json", on_click="ignore", type="tertiary", icon=":material/download:")
+        columns[1].download_button(
+            "JSON",
+            json,
+            file_name=f"{key}.json",
+            mime="application/json",
+            key=f"{key}_json",
+            on_click="ignore",
+            type="tertiary",
+            icon=":material/download:",
+        )
 
 
 def window_control(length: int, key: str) -> slice:

@@ -46,8 +46,12 @@ for sentence, out, name, column in runs:
         view = slice(0, min(len(sentence), WINDOW))
         for head in sorted(heads):
             weights = out.attention_weights[layer - 1, head - 1]
-            chart(figs.attention_heatmap(weights[view, view], sentence.labels[view], f"{name.upper()} · layer {layer} · head {head}"),
-                  f"compare_{name}_{head}",
-                  csv=lambda w=weights, s=sentence: export.matrix_csv(w, s.labels, s.labels, "query \\ key"))
+            chart(
+                figs.attention_heatmap(
+                    weights[view, view], sentence.labels[view], f"{name.upper()} · layer {layer} · head {head}"
+                ),
+                f"compare_{name}_{head}",
+                csv=lambda w=weights, s=sentence: export.matrix_csv(w, s.labels, s.labels, "query \\ key"),
+            )
         entropy = analysis.attention_entropy(out.attention_weights[layer - 1]).mean(-1)
         st.caption("Mean entropy per head (bits): " + ", ".join(f"H{h + 1} {e:.2f}" for h, e in enumerate(entropy)))

@@ -23,8 +23,11 @@ out = sentence.run()
 labels = sentence.labels
 names = layer_norm_names(config)
 stats = analysis.layer_norm_stats(out.layer_norm_inputs, out.layer_norm_outputs)
-placement = "after each sub-layer's residual add (post-LN, as in the paper)" if config.layer_norm == "post" else \
-    "before each sub-layer (pre-LN), with a final LN at the end"
+placement = (
+    "after each sub-layer's residual add (post-LN, as in the paper)"
+    if config.layer_norm == "post"
+    else "before each sub-layer (pre-LN), with a final LN at the end"
+)
 st.markdown(f"This model normalises **{placement}**: {len(names)} layer norms.")
 
 st.session_state.setdefault("layernorm_which", names[0])
@@ -33,28 +36,53 @@ index = names.index(which)
 
 
 def stats_rows():
-    return [(names[n], t, labels[t], *(float(a[n, t]) for a in stats)) for n in range(len(names)) for t in range(len(labels))]
+    return [
+        (names[n], t, labels[t], *(float(a[n, t]) for a in stats))
+        for n in range(len(names))
+        for t in range(len(labels))
+    ]
 
 
-chart(figs.norm_stats_figure(stats, index, labels, which), "layernorm_stats",
-      csv=lambda: export.rows_csv(["layer_norm", "position", "token", "mean_in", "std_in", "mean_out", "std_out"], stats_rows()))
+chart(
+    figs.norm_stats_figure(stats, index, labels, which),
+    "layernorm_stats",
+    csv=lambda: export.rows_csv(
+        ["layer_norm", "position", "token", "mean_in", "std_in", "mean_out", "std_out"], stats_rows()
+    ),
+)
 
 left, right = st.columns(2)
 with left:
     scale, offset = analysis.layer_norm_parameters(sentence.bundle.params, layer_norm_param_names(config)[index])
-    chart(figs.norm_parameters_figure(scale, offset, which), "layernorm_params",
-          csv=lambda: export.rows_csv(["dim", "scale", "offset"], [(d, float(s), float(o)) for d, (s, o) in enumerate(zip(scale, offset))]))
+    chart(
+        figs.norm_parameters_figure(scale, offset, which),
+        "layernorm_params",
+        csv=lambda: export.rows_csv(
+            ["dim", "scale", "offset"],
+            [(d, float(s), float(o)) for d, (s, o) in enumerate(zip(scale, offset, strict=True))],
+        ),
+    )
 with right:
-    chart(figs.activation_histogram(out.layer_norm_inputs[index], out.layer_norm_outputs[index], which),
-          "layernorm_histogram",
-          json=lambda: export.to_json({"tokens": labels, "before": out.layer_norm_inputs[index], "after": out.layer_norm_outputs[index]}))
+    chart(
+        figs.activation_histogram(out.layer_norm_inputs[index], out.layer_norm_outputs[index], which),
+        "layernorm_histogram",
+        json=lambda: export.to_json(
+            {"tokens": labels, "before": out.layer_norm_inputs[index], "after": out.layer_norm_outputs[index]}
+        ),
+    )
 
-chart(figs.norm_overview_figure(stats, labels, names), "layernorm_overview",
-      csv=lambda: export.matrix_csv(stats.std_in, names, labels, "layer norm \\ token"))
+chart(
+    figs.norm_overview_figure(stats, labels, names),
+    "layernorm_overview",
+    csv=lambda: export.matrix_csv(stats.std_in, names, labels, "layer norm \\ token"),
+)
 
 st.subheader("Residual stream")
 st.caption("The norm of each token's vector after the embedding and after every sub-layer.")
 stages = hidden_state_names(config)
 norms = analysis.residual_norms(out.hidden_states)
-chart(figs.residual_norm_figure(norms, stages, labels), "layernorm_residual",
-      csv=lambda: export.matrix_csv(norms, stages, labels, "stage \\ token"))
+chart(
+    figs.residual_norm_figure(norms, stages, labels),
+    "layernorm_residual",
+    csv=lambda: export.matrix_csv(norms, stages, labels, "stage \\ token"),
+)

@@ -27,18 +27,29 @@ st.markdown(
     f"**T** = {length} tokens · **D** = {config.d_model} · **H** = {config.num_heads} heads of **K** = {config.key_size} · "
     f"**F** = {config.ffn_size} · **L** = {config.num_layers} layers · **V** = {config.vocab_size}"
 )
-chart(figs.architecture_figure(steps), "model_architecture",
-      csv=lambda: export.rows_csv(["stage", "operation", "symbol", "shape"], [(s.stage, s.operation, s.symbol, str(s.shape)) for s in steps]))
+chart(
+    figs.architecture_figure(steps),
+    "model_architecture",
+    csv=lambda: export.rows_csv(
+        ["stage", "operation", "symbol", "shape"], [(s.stage, s.operation, s.symbol, str(s.shape)) for s in steps]
+    ),
+)
 
 left, right = st.columns([3, 2])
 with left:
     rows = analysis.parameter_groups(count_parameters(bundle.params))
-    chart(figs.parameter_figure(rows), "model_parameters",
-          csv=lambda: export.rows_csv(["group", "module", "parameters"], rows))
+    chart(
+        figs.parameter_figure(rows),
+        "model_parameters",
+        csv=lambda: export.rows_csv(["group", "module", "parameters"], rows),
+    )
 with right:
     st.subheader("Configuration")
-    st.dataframe({"field": list(config.to_dict()), "value": [str(v) for v in config.to_dict().values()]},
-                 key="model_config_table", hide_index=True)
+    st.dataframe(
+        {"field": list(config.to_dict()), "value": [str(v) for v in config.to_dict().values()]},
+        key="model_config_table",
+        hide_index=True,
+    )
     st.markdown(f"**Source:** {bundle.source}  \n**Task:** {bundle.task or 'none (untrained)'}")
     if bundle.info:
         with st.expander("Training info"):
@@ -57,8 +68,11 @@ c1.metric("Programs compiled", engine.stats.traces)
 c2.metric("Forward calls", engine.stats.calls)
 c3.metric("Cache hits", max(engine.stats.calls - engine.stats.traces, 0))
 if report and report.seconds:
-    c4.metric("Warm-up compile time", f"{sum(report.seconds.values()):.2f} s",
-              help="Per bucket: " + ", ".join(f"{k}: {v:.2f} s" for k, v in sorted(report.seconds.items())))
+    c4.metric(
+        "Warm-up compile time",
+        f"{sum(report.seconds.values()):.2f} s",
+        help="Per bucket: " + ", ".join(f"{k}: {v:.2f} s" for k, v in sorted(report.seconds.items())),
+    )
 
 
 @st.cache_resource(show_spinner="Lowering and compiling the forward pass…", max_entries=16)
@@ -78,9 +92,23 @@ if st.toggle("Show the jaxpr and XLA's cost analysis", key="model_show_jit"):
     m1.metric("FLOPs (XLA estimate)", f"{flops:,.0f}")
     m2.metric("Bytes accessed", f"{bytes_accessed:,.0f}")
     m3.metric("Lower + compile time", f"{seconds:.2f} s", help="Measured once per config and bucket, then cached.")
-    st.download_button("Cost analysis (JSON)", lambda: export.to_json(cost), file_name="cost_analysis.json",
-                       key="model_cost_json", on_click="ignore", type="tertiary", icon=":material/download:")
+    st.download_button(
+        "Cost analysis (JSON)",
+        lambda: export.to_json(cost),
+        file_name="cost_analysis.json",
+        key="model_cost_json",
+        on_click="ignore",
+        type="tertiary",
+        icon=":material/download:",
+    )
     with st.expander(f"jaxpr of the forward pass at {bucket} tokens ({jaxpr.count(chr(10))} lines)"):
         st.code(jaxpr, language=None)
-    st.download_button("jaxpr (text)", jaxpr, file_name=f"forward_{bucket}.jaxpr.txt", key="model_jaxpr_txt",
-                       on_click="ignore", type="tertiary", icon=":material/download:")
+    st.download_button(
+        "jaxpr (text)",
+        jaxpr,
+        file_name=f"forward_{bucket}.jaxpr.txt",
+        key="model_jaxpr_txt",
+        on_click="ignore",
+        type="tertiary",
+        icon=":material/download:",
+    )

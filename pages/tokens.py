@@ -39,7 +39,9 @@ else:
         st.info(tokenizer.notice)
     tokenized = tokenizer.encode(current_text(), bundle.config.max_len)
     labels, unknown = tokenized.labels, None
-    st.info(f"Showing **{tokenizer.name}** tokens; the model itself reads **{bundle.vocab.encoding}** tokens on every other page.")
+    st.info(
+        f"Showing **{tokenizer.name}** tokens; the model itself reads **{bundle.vocab.encoding}** tokens on every other page."
+    )
     if tokenized.truncation_message():
         st.warning(tokenized.truncation_message())
 
@@ -56,20 +58,31 @@ st.html(token_chips_html(labels, list(tokenized.ids), list(tokenized.byte_counts
 
 rows = [
     (i, label, token_id, size, bool(unknown[i]) if unknown is not None else "")
-    for i, (label, token_id, size) in enumerate(zip(labels, tokenized.ids, tokenized.byte_counts))
+    for i, (label, token_id, size) in enumerate(zip(labels, tokenized.ids, tokenized.byte_counts, strict=True))
 ]
 chart(
     token_bytes_figure(labels, list(tokenized.ids), list(tokenized.byte_counts), unknown),
     key="tokens_bytes",
     csv=lambda: export.rows_csv(["position", "token", "tiktoken_id", "bytes", "unknown_to_model"], rows),
-    json=lambda: export.to_json({"encoding": tokenized and encoding, "tokens": labels, "ids": list(tokenized.ids),
-                                 "byte_counts": list(tokenized.byte_counts)}),
+    json=lambda: export.to_json(
+        {
+            "encoding": tokenized and encoding,
+            "tokens": labels,
+            "ids": list(tokenized.ids),
+            "byte_counts": list(tokenized.byte_counts),
+        }
+    ),
 )
 if encoding == bundle.vocab.encoding:
     with st.expander("Model ids (rows of the embedding table)"):
         st.dataframe(
-            {"token": labels, "tiktoken id": list(tokenized.ids), "model id": sentence.model_ids.tolist(),
-             "bytes": list(tokenized.byte_counts), "[UNK]": sentence.unknown.tolist()},
+            {
+                "token": labels,
+                "tiktoken id": list(tokenized.ids),
+                "model id": sentence.model_ids.tolist(),
+                "bytes": list(tokenized.byte_counts),
+                "[UNK]": sentence.unknown.tolist(),
+            },
             key="tokens_table",
         )
 

@@ -23,7 +23,9 @@ def test_unique_labels_keep_repeated_tokens_apart():
     assert analysis.unique_labels(["a", "b"], start=10) == ["10 a", "11 b"]
 
 
-@pytest.mark.parametrize("length,start,size,expected", [(10, 0, 4, (0, 4)), (10, 8, 4, (6, 10)), (3, 2, 8, (0, 3)), (10, -5, 4, (0, 4))])
+@pytest.mark.parametrize(
+    "length,start,size,expected", [(10, 0, 4, (0, 4)), (10, 8, 4, (6, 10)), (3, 2, 8, (0, 3)), (10, -5, 4, (0, 4))]
+)
 def test_token_window_is_clipped(length, start, size, expected):
     window = analysis.token_window(length, start, size)
     assert (window.start, window.stop) == expected
@@ -156,7 +158,9 @@ def test_shape_walk_matches_the_model(layer_norm):
 
     from explorer.model import build_model, init_params
 
-    config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, layer_norm=layer_norm)
+    config = ModelConfig(
+        vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, layer_norm=layer_norm
+    )
     steps = analysis.shape_walk(config, 9)
     assert steps[0].shape == (9,)
     assert steps[-1].shape == (9, 40) and steps[-1].symbol == "[T, V]"

@@ -49,7 +49,11 @@ def attention_heatmap(
     z = np.where(weights >= threshold, weights, np.nan) if threshold > 0 else weights
     rows = unique_labels(labels, start)
     cols = unique_labels(key_labels, start if key_start is None else key_start)
-    scale = dict(colorscale="RdBu", zmid=0.0, reversescale=True) if signed else dict(colorscale=WEIGHT_SCALE, zmin=0.0, zmax=1.0)
+    scale = (
+        dict(colorscale="RdBu", zmid=0.0, reversescale=True)
+        if signed
+        else dict(colorscale=WEIGHT_SCALE, zmin=0.0, zmax=1.0)
+    )
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -72,9 +76,9 @@ def heads_figure(
     names: list[str],
     threshold: float = 0.0,
     start: int = 0,
-    columns: int = 2,
+    columns: int = 4,
 ) -> go.Figure:
-    """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure (two per row), with token
+    """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure (``columns`` per row), with token
     labels on both axes of every panel and hover ``head · query → key: weight``.
 
     One figure with n panels draws markedly faster in a browser than n separate figures, which is what
@@ -97,15 +101,27 @@ def heads_figure(
     show_ticks = len(axis) <= 64
     # Shared axes: every panel shows the same tokens, so labels are drawn once per row and column, which
     # also halves the text the browser lays out on each redraw.
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, shared_xaxes=True, shared_yaxes=True,
-                        horizontal_spacing=0.02, vertical_spacing=min(0.08, 0.3 / rows))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=names,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        horizontal_spacing=0.02,
+        vertical_spacing=min(0.08, 0.3 / rows),
+    )
     for index in range(count):
         z = weights[index]
         if threshold > 0:
             z = np.where(z >= threshold, z, np.nan)
         fig.add_trace(
             go.Heatmap(
-                z=z, x=axis, y=axis, coloraxis="coloraxis", hoverongaps=False, name=names[index],
+                z=z,
+                x=axis,
+                y=axis,
+                coloraxis="coloraxis",
+                hoverongaps=False,
+                name=names[index],
                 hovertemplate=f"{names[index]}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>",
             ),
             row=index // cols + 1,
@@ -119,9 +135,17 @@ def heads_figure(
     # Margins sized from the longest label instead of plotly's automargin, whose extra layout passes were
     # a fifth of the redraw time.
     longest = max((len(a) for a in axis), default=1) if show_ticks else 0
-    fig.update_layout(coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0,
-                                 "colorbar": {"title": {"text": "weight"}, "thickness": 12}})
-    panel = heatmap_height(len(axis), minimum=280, maximum=520) - 40
+    fig.update_layout(
+        coloraxis={
+            "colorscale": WEIGHT_SCALE,
+            "cmin": 0.0,
+            "cmax": 1.0,
+            "colorbar": {"title": {"text": "weight"}, "thickness": 12},
+        }
+    )
+    # Panels stay roughly square: a row of four fits a wide page at ~250 px each, and fewer pixels to
+    # paint is most of what makes a redraw fast.
+    panel = 260 if cols >= 3 else heatmap_height(len(axis), minimum=280, maximum=520) - 40
     title = "Attention weights: rows are queries, columns the keys they attend to"
     label_px = 10 + int(6.2 * min(longest, 24))
     finish(fig, title, 50 + rows * panel + label_px)
@@ -144,7 +168,7 @@ def attention_grid(weights: np.ndarray, labels: list[str], max_positions: int = 
     fig = make_subplots(
         rows=layers,
         cols=heads,
-        subplot_titles=[f"L{l + 1} H{h + 1}" for l in range(layers) for h in range(heads)],
+        subplot_titles=[f"L{ly + 1} H{h + 1}" for ly in range(layers) for h in range(heads)],
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if layers < 6 else 0.02,
     )
@@ -170,7 +194,9 @@ def attention_grid(weights: np.ndarray, labels: list[str], max_positions: int = 
     fig.update_xaxes(type="category", showticklabels=False)
     fig.update_yaxes(type="category", autorange="reversed", showticklabels=False)
     fig.update_layout(coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"thickness": 12}})
-    title = "All layers × all heads" + (f" (averaged over blocks of ~{length / max_positions:.1f} positions)" if pooled else "")
+    title = "All layers × all heads" + (
+        f" (averaged over blocks of ~{length / max_positions:.1f} positions)" if pooled else ""
+    )
     return finish(fig, title, int(min(1400, 60 + layers * max(160, 900 // max(heads, 1)))))
 
 
@@ -183,10 +209,11 @@ def head_view_figure(lines: list[HeadViewLines], labels: list[str], focus: int |
     length = len(labels)
     for item in lines:
         if len(item.queries) and (item.queries.max() >= length or item.keys.max() >= length):
-            raise ValueError(f"{item.head} has lines to position {max(item.queries.max(), item.keys.max())} but the "
-                             f"sentence has {length} tokens; pass the labels of the same sentence.")
+            raise ValueError(
+                f"{item.head} has lines to position {max(item.queries.max(), item.keys.max())} but the "
+                f"sentence has {length} tokens; pass the labels of the same sentence."
+            )
     fig = go.Figure()
-    offset_step = 0.3 / max(len(lines), 1)
     for h, item in enumerate(lines):
         colour = PALETTE[h % len(PALETTE)]
         levels = np.digitize(item.weights, [0.15, 0.35, 0.6, 0.85])
@@ -203,9 +230,16 @@ def head_view_figure(lines: list[HeadViewLines], labels: list[str], focus: int |
                 hover += [text, text, None]
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines", line={"color": colour, "width": 1 + 3 * opacity},
-                    opacity=opacity, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-                    name=item.head, legendgroup=item.head, showlegend=level == int(levels.max()),
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": colour, "width": 1 + 3 * opacity},
+                    opacity=opacity,
+                    hovertext=hover,
+                    hovertemplate="%{hovertext}<extra></extra>",
+                    name=item.head,
+                    legendgroup=item.head,
+                    showlegend=level == int(levels.max()),
                 )
             )
     token_colours = ["#d62728" if focus == i else "#444" for i in range(length)]
@@ -213,9 +247,13 @@ def head_view_figure(lines: list[HeadViewLines], labels: list[str], focus: int |
     for x, anchor, side in ((0.0, "left", "query"), (1.0, "right", "key")):
         fig.add_trace(
             go.Scatter(
-                x=[x] * length, y=positions, mode="markers+text", text=labels,
+                x=[x] * length,
+                y=positions,
+                mode="markers+text",
+                text=labels,
                 textposition="middle left" if anchor == "left" else "middle right",
-                marker={"size": 6, "color": token_colours}, showlegend=False,
+                marker={"size": 6, "color": token_colours},
+                showlegend=False,
                 hovertext=[f"{side} {i}: {label}" for i, label in enumerate(labels)],
                 hovertemplate="%{hovertext}<extra></extra>",
             )
@@ -238,7 +276,7 @@ def entropy_figure(entropy: np.ndarray, max_bits: float) -> go.Figure:
         go.Heatmap(
             z=entropy,
             x=[f"H{h + 1}" for h in range(heads)],
-            y=[f"L{l + 1}" for l in range(layers)],
+            y=[f"L{ly + 1}" for ly in range(layers)],
             zmin=0.0,
             zmax=max(max_bits, 1e-6),
             colorscale=WEIGHT_SCALE,
@@ -257,12 +295,21 @@ def entropy_per_query_figure(entropy: np.ndarray, labels: list[str], head_names:
     """Entropy (bits) of each query's attention for the chosen heads ``[h, T]``; hover names the token."""
     entropy = np.asarray(entropy, np.float32)
     if entropy.ndim != 2 or entropy.shape[0] != len(head_names) or entropy.shape[1] != len(labels):
-        raise ValueError(f"Entropy of shape {entropy.shape} does not match {len(head_names)} heads x {len(labels)} tokens.")
+        raise ValueError(
+            f"Entropy of shape {entropy.shape} does not match {len(head_names)} heads x {len(labels)} tokens."
+        )
     fig = go.Figure()
     x = unique_labels(labels)
     for i, name in enumerate(head_names):
-        fig.add_trace(go.Bar(x=x, y=entropy[i], name=name, marker_color=PALETTE[i % len(PALETTE)],
-                             hovertemplate=f"{name}<br>%{{x}}: %{{y:.2f}} bits<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=entropy[i],
+                name=name,
+                marker_color=PALETTE[i % len(PALETTE)],
+                hovertemplate=f"{name}<br>%{{x}}: %{{y:.2f}} bits<extra></extra>",
+            )
+        )
     fig.update_xaxes(type="category", tickangle=-60, title="query token", showticklabels=len(labels) <= 96)
     fig.update_yaxes(title="entropy (bits)")
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
@@ -282,14 +329,40 @@ def query_key_figure(
     if not 0 <= query < len(labels):
         raise ValueError(f"Query position {query} is outside the sentence (0..{len(labels) - 1}).")
     x = unique_labels(labels)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("score q·k / √K (before softmax)", "attention weight (after softmax)"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("score q·k / √K (before softmax)", "attention weight (after softmax)"),
+    )
     for i, name in enumerate(head_names):
         colour = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Bar(x=x, y=scores[i], name=name, legendgroup=name, marker_color=colour,
-                             hovertemplate=f"{name}<br>{x[query]} → %{{x}}: score %{{y:.3f}}<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Bar(x=x, y=weights[i], name=name, legendgroup=name, showlegend=False, marker_color=colour,
-                             hovertemplate=f"{name}<br>{x[query]} → %{{x}}: weight %{{y:.3f}}<extra></extra>"), row=2, col=1)
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=scores[i],
+                name=name,
+                legendgroup=name,
+                marker_color=colour,
+                hovertemplate=f"{name}<br>{x[query]} → %{{x}}: score %{{y:.3f}}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=weights[i],
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                marker_color=colour,
+                hovertemplate=f"{name}<br>{x[query]} → %{{x}}: weight %{{y:.3f}}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
     fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
     fig.update_yaxes(range=[0, 1], row=2, col=1)
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
@@ -302,13 +375,30 @@ def ablation_figure(effect: AblationEffect, labels: list[str], heads_off: list[s
     if change.shape[0] != len(labels):
         raise ValueError(f"The ablation covers {change.shape[0]} tokens but {len(labels)} labels were given.")
     x = unique_labels(labels)
-    hover = [f"{name}<br>top prediction changed" if c else name for name, c in zip(x, effect.top_changed)]
+    hover = [f"{name}<br>top prediction changed" if c else name for name, c in zip(x, effect.top_changed, strict=True)]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=x, y=change, name="|Δh| / |h| (final representation)", marker_color=PALETTE[0],
-                         hovertext=hover, hovertemplate="%{hovertext}: %{y:.1%}<extra>|Δh| / |h|</extra>"))
-    fig.add_trace(go.Scatter(x=x, y=effect.prediction_kl, name="KL(before ‖ after), bits", mode="lines+markers",
-                             marker_color=PALETTE[3], hovertext=hover,
-                             hovertemplate="%{hovertext}: %{y:.3f} bits<extra>KL</extra>"), secondary_y=True)
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=change,
+            name="|Δh| / |h| (final representation)",
+            marker_color=PALETTE[0],
+            hovertext=hover,
+            hovertemplate="%{hovertext}: %{y:.1%}<extra>|Δh| / |h|</extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=effect.prediction_kl,
+            name="KL(before ‖ after), bits",
+            mode="lines+markers",
+            marker_color=PALETTE[3],
+            hovertext=hover,
+            hovertemplate="%{hovertext}: %{y:.3f} bits<extra>KL</extra>",
+        ),
+        secondary_y=True,
+    )
     fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
     fig.update_yaxes(title="relative change", tickformat=".0%", secondary_y=False)
     fig.update_yaxes(title="KL (bits)", secondary_y=True, rangemode="tozero")
@@ -324,8 +414,14 @@ def predictions_figure(names: list[str], probs: np.ndarray, title: str, ablated:
     series = "heads switched off" if ablated else "all heads"
     rows = [f"{i + 1}. {name}" for i, name in enumerate(names)]  # unique, ranked
     fig = go.Figure(
-        go.Bar(y=rows, x=probs, orientation="h", name=series, marker_color=PALETTE[3] if ablated else PALETTE[0],
-               hovertemplate="%{y}: %{x:.1%}<extra>" + series + "</extra>")
+        go.Bar(
+            y=rows,
+            x=probs,
+            orientation="h",
+            name=series,
+            marker_color=PALETTE[3] if ablated else PALETTE[0],
+            hovertemplate="%{y}: %{x:.1%}<extra>" + series + "</extra>",
+        )
     )
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_xaxes(title="probability", tickformat=".0%", range=[0, 1])

@@ -9,7 +9,9 @@ from explorer.analysis import Projection, unique_labels
 from explorer.figures import PALETTE, SIGNED_SCALE, WEIGHT_SCALE, check_labels, finish, heatmap_height
 
 
-def vector_heatmap(matrix: np.ndarray, labels: list[str], title: str, value_name: str = "value", start: int = 0) -> go.Figure:
+def vector_heatmap(
+    matrix: np.ndarray, labels: list[str], title: str, value_name: str = "value", start: int = 0
+) -> go.Figure:
     """A ``[T, D]`` matrix (one row per token, one column per model dimension), centred on zero.
 
     Hover: ``token · dim d: value``. ``start`` is the position of the first row (when paging).
@@ -37,8 +39,9 @@ def vector_heatmap(matrix: np.ndarray, labels: list[str], title: str, value_name
     return finish(fig, title, heatmap_height(len(rows)))
 
 
-def positional_curves(encodings: np.ndarray, dims: list[int], labels: list[str] | None = None,
-                      wavelengths: np.ndarray | None = None) -> go.Figure:
+def positional_curves(
+    encodings: np.ndarray, dims: list[int], labels: list[str] | None = None, wavelengths: np.ndarray | None = None
+) -> go.Figure:
     """``PE[:, d]`` against position for each chosen dimension ``d``: sines and cosines of many periods.
 
     Hover names the token at each position when ``labels`` are given.
@@ -136,16 +139,34 @@ def projection_figure(
 
     fig = go.Figure()
     background = highlight is not None
-    fig.add_trace(trace(coords, labels, "vocabulary" if background else "tokens", 5 if background else 9,
-                        "#7f7f7f" if background else PALETTE[0], text=not background and len(labels) <= 40))
+    fig.add_trace(
+        trace(
+            coords,
+            labels,
+            "vocabulary" if background else "tokens",
+            5 if background else 9,
+            "#7f7f7f" if background else PALETTE[0],
+            text=not background and len(labels) <= 40,
+        )
+    )
     if highlight is not None:
         if highlight_labels is None:
             raise ValueError("Highlighted points need their token labels.")
         check_labels(np.asarray(highlight.coords).shape[0], highlight_labels, "The highlighted projection")
-        fig.add_trace(trace(np.asarray(highlight.coords), highlight_labels, "this sentence", 10, PALETTE[3],
-                            text=len(highlight_labels) <= 40))
+        fig.add_trace(
+            trace(
+                np.asarray(highlight.coords),
+                highlight_labels,
+                "this sentence",
+                10,
+                PALETTE[3],
+                text=len(highlight_labels) <= 40,
+            )
+        )
     if dims == 3:
-        fig.update_layout(scene={"xaxis_title": axis_titles[0], "yaxis_title": axis_titles[1], "zaxis_title": axis_titles[2]})
+        fig.update_layout(
+            scene={"xaxis_title": axis_titles[0], "yaxis_title": axis_titles[1], "zaxis_title": axis_titles[2]}
+        )
     else:
         fig.update_xaxes(title=axis_titles[0])
         fig.update_yaxes(title=axis_titles[1])

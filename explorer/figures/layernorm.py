@@ -19,19 +19,46 @@ def norm_stats_figure(stats: NormStats, index: int, labels: list[str], name: str
         raise ValueError(f"There are {count} layer norms; index {index} does not exist.")
     check_labels(stats.mean_in.shape[1], labels, "The layer-norm statistics")
     x = unique_labels(labels)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("mean over the model width", "standard deviation over the model width"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("mean over the model width", "standard deviation over the model width"),
+    )
     series = (
         (stats.mean_in, stats.std_in, "before", PALETTE[0]),
         (stats.mean_out, stats.std_out, "after", PALETTE[1]),
     )
     for mean, std, when, colour in series:
         mode = "lines+markers" if len(labels) <= 64 else "lines"
-        fig.add_trace(go.Scatter(x=x, y=mean[index], name=f"{when} LN", legendgroup=when, mode=mode, line={"color": colour},
-                                 hovertemplate=f"%{{x}}<br>mean {when}: %{{y:.3f}}<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Scatter(x=x, y=std[index], name=f"{when} LN", legendgroup=when, showlegend=False, mode=mode,
-                                 line={"color": colour}, hovertemplate=f"%{{x}}<br>std {when}: %{{y:.3f}}<extra></extra>"),
-                      row=2, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=mean[index],
+                name=f"{when} LN",
+                legendgroup=when,
+                mode=mode,
+                line={"color": colour},
+                hovertemplate=f"%{{x}}<br>mean {when}: %{{y:.3f}}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=std[index],
+                name=f"{when} LN",
+                legendgroup=when,
+                showlegend=False,
+                mode=mode,
+                line={"color": colour},
+                hovertemplate=f"%{{x}}<br>std {when}: %{{y:.3f}}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
     fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
     fig.update_layout(legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
     return finish(fig, f"{name}: per-token statistics", 460)
@@ -42,9 +69,16 @@ def norm_overview_figure(stats: NormStats, labels: list[str], names: list[str]) 
     check_labels(stats.std_in.shape[1], labels, "The layer-norm statistics")
     if len(names) != stats.std_in.shape[0]:
         raise ValueError(f"{stats.std_in.shape[0]} layer norms but {len(names)} names.")
-    fig = go.Figure(go.Heatmap(z=stats.std_in, x=unique_labels(labels), y=names, colorscale=WEIGHT_SCALE,
-                               colorbar={"title": {"text": "std"}, "thickness": 12},
-                               hovertemplate="%{y}<br>%{x}: std before LN %{z:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=stats.std_in,
+            x=unique_labels(labels),
+            y=names,
+            colorscale=WEIGHT_SCALE,
+            colorbar={"title": {"text": "std"}, "thickness": 12},
+            hovertemplate="%{y}<br>%{x}: std before LN %{z:.3f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
     fig.update_yaxes(type="category", autorange="reversed")
     return finish(fig, "Std of each token before every layer norm", 140 + 30 * len(names))
@@ -57,10 +91,24 @@ def norm_parameters_figure(scale: np.ndarray, offset: np.ndarray, name: str) -> 
         raise ValueError(f"Scale {scale.shape} and offset {offset.shape} must both be [D].")
     dims = np.arange(scale.shape[0])
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=dims, y=scale, name="scale γ", marker_color=PALETTE[0],
-                         hovertemplate="dim %{x}: γ = %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Bar(x=dims, y=offset, name="offset β", marker_color=PALETTE[1],
-                         hovertemplate="dim %{x}: β = %{y:.3f}<extra></extra>"))
+    fig.add_trace(
+        go.Bar(
+            x=dims,
+            y=scale,
+            name="scale γ",
+            marker_color=PALETTE[0],
+            hovertemplate="dim %{x}: γ = %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=dims,
+            y=offset,
+            name="offset β",
+            marker_color=PALETTE[1],
+            hovertemplate="dim %{x}: β = %{y:.3f}<extra></extra>",
+        )
+    )
     fig.add_hline(y=1.0, line_dash="dot", line_color="#888", annotation_text="γ at init = 1")
     fig.update_xaxes(title="model dimension")
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
@@ -82,8 +130,16 @@ def activation_histogram(before: np.ndarray, after: np.ndarray, name: str, bins:
     fig = go.Figure()
     for values, when, colour in ((before, "before", PALETTE[0]), (after, "after", PALETTE[1])):
         counts, _ = np.histogram(values, edges)
-        fig.add_trace(go.Bar(x=centres, y=counts, name=f"{when} LN", marker_color=colour, opacity=0.6,
-                             hovertemplate=f"{when}: %{{y}} values near %{{x:.2f}}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=centres,
+                y=counts,
+                name=f"{when} LN",
+                marker_color=colour,
+                opacity=0.6,
+                hovertemplate=f"{when}: %{{y}} values near %{{x:.2f}}<extra></extra>",
+            )
+        )
     fig.update_layout(barmode="overlay", bargap=0, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     fig.update_xaxes(title="activation value")
     fig.update_yaxes(title="count")
@@ -97,14 +153,38 @@ def residual_norm_figure(norms: np.ndarray, stage_names: list[str], labels: list
         raise ValueError(f"Norms of shape {norms.shape} need one row per stage ({len(stage_names)}).")
     check_labels(norms.shape[1], labels, "The residual norms")
     rows = unique_labels(labels)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
-                        subplot_titles=("per token", "mean over tokens"))
-    fig.add_trace(go.Heatmap(z=norms.T, x=stage_names, y=rows, colorscale=WEIGHT_SCALE,
-                             colorbar={"title": {"text": "‖h‖"}, "thickness": 12, "x": 0.56},
-                             hovertemplate="%{y} · %{x}: ‖h‖ = %{z:.2f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=stage_names, y=norms.mean(axis=1), mode="lines+markers", name="mean ‖h‖",
-                             line={"color": PALETTE[3]}, showlegend=False,
-                             hovertemplate="%{x}: mean ‖h‖ = %{y:.2f}<extra></extra>"), row=1, col=2)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.62, 0.38],
+        horizontal_spacing=0.12,
+        subplot_titles=("per token", "mean over tokens"),
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=norms.T,
+            x=stage_names,
+            y=rows,
+            colorscale=WEIGHT_SCALE,
+            colorbar={"title": {"text": "‖h‖"}, "thickness": 12, "x": 0.56},
+            hovertemplate="%{y} · %{x}: ‖h‖ = %{z:.2f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=stage_names,
+            y=norms.mean(axis=1),
+            mode="lines+markers",
+            name="mean ‖h‖",
+            line={"color": PALETTE[3]},
+            showlegend=False,
+            hovertemplate="%{x}: mean ‖h‖ = %{y:.2f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_xaxes(type="category", tickangle=-40)
     fig.update_yaxes(type="category", autorange="reversed", showticklabels=len(rows) <= 96, row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)

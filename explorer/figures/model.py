@@ -33,8 +33,22 @@ def architecture_figure(steps: list[ShapeStep]) -> go.Figure:
             )
         )
     for i in range(len(steps) - 1):
-        fig.add_annotation(x=0.0, y=i + 1, ax=0.0, ay=i, xref="x", yref="y", axref="x", ayref="y",
-                           showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1, arrowcolor="#888", text="")
+        fig.add_annotation(
+            x=0.0,
+            y=i + 1,
+            ax=0.0,
+            ay=i,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=2,
+            arrowsize=1,
+            arrowwidth=1,
+            arrowcolor="#888",
+            text="",
+        )
     fig.update_xaxes(visible=False, range=[-0.05, 1.0])
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})

@@ -28,7 +28,7 @@ def token_chips_html(
     unknown = [False] * count if unknown is None else [bool(u) for u in unknown]
     check_labels(len(unknown), labels, "The unknown-token mask")
     chips = []
-    for position, (label, token_id, size, unk) in enumerate(zip(labels, ids, byte_counts, unknown)):
+    for position, (label, token_id, size, unk) in enumerate(zip(labels, ids, byte_counts, unknown, strict=True)):
         colour = UNKNOWN_COLOUR if unk else CHIP_COLOURS[position % len(CHIP_COLOURS)]
         title = f"position {position} · id {token_id} · {size} byte{'s' if size != 1 else ''}"
         if unk:
@@ -52,7 +52,7 @@ def token_bytes_figure(
     unknown = [False] * len(labels) if unknown is None else [bool(u) for u in unknown]
     hover = [
         f"{i}: {label}<br>id {token_id} · {size} bytes{' · [UNK] for the model' if unk else ''}"
-        for i, (label, token_id, size, unk) in enumerate(zip(labels, ids, byte_counts, unknown))
+        for i, (label, token_id, size, unk) in enumerate(zip(labels, ids, byte_counts, unknown, strict=True))
     ]
     colours = ["#d62728" if unk else "#1f77b4" for unk in unknown]
     fig = go.Figure(

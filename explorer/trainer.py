@@ -13,9 +13,11 @@ memory) together with what the Train page replays: attention of a probe input, i
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -136,6 +138,17 @@ class TrainerStatus:
         }
 
 
+_LIVE_TRAINERS: weakref.WeakSet[Trainer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_trainers() -> None:
+    """Lets every worker finish its chunk before the interpreter exits: killing a thread in the middle of
+    a JAX computation aborts the process instead of letting it exit cleanly."""
+    for trainer in list(_LIVE_TRAINERS):
+        trainer.stop(timeout=10)
+
+
 def _pca_2d(points: np.ndarray) -> np.ndarray:
     """Projects ``[N, D]`` points on their two principal components ``[N, 2]`` (signs fixed so that
     successive snapshots do not flip at random)."""
@@ -165,8 +178,10 @@ class Trainer:
         vocabulary is then built from it.
       encoding: tiktoken encoding of the vocabulary.
 
-    Evaluations and snapshots happen together: at step 0, every ``train_config.eval_every`` steps (at the
-    end of the chunk that crosses it) and at the last step.
+      snapshot_at: extra steps to evaluate and snapshot at (e.g. densely early on, where attention forms).
+
+    Evaluations and snapshots happen together: at step 0, every ``train_config.eval_every`` steps, at
+    each ``snapshot_at`` step, and where training ends -- each at the end of the chunk that reaches it.
     """
 
     def __init__(
@@ -175,6 +190,7 @@ class Trainer:
         train_config: TrainConfig,
         text: str | None = None,
         encoding: str = DEFAULT_ENCODING,
+        snapshot_at: tuple[int, ...] = (),
     ):
         self.train_config = train_config
         self.spec: TaskSpec = train_config.task_spec
@@ -207,6 +223,7 @@ class Trainer:
         self._functions = compile_functions(model_config, train_config)
         self.probe = self._make_probe(held_out)
         self.groups = parameter_groups(model_config)
+        self.snapshot_at = tuple(sorted(set(int(step) for step in snapshot_at)))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -226,6 +243,7 @@ class Trainer:
             self._state_name = RUNNING
             self._message = "Compiling the training step…" if self._step == 0 else "Training…"
             self._thread = threading.Thread(target=self._worker, name="explorer-trainer", daemon=True)
+            _LIVE_TRAINERS.add(self)
             self._thread.start()
             return True
 
@@ -426,7 +444,8 @@ class Trainer:
                 else:
                     self._message = "Training…"
             done = new_step >= config.steps
-            if diverged or done or self._due(step, new_step, config.eval_every):
+            chosen = any(step < at <= new_step for at in self.snapshot_at)
+            if diverged or done or chosen or self._due(step, new_step, config.eval_every):
                 self._inspect(state_params(self.model_config, new_state), new_step)
             if callback is not None:
                 callback(self.status())

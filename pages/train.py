@@ -23,6 +23,7 @@ from pages.common import chart, current_bundle, set_bundle, sidebar
 TRAINER_KEY = "train_trainer"  # this user's Trainer (or None)
 PUBLISHED_KEY = "train_published"  # (trainer id, step) last handed to the other pages
 UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload
+ERROR_KEY = "train_error"  # why the last Start did not start, or None
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 1e4]
 
 state = st.session_state
@@ -72,17 +73,21 @@ def chunk_size(batch_size: int, seq_len: int) -> int:
     return int(min(50, max(2, round(10_240 / (batch_size * seq_len)))))
 
 
-def start_training(text_file) -> None:
+def start_training() -> None:
+    """The Start button's callback. Callbacks run before the script, so a click is never lost to a rerun;
+    a problem is left in session state for the script to show."""
+    state[ERROR_KEY] = None
     old = state.get(TRAINER_KEY)
     if old is not None:
         old.stop()
     task = state["train_task"]
+    text_file = state.get("train_text_file")
     text = None
     if text_file is not None and task in TEXT_TASKS:
         try:
             text = text_file.getvalue().decode("utf-8")
         except UnicodeDecodeError:
-            st.error(f"{text_file.name} is not UTF-8 text; save it as UTF-8 and upload it again.")
+            state[ERROR_KEY] = f"{text_file.name} is not UTF-8 text; save it as UTF-8 and upload it again."
             return
     d_model = state["train_d_model"]
     try:
@@ -106,10 +111,9 @@ def start_training(text_file) -> None:
             steps_per_chunk=chunk,
             eval_every=max(chunk, math.ceil(steps / 40 / chunk) * chunk),  # ~40 snapshots to replay
         )
-        with st.spinner("Preparing data and parameters…"):
-            trainer = Trainer(model_config, train_config, text=text)
+        trainer = Trainer(model_config, train_config, text=text)
     except ValueError as error:
-        st.error(str(error))
+        state[ERROR_KEY] = str(error)
         return
     state[TRAINER_KEY] = trainer
     trainer.start()
@@ -138,26 +142,30 @@ with st.form("train_form", border=True):
         key="train_lr",
         format_func=lambda v: f"{v:g}",
     )
-    text_file = st.file_uploader(
+    st.file_uploader(
         "Your own text for mlm/causal (UTF-8 .txt; default: the bundled corpus)", type=["txt"], key="train_text_file"
     )
-    submitted = st.form_submit_button("Start training", type="primary", key="train_start")
-if submitted:
-    start_training(text_file)
-    trainer = state.get(TRAINER_KEY)
+    st.form_submit_button("Start training", type="primary", key="train_start", on_click=start_training)
+if state.get(ERROR_KEY):
+    st.error(state[ERROR_KEY])
 
+
+def stop_training() -> None:
+    state[TRAINER_KEY].stop()
+    publish(state[TRAINER_KEY])
+
+
+trainer = state.get(TRAINER_KEY)
 status = trainer.status() if trainer is not None else None
 b1, b2, b3, _ = st.columns([1, 1, 1, 5])
-if b1.button("Stop", key="train_stop", disabled=status is None or status.state != RUNNING):
-    trainer.stop()
-    publish(trainer)
-    st.rerun()
-if b2.button("Resume", key="train_resume", disabled=status is None or status.state not in ("idle", STOPPED)):
-    trainer.resume()
-    st.rerun()
-if b3.button("Reset", key="train_reset", disabled=status is None):
-    trainer.reset()
-    st.rerun()
+b1.button("Stop", key="train_stop", disabled=status is None or status.state != RUNNING, on_click=stop_training)
+b2.button(
+    "Resume",
+    key="train_resume",
+    disabled=status is None or status.state not in ("idle", STOPPED),
+    on_click=lambda: state[TRAINER_KEY].resume(),
+)
+b3.button("Reset", key="train_reset", disabled=status is None, on_click=lambda: state[TRAINER_KEY].reset())
 
 
 def draw_live() -> None:

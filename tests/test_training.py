@@ -123,6 +123,17 @@ def test_param_layout_round_trips():
     assert layout.groups == ("embedding", "layer 1", "layer 2", "output")
 
 
+def test_snapshots_at_chosen_steps(finished_runs):
+    trainer = Trainer(SMALL, small_train_config("reverse"), snapshot_at=(25, 30, 100))
+    status = trainer.run()
+    # Chosen steps land at the end of the chunk (20 steps) that reaches them; 60 and 120 are regular.
+    assert status.snapshot_steps == (0, 40, 60, 100, 120)
+    early, late = trainer.snapshot(40), trainer.snapshot(120)
+    assert early.step == 40 and late.step == 120 and trainer.snapshot(59).step == 40
+    assert not np.array_equal(np.asarray(early.attention), np.asarray(late.attention))
+    assert early.embedding_points.shape == (16, 2) and len(early.embedding_labels) == 16
+
+
 def test_worker_thread_start_stop_resume_reset():
     trainer = Trainer(SMALL, small_train_config("copy", steps=100_000, steps_per_chunk=10))
     assert trainer.start()

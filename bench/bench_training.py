@@ -1,0 +1,176 @@
+"""Training speed on this machine: fused (lax.scan) vs per-step dispatch, and reverse time-to-95%.
+
+  PYTHONPATH=. .venv/bin/python bench/bench_training.py [--json] [--rounds N]
+
+1. MLM on batch 32 x 64 tokens, d_model 64, 2 layers, 4 heads (vocab 512): steps/s of K steps fused into
+   one compiled call vs the same jitted step called once per step. The two variants alternate in one
+   process, several rounds, and the table reports medians: this machine's speed drifts by tens of percent
+   over minutes (it is shared), so only a ratio measured side by side means anything.
+2. Reverse at the default model size: wall time until held-out token accuracy reaches 95%, counted from
+   the first training step (compiling excluded) and from the start (compiling included), and how close
+   each head's attention is to the ideal anti-diagonal at that point.
+
+This is a benchmark, not a test: it prints numbers and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from explorer.config import ModelConfig  # noqa: E402
+from explorer.corpus import corpus_token_ids, corpus_vocab  # noqa: E402
+from explorer.tasks import split_stream, text_source  # noqa: E402
+from explorer.trainer import Trainer  # noqa: E402
+from explorer.training import compile_functions, default_train_config, init_state  # noqa: E402
+
+FUSED_STEPS = 50  # steps per compiled call in the fused variant
+STEPS_PER_ROUND = 100  # steps each variant runs per round
+
+
+def bench_fused_vs_per_step(rounds: int) -> dict:
+    model_config = ModelConfig()  # vocab 512, d_model 64, 4 heads, 2 layers, ffn 256
+    train_config = default_train_config("mlm", batch_size=32, seq_len=64, steps=100_000, steps_per_chunk=FUSED_STEPS)
+    vocab = corpus_vocab(model_config.vocab_size)
+    train, _ = split_stream(text_source(corpus_token_ids(), vocab), train_config.seq_len)
+    source = jax.device_put(train)  # the corpus stays on the device; batches are sampled there
+    functions = compile_functions(model_config, train_config)
+    active = jnp.ones(FUSED_STEPS, bool)
+
+    state = init_state(model_config, train_config)
+    started = time.perf_counter()
+    state, _ = functions.chunk(state, source, active)
+    jax.block_until_ready(state)
+    compile_fused = time.perf_counter() - started
+    started = time.perf_counter()
+    state, _ = functions.step(state, source)
+    jax.block_until_ready(state)
+    compile_step = time.perf_counter() - started
+
+    fused, per_step = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(STEPS_PER_ROUND // FUSED_STEPS):
+            state, metrics = functions.chunk(state, source, active)
+            jax.device_get(metrics["loss"])  # a real loop reads metrics once per chunk
+        fused.append(STEPS_PER_ROUND / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for _ in range(STEPS_PER_ROUND):
+            state, metrics = functions.step(state, source)
+        jax.device_get(metrics["loss"])  # and the per-step loop at least once at the end
+        per_step.append(STEPS_PER_ROUND / (time.perf_counter() - started))
+    fused_median, per_step_median = statistics.median(fused), statistics.median(per_step)
+    return {
+        "config": "mlm, batch 32 x 64 tokens, d_model 64, 2 layers, 4 heads, vocab 512",
+        "fused_steps_per_call": FUSED_STEPS,
+        "rounds": rounds,
+        "fused_steps_per_s": round(fused_median, 1),
+        "per_step_steps_per_s": round(per_step_median, 1),
+        "ratio": round(fused_median / per_step_median, 2),
+        "fused_rounds": [round(v, 1) for v in fused],
+        "per_step_rounds": [round(v, 1) for v in per_step],
+        "compile_fused_s": round(compile_fused, 2),
+        "compile_step_s": round(compile_step, 2),
+    }
+
+
+def bench_reverse(target: float = 0.95, budget_s: float = 120.0) -> dict:
+    model_config = ModelConfig()  # the default size
+    chunk = 20
+    train_config = default_train_config("reverse", steps=5_000, steps_per_chunk=chunk, eval_every=chunk)
+    started = time.perf_counter()
+    trainer = Trainer(model_config, train_config)
+    reached: dict = {}
+
+    def watch(status) -> None:
+        if reached or not status.eval_accuracy or time.perf_counter() - started > budget_s:
+            if not reached and time.perf_counter() - started > budget_s:
+                trainer.stop(timeout=0)
+            return
+        if status.eval_accuracy[-1] >= target:
+            reached.update(
+                step=status.step,
+                accuracy=status.eval_accuracy[-1],
+                wall_s=time.perf_counter() - started,
+                training_s=status.elapsed_seconds,
+                closeness=status.closeness.round(3).tolist() if status.closeness is not None else None,
+            )
+            trainer.stop(timeout=0)  # called from the loop's own thread: just sets the flag
+
+    trainer.run(watch)
+    status = trainer.status()
+    result = {
+        "config": "reverse, 16 symbols x 16 positions, batch 32, d_model 64, 2 layers, 4 heads (default size)",
+        "target_accuracy": target,
+        "reached": bool(reached),
+        "steps_per_s": round(status.steps_per_second, 1),
+    }
+    if reached:
+        result.update(
+            step=reached["step"],
+            accuracy=round(reached["accuracy"], 4),
+            training_seconds=round(reached["training_s"], 1),
+            seconds_including_compile=round(reached["wall_s"], 1),
+            attention_closeness=reached["closeness"],
+            best_head_closeness=max(max(row) for row in reached["closeness"]) if reached["closeness"] else None,
+        )
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    report = {
+        "machine": {"cpus": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend()},
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+        "fused_vs_per_step": bench_fused_vs_per_step(args.rounds),
+        "reverse_time_to_95": bench_reverse(),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    speed, reverse = report["fused_vs_per_step"], report["reverse_time_to_95"]
+    print(
+        f"Training benchmark ({report['machine']['cpus']} CPUs, jax {report['machine']['jax']}, "
+        f"MALLOC_MMAP_THRESHOLD_={report['malloc_mmap_threshold']})"
+    )
+    print()
+    print(f"{speed['config']}")
+    print(f"  {'variant':<34} {'steps/s (median)':>17}   rounds")
+    print(
+        f"  {'fused: lax.scan, ' + str(FUSED_STEPS) + ' steps per call':<34} {speed['fused_steps_per_s']:>17}   "
+        f"{speed['fused_rounds']}"
+    )
+    print(
+        f"  {'per-step: one jitted call per step':<34} {speed['per_step_steps_per_s']:>17}   {speed['per_step_rounds']}"
+    )
+    print(f"  {'ratio fused / per-step':<34} {speed['ratio']:>17}")
+    print(f"  compile: fused {speed['compile_fused_s']} s, per-step {speed['compile_step_s']} s")
+    print()
+    print(f"{reverse['config']}")
+    if reverse["reached"]:
+        print(
+            f"  held-out accuracy {reverse['accuracy']:.1%} at step {reverse['step']}: "
+            f"{reverse['training_seconds']} s of training ({reverse['seconds_including_compile']} s incl. compile), "
+            f"{reverse['steps_per_s']} steps/s"
+        )
+        print(f"  attention closeness to the anti-diagonal per layer/head: {reverse['attention_closeness']}")
+    else:
+        print(f"  did not reach {reverse['target_accuracy']:.0%} within the time budget")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -70,13 +70,14 @@ def get_engine(config: ModelConfig) -> InferenceEngine:
     """
     enable_compilation_cache()
     engine = InferenceEngine(config)
-    shapes = jax.eval_shape(lambda: init_params(config))
-    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # values do not matter for a compile
     report = WarmupReport()
     _WARMUPS[config] = report
 
     def background() -> None:
         try:
+            # Tracing the initialiser for parameter shapes takes ~1 s: also kept off the page's path.
+            shapes = jax.eval_shape(lambda: init_params(config))
+            params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # values do not matter
             _warm(engine, params, engine.buckets, report)
         finally:
             report.done.set()

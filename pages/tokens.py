@@ -65,26 +65,26 @@ chart(
     key="tokens_bytes",
     csv=lambda: export.rows_csv(["position", "token", "tiktoken_id", "bytes", "unknown_to_model"], rows),
     json=lambda: export.to_json(
-        {
-            "encoding": tokenized and encoding,
-            "tokens": labels,
-            "ids": list(tokenized.ids),
-            "byte_counts": list(tokenized.byte_counts),
-        }
+        {"encoding": encoding, "tokens": labels, "ids": list(tokenized.ids), "byte_counts": list(tokenized.byte_counts)}
     ),
 )
-if encoding == bundle.vocab.encoding:
-    with st.expander("Model ids (rows of the embedding table)"):
-        st.dataframe(
-            {
-                "token": labels,
-                "tiktoken id": list(tokenized.ids),
-                "model id": sentence.model_ids.tolist(),
-                "bytes": list(tokenized.byte_counts),
-                "[UNK]": sentence.unknown.tolist(),
-            },
-            key="tokens_table",
-        )
+# The id table on demand: the browser loads the table component only when one is first shown, and the
+# first page of the app is interactive sooner without it.
+st.session_state.setdefault("tokens_table_open", False)
+if (
+    st.toggle("Show the model ids (rows of the embedding table)", key="tokens_table_open")
+    and encoding == bundle.vocab.encoding
+):
+    st.dataframe(
+        {
+            "token": labels,
+            "tiktoken id": list(tokenized.ids),
+            "model id": sentence.model_ids.tolist(),
+            "bytes": list(tokenized.byte_counts),
+            "[UNK]": sentence.unknown.tolist(),
+        },
+        key="tokens_table",
+    )
 
 # Everything above is on screen; now build (once per process) the compiled engine the other pages use,
 # so the first visit to them does not wait for it.

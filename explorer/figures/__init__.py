@@ -39,6 +39,10 @@ def finish(fig: go.Figure, title: str, height: int) -> go.Figure:
         font={"color": TEXT_COLOUR},
         hoverlabel={"namelength": -1},
     )
+    legend = fig.layout.legend
+    if legend.orientation == "h" and (legend.y is None or legend.y >= 1):
+        # A legend above the plot goes to the right, clear of the title on the left.
+        fig.update_layout(legend={"x": 1.0, "xanchor": "right"})
     fig.update_xaxes(gridcolor=GRID_COLOUR, zerolinecolor=GRID_COLOUR, linecolor=GRID_COLOUR, automargin=True)
     fig.update_yaxes(gridcolor=GRID_COLOUR, zerolinecolor=GRID_COLOUR, linecolor=GRID_COLOUR, automargin=True)
     fig.update_scenes(

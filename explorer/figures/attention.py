@@ -363,7 +363,9 @@ def query_key_figure(
             row=2,
             col=1,
         )
-    fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
+    fig.update_xaxes(type="category", tickangle=-60)
+    fig.update_xaxes(showticklabels=False, row=1, col=1)  # shared axis: labels once, under the bottom plot
+    fig.update_xaxes(showticklabels=len(labels) <= 96, row=2, col=1)
     fig.update_yaxes(range=[0, 1], row=2, col=1)
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
     return finish(fig, f"Query {x[query]}: what it scores and where it looks", 480)

@@ -59,9 +59,11 @@ def norm_stats_figure(stats: NormStats, index: int, labels: list[str], name: str
             row=2,
             col=1,
         )
-    fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
+    fig.update_xaxes(type="category", tickangle=-60)
+    fig.update_xaxes(showticklabels=False, row=1, col=1)  # shared axis: labels once, under the bottom plot
+    fig.update_xaxes(showticklabels=len(labels) <= 96, row=2, col=1)
     fig.update_layout(legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
-    return finish(fig, f"{name}: per-token statistics", 460)
+    return finish(fig, f"{name}: per-token statistics", 480)
 
 
 def norm_overview_figure(stats: NormStats, labels: list[str], names: list[str]) -> go.Figure:

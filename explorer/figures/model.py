@@ -27,6 +27,7 @@ def architecture_figure(steps: list[ShapeStep]) -> go.Figure:
                 marker={"symbol": "square", "size": 14, "color": PALETTE[index % len(PALETTE)]},
                 text=[f"{s.operation}   {s.symbol} = {tuple(s.shape)}" for _, s in rows],
                 textposition="middle right",
+                textfont={"size": 13},
                 name=stage,
                 hovertext=[f"{stage}: {s.operation}<br>{s.symbol} = {tuple(s.shape)}" for _, s in rows],
                 hovertemplate="%{hovertext}<extra></extra>",
@@ -52,7 +53,7 @@ def architecture_figure(steps: list[ShapeStep]) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-0.05, 1.0])
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
-    return finish(fig, "The forward pass, with the shape of the data at every step", 80 + 30 * len(steps))
+    return finish(fig, "The forward pass, with the shape of the data at every step", 90 + 30 * len(steps))
 
 
 def parameter_figure(rows: list[tuple[str, str, int]]) -> go.Figure:

@@ -21,7 +21,7 @@ def compilation_cache():
 
 def _open_train_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
+    # Straight to the Train page: the default page would start compiling the inference engine.
     at.switch_page("pages/train.py").run()
     assert not at.exception, at.exception
     return at

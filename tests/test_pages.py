@@ -123,6 +123,9 @@ def test_tokens_page_chips_metrics_and_encoding():
     body = at.get("html")[0].proto.body
     assert "&lt;" in body and "<b>world" not in body  # token text is escaped, never rendered as HTML
     assert at.metric[0].label == "Tokens" and int(at.metric[0].value) > 3
+    at.toggle(key="tokens_table_open").set_value(True).run()
+    assert_ok(at, "Tokens")
+    assert at.dataframe, "the id table appears on demand"
     at.selectbox(key="tokens_encoding").set_value("o200k_base").run()
     assert_ok(at, "Tokens")
     assert any("o200k_base" in m.value for m in at.info)

@@ -402,7 +402,7 @@ def ablation_figure(effect: AblationEffect, labels: list[str], heads_off: list[s
         secondary_y=True,
     )
     fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
-    fig.update_yaxes(title="relative change", tickformat=".0%", secondary_y=False)
+    fig.update_yaxes(title="relative change", tickformat=".0%", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title="KL (bits)", secondary_y=True, rangemode="tozero")
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return finish(fig, "Effect of switching off " + (", ".join(heads_off) if heads_off else "no heads"), 340)

@@ -271,8 +271,8 @@ def draw_replay(trainer: Trainer) -> None:
         st.rerun()
 
 
-if trainer is not None and (status is None or status.state != RUNNING):
-    draw_replay(trainer)
+if trainer is not None:
+    draw_replay(trainer)  # while training runs too: moving the scrubber fetches the snapshots saved so far
 
 st.subheader("Checkpoints")
 c1, c2 = st.columns(2)

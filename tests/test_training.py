@@ -101,6 +101,21 @@ def test_blow_up_stops_and_keeps_the_last_finite_parameters():
     assert not trainer.start()  # a diverged run does not continue; reset first
 
 
+def test_trains_on_uploaded_text_with_its_own_vocabulary(finished_runs):
+    text = "Der Hund schläft im Garten, und die Katze sitzt auf dem Dach. " * 200
+    trainer = Trainer(SMALL, small_train_config("mlm"))  # warm: same programs as the corpus run
+    uploaded = Trainer(SMALL, small_train_config("mlm"), text=text)
+    assert uploaded.vocab != trainer.vocab and uploaded.vocab.size == SMALL.vocab_size
+    status = uploaded.run()
+    assert status.state == FINISHED
+    assert status.eval_loss[-1] < status.eval_loss[0]
+    assert uploaded.bundle().info["text"] == "uploaded text"
+    with pytest.raises(ValueError, match="longer text"):
+        Trainer(SMALL, small_train_config("mlm"), text="too short")
+    with pytest.raises(ValueError, match="empty"):
+        Trainer(SMALL, small_train_config("mlm"), text="   ")
+
+
 def test_fused_chunk_matches_single_steps():
     config = small_train_config("copy")
     functions = compile_functions(SMALL, config)  # the same programs the copy run used

@@ -112,28 +112,32 @@ elif view == "Head view":
     if not selected:
         st.info("Choose layers and heads above; the head view draws their lines.")
     else:
-        focus_options = ["all tokens"] + analysis.unique_labels(labels)
+        # Long inputs: the lines of the current window only (both ends inside it), and a line budget
+        # shared by the heads, so the drawing stays readable and light.
+        focus_options = ["all tokens"] + analysis.unique_labels(shown, window.start)
         focus = st.selectbox("Focus on one query", focus_options, key="attention_focus")
         query = None if focus == "all tokens" else focus_options.index(focus) - 1
         chosen = selected[:6]
         if len(selected) > 6:
             st.caption("Showing the first 6 selected heads; deselect some to see others.")
+        budget = analysis.HEAD_VIEW_MAX_LINES // len(chosen)
         line_sets = [
             analysis.head_view_lines(
-                out.attention_weights[ly, h],
+                out.attention_weights[ly, h][window, window],
                 analysis.head_label(ly, h),
                 threshold=max(threshold, analysis.HEAD_VIEW_MIN_WEIGHT),
                 query=query,
+                max_lines=budget,
             )
             for ly, h in chosen
         ]
         chart(
-            figs.head_view_figure(line_sets, labels, focus=query),
+            figs.head_view_figure(line_sets, shown, focus=query, start=window.start),
             "attention_head_view",
             csv=lambda: export.rows_csv(
                 ["head", "query", "key", "weight"],
                 [
-                    (s.head, int(q), int(k), float(w))
+                    (s.head, int(q) + window.start, int(k) + window.start, float(w))
                     for s in line_sets
                     for q, k, w in zip(s.queries, s.keys, s.weights, strict=True)
                 ],

@@ -200,11 +200,14 @@ def attention_grid(weights: np.ndarray, labels: list[str], max_positions: int = 
     return finish(fig, title, int(min(1400, 60 + layers * max(160, 900 // max(heads, 1)))))
 
 
-def head_view_figure(lines: list[HeadViewLines], labels: list[str], focus: int | None = None) -> go.Figure:
+def head_view_figure(
+    lines: list[HeadViewLines], labels: list[str], focus: int | None = None, start: int = 0
+) -> go.Figure:
     """BertViz-style lines from query tokens (left) to key tokens (right), one colour per head.
 
     Line opacity follows the weight in a few levels (one trace per head and level). Hover on a line shows
-    ``query → key: weight``; hover on a token shows the token.
+    ``query → key: weight``; hover on a token shows the token. ``start`` is the position of ``labels[0]``
+    when the view shows a window of a long sentence (line positions are relative to the window).
     """
     length = len(labels)
     for item in lines:
@@ -224,7 +227,7 @@ def head_view_figure(lines: list[HeadViewLines], labels: list[str], focus: int |
             xs, ys, hover = [], [], []
             for i in pick:
                 q, k, w = int(item.queries[i]), int(item.keys[i]), float(item.weights[i])
-                text = f"{item.head}: {q} {labels[q]} → {k} {labels[k]}: {w:.3f}"
+                text = f"{item.head}: {q + start} {labels[q]} → {k + start} {labels[k]}: {w:.3f}"
                 xs += [0.0, 1.0, None]
                 ys += [q, k, None]
                 hover += [text, text, None]
@@ -254,7 +257,7 @@ def head_view_figure(lines: list[HeadViewLines], labels: list[str], focus: int |
                 textposition="middle left" if anchor == "left" else "middle right",
                 marker={"size": 6, "color": token_colours},
                 showlegend=False,
-                hovertext=[f"{side} {i}: {label}" for i, label in enumerate(labels)],
+                hovertext=[f"{side} {i}: {label}" for i, label in enumerate(labels, start)],
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         )

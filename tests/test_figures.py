@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -12,6 +14,16 @@ from explorer.figures import attention, embeddings, layernorm, model, tokens
 from explorer.positional import sinusoidal_encoding
 
 LABELS = ["The", "␣cat", "␣sat", "␣the"]
+
+
+def values(array) -> np.ndarray:
+    """A trace's numbers: figures are finished through their dict form, where plotly stores numpy
+    arrays as base64 typed arrays."""
+    if isinstance(array, dict) and "bdata" in array:
+        data = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+        shape = [int(n) for n in str(array.get("shape", len(data))).split(",")]
+        return data.reshape(shape)
+    return np.asarray(array)
 
 
 def attention_stack(layers=2, heads=3, length=4):
@@ -45,7 +57,7 @@ def test_attention_heatmap_labels_and_hover():
     assert fig.layout.yaxis.title.text == "query" and fig.layout.xaxis.title.text == "key (attended to)"
     assert fig.layout.title.text == "Layer 1 · head 1"
     thresholded = attention.attention_heatmap(weights, LABELS, "t", threshold=0.5)
-    assert np.isnan(np.asarray(thresholded.data[0].z, dtype=float)).any()
+    assert np.isnan(values(thresholded.data[0].z).astype(float)).any()
     paged = attention.attention_heatmap(weights[:2, :2], LABELS[:2], "t", start=10)
     assert paged.data[0].y[0] == "10 The"
 
@@ -86,7 +98,7 @@ def test_entropy_query_key_ablation_and_prediction_figures():
     weights = attention_stack()
     entropy = analysis.head_entropy(weights)
     fig = attention.entropy_figure(entropy, np.log2(4))
-    assert fig.data[0].z.shape == (2, 3) if hasattr(fig.data[0].z, "shape") else len(fig.data[0].z) == 2
+    assert values(fig.data[0].z).shape == (2, 3)
     per_query = np.stack([analysis.attention_entropy(weights[0, h]) for h in range(2)])
     fig = attention.entropy_per_query_figure(per_query, LABELS, ["L1 H1", "L1 H2"])
     assert len(fig.data) == 2 and "bits" in fig.data[0].hovertemplate
@@ -143,7 +155,7 @@ def test_layer_norm_figures():
     fig = layernorm.norm_parameters_figure(np.ones(8), np.zeros(8), "LN")
     assert [t.name for t in fig.data] == ["scale γ", "offset β"]
     fig = layernorm.activation_histogram(x[0], x[0] / 2, "LN", bins=10)
-    assert len(fig.data) == 2 and sum(fig.data[0].y) == 32
+    assert len(fig.data) == 2 and values(fig.data[0].y).sum() == 32
     norms = analysis.residual_norms(x)
     fig = layernorm.residual_norm_figure(norms, ["in", "a", "b"], LABELS)
     assert len(fig.data) == 2 and "%{y}" in fig.data[0].hovertemplate

@@ -103,9 +103,11 @@ elif view == "Position similarity":
             with st.expander("The same for 128 positions, independent of the sentence"):
                 pe = sinusoidal_encoding(128, config.d_model)
                 sim = analysis.position_similarity(pe, cosine=cosine)
+                positions = [str(i) for i in range(128)]
                 chart(
-                    similarity_heatmap(sim, [str(i) for i in range(128)], "PE·PEᵀ over 128 positions"),
+                    similarity_heatmap(sim, positions, "PE·PEᵀ over 128 positions"),
                     "embeddings_similarity128",
+                    csv=lambda: export.matrix_csv(sim, positions, positions, "position"),
                 )
 else:
     st.session_state.setdefault("embeddings_projection_dims", "2D")

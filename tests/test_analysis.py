@@ -191,3 +191,22 @@ def test_exports():
     assert export.rows_csv(["a", "b"], [(1, "x,y")]).splitlines() == ["a,b", '1,"x,y"']
     data = json.loads(export.to_json({"m": np.array([[1.5, np.nan]]), "i": np.int64(3), "b": np.bool_(True)}))
     assert data == {"m": [[1.5, None]], "i": 3, "b": True}
+
+
+def test_explorer_library_never_imports_streamlit():
+    """The house rule: maths and figures are a pure library; only pages touch Streamlit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pkgutil, importlib, explorer, explorer.figures\n"
+        "for m in pkgutil.walk_packages(explorer.__path__, 'explorer.'):\n"
+        "    if m.name not in ('explorer.__main__',):\n"
+        "        importlib.import_module(m.name)\n"
+        "print('streamlit' in sys.modules)\n"
+    )
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"

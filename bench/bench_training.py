@@ -34,53 +34,55 @@ from explorer.tasks import split_stream, text_source  # noqa: E402
 from explorer.trainer import Trainer  # noqa: E402
 from explorer.training import compile_functions, default_train_config, init_state  # noqa: E402
 
-FUSED_STEPS = 50  # steps per compiled call in the fused variant
+FUSED_CHUNKS = (10, 50)  # steps per compiled call in the fused variants
 STEPS_PER_ROUND = 100  # steps each variant runs per round
 
 
 def bench_fused_vs_per_step(rounds: int) -> dict:
     model_config = ModelConfig()  # vocab 512, d_model 64, 4 heads, 2 layers, ffn 256
-    train_config = default_train_config("mlm", batch_size=32, seq_len=64, steps=100_000, steps_per_chunk=FUSED_STEPS)
     vocab = corpus_vocab(model_config.vocab_size)
-    train, _ = split_stream(text_source(corpus_token_ids(), vocab), train_config.seq_len)
+    train, _ = split_stream(text_source(corpus_token_ids(), vocab), 64)
     source = jax.device_put(train)  # the corpus stays on the device; batches are sampled there
-    functions = compile_functions(model_config, train_config)
-    active = jnp.ones(FUSED_STEPS, bool)
+    train_config = default_train_config("mlm", batch_size=32, seq_len=64, steps=100_000)
+    functions = compile_functions(model_config, train_config)  # one config: the chunk length is a shape
 
     state = init_state(model_config, train_config)
-    started = time.perf_counter()
-    state, _ = functions.chunk(state, source, active)
-    jax.block_until_ready(state)
-    compile_fused = time.perf_counter() - started
+    compile_seconds = {}
+    for chunk in FUSED_CHUNKS:
+        started = time.perf_counter()
+        state, _ = functions.chunk(state, source, jnp.ones(chunk, bool))
+        jax.block_until_ready(state)
+        compile_seconds[f"fused_{chunk}"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
     state, _ = functions.step(state, source)
     jax.block_until_ready(state)
-    compile_step = time.perf_counter() - started
+    compile_seconds["per_step"] = round(time.perf_counter() - started, 2)
 
-    fused, per_step = [], []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(STEPS_PER_ROUND // FUSED_STEPS):
-            state, metrics = functions.chunk(state, source, active)
-            jax.device_get(metrics["loss"])  # a real loop reads metrics once per chunk
-        fused.append(STEPS_PER_ROUND / (time.perf_counter() - started))
+    speeds: dict[str, list[float]] = {f"fused_{chunk}": [] for chunk in FUSED_CHUNKS}
+    speeds["per_step"] = []
+    for _ in range(rounds):  # alternate variants so that drifts in machine speed hit all of them alike
+        for chunk in FUSED_CHUNKS:
+            active = jnp.ones(chunk, bool)
+            started = time.perf_counter()
+            for _ in range(STEPS_PER_ROUND // chunk):
+                state, metrics = functions.chunk(state, source, active)
+                jax.device_get(metrics["loss"])  # a real loop reads metrics once per chunk
+            speeds[f"fused_{chunk}"].append(STEPS_PER_ROUND / (time.perf_counter() - started))
         started = time.perf_counter()
         for _ in range(STEPS_PER_ROUND):
             state, metrics = functions.step(state, source)
         jax.device_get(metrics["loss"])  # and the per-step loop at least once at the end
-        per_step.append(STEPS_PER_ROUND / (time.perf_counter() - started))
-    fused_median, per_step_median = statistics.median(fused), statistics.median(per_step)
+        speeds["per_step"].append(STEPS_PER_ROUND / (time.perf_counter() - started))
+    medians = {name: statistics.median(values) for name, values in speeds.items()}
+    best = max((name for name in medians if name.startswith("fused")), key=medians.get)
     return {
         "config": "mlm, batch 32 x 64 tokens, d_model 64, 2 layers, 4 heads, vocab 512",
-        "fused_steps_per_call": FUSED_STEPS,
         "rounds": rounds,
-        "fused_steps_per_s": round(fused_median, 1),
-        "per_step_steps_per_s": round(per_step_median, 1),
-        "ratio": round(fused_median / per_step_median, 2),
-        "fused_rounds": [round(v, 1) for v in fused],
-        "per_step_rounds": [round(v, 1) for v in per_step],
-        "compile_fused_s": round(compile_fused, 2),
-        "compile_step_s": round(compile_step, 2),
+        "steps_per_s": {name: round(value, 1) for name, value in medians.items()},
+        "per_round": {name: [round(v, 1) for v in values] for name, values in speeds.items()},
+        "best_fused": best,
+        "ratio": round(medians[best] / medians["per_step"], 2),
+        "compile_seconds": compile_seconds,
     }
 
 
@@ -148,16 +150,16 @@ def main() -> int:
     )
     print()
     print(f"{speed['config']}")
-    print(f"  {'variant':<34} {'steps/s (median)':>17}   rounds")
-    print(
-        f"  {'fused: lax.scan, ' + str(FUSED_STEPS) + ' steps per call':<34} {speed['fused_steps_per_s']:>17}   "
-        f"{speed['fused_rounds']}"
-    )
-    print(
-        f"  {'per-step: one jitted call per step':<34} {speed['per_step_steps_per_s']:>17}   {speed['per_step_rounds']}"
-    )
-    print(f"  {'ratio fused / per-step':<34} {speed['ratio']:>17}")
-    print(f"  compile: fused {speed['compile_fused_s']} s, per-step {speed['compile_step_s']} s")
+    print(f"  {'variant':<38} {'steps/s (median)':>17}   per round")
+    for name, value in speed["steps_per_s"].items():
+        label = (
+            f"fused: lax.scan, {name.split('_')[1]} steps per call"
+            if name.startswith("fused")
+            else ("per-step: one jitted call per step")
+        )
+        print(f"  {label:<38} {value:>17}   {speed['per_round'][name]}")
+    print(f"  {'ratio ' + speed['best_fused'] + ' / per-step':<38} {speed['ratio']:>17}")
+    print(f"  compile seconds: {speed['compile_seconds']}")
     print()
     print(f"{reverse['config']}")
     if reverse["reached"]:

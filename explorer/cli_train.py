@@ -45,7 +45,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     train.add_argument("--max-len", type=int, default=defaults.max_len, help="longest input the model accepts")
     train.add_argument("--positional", choices=POSITIONAL_KINDS, default=defaults.positional)
     train.add_argument("--layer-norm", choices=LAYER_NORM_PLACEMENTS, default=defaults.layer_norm)
-    train.add_argument("--steps-per-chunk", type=int, default=50, help="steps fused into one compiled call")
+    train.add_argument("--steps-per-chunk", type=int, default=20, help="steps fused into one compiled call")
     train.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
     train.set_defaults(run=run_train)
     return train

@@ -22,6 +22,7 @@ config = sentence.bundle.config
 labels = sentence.labels
 length = len(sentence)
 layer_options = list(range(1, config.num_layers + 1))
+GRID_MAX_PANELS = 48  # beyond this the overview grid shows only the chosen layers
 head_options = list(range(1, config.num_heads + 1))
 
 
@@ -102,8 +103,17 @@ view = st.segmented_control(
 
 if view == "Overview grid":
     st.markdown("Every layer × every head at once (long inputs are averaged over blocks of positions).")
+    grid, numbers = out.attention_weights, None
+    if config.num_layers * config.num_heads > GRID_MAX_PANELS:
+        # A big model's grid would be hundreds of heatmaps; show the chosen layers' heads instead.
+        keep = sorted(layers) or [1]
+        grid, numbers = grid[[layer - 1 for layer in keep]], keep
+        st.caption(
+            f"This model has {config.num_layers * config.num_heads} heads; the grid shows the chosen layers "
+            f"({', '.join(f'L{layer}' for layer in keep)})."
+        )
     chart(
-        figs.attention_grid(out.attention_weights, labels),
+        figs.attention_grid(grid, labels, layer_numbers=numbers),
         "attention_grid",
         json=lambda: export.to_json({"tokens": labels, "causal": causal, "weights": out.attention_weights}),
     )

@@ -78,6 +78,8 @@ def test_attention_grid_has_one_heatmap_per_head_and_pools_long_inputs():
     assert len(fig.data[0].x) == 10 and "–" in fig.data[0].x[0]
     with pytest.raises(ValueError, match="token labels"):
         attention.attention_grid(weights, LABELS[:3])
+    subset = attention.attention_grid(weights[1:], LABELS, layer_numbers=[2])
+    assert subset.data[0].hovertemplate.startswith("L2 H1")
 
 
 def test_head_view_draws_lines_and_tokens():

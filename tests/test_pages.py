@@ -220,3 +220,33 @@ def test_compare_page():
     at.text_area(key="compare_text").set_value("A dog runs.").run()
     at.pills(key="compare_heads").set_value([3]).run()
     assert sorted(titles(at)) == ["A · layer 1 · head 3", "B · layer 1 · head 3"]
+
+
+@pytest.fixture(scope="module")
+def other_bundle():
+    """A user's own model with another architecture: pre-LN, learned positions, many heads, short max_len."""
+    from explorer.bundle import ModelBundle
+    from explorer.config import ModelConfig
+    from explorer.corpus import corpus_vocab
+
+    config = ModelConfig(
+        vocab_size=512, d_model=32, num_heads=8, num_layers=7, ffn_size=64, max_len=64,
+        positional="learned", layer_norm="pre",
+    )  # fmt: skip
+    return ModelBundle.random(config, corpus_vocab(512), seed=1)
+
+
+@pytest.mark.parametrize("page,title", PAGES.items())
+def test_pages_follow_the_users_own_model(page, title, other_bundle):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["model_bundle"] = other_bundle
+    at.run()
+    at.switch_page(page).run()
+    assert_ok(at, title)
+    assert any("seed 1" in m.value for m in at.sidebar.markdown)
+    set_text(at, "word " * 100)  # beyond this model's 64 tokens
+    assert_ok(at, title)
+    if page == "pages/attention.py":
+        at.segmented_control(key="attention_view").set_value("Overview grid").run()
+        assert_ok(at, title)
+        assert any("56 heads" in c.value for c in at.caption)

@@ -178,20 +178,29 @@ def heads_figure(
     return finish({"data": data, "layout": layout}, title, 60 + rows * panel + label_px)
 
 
-def attention_grid(weights: np.ndarray, labels: list[str], max_positions: int = GRID_MAX_POSITIONS) -> go.Figure:
+def attention_grid(
+    weights: np.ndarray,
+    labels: list[str],
+    max_positions: int = GRID_MAX_POSITIONS,
+    layer_numbers: list[int] | None = None,
+) -> go.Figure:
     """Every layer x every head in one figure (rows: layers, columns: heads).
 
     Sentences longer than ``max_positions`` are block-averaged (hover then names the position range), so
-    the grid stays light at 512 tokens.
+    the grid stays light at 512 tokens. ``layer_numbers`` (1-based) name the rows when ``weights`` holds a
+    subset of the layers.
     """
     check_attention(weights, labels, ndim=4)
     weights = np.asarray(weights, np.float32)
     layers, heads, length, _ = weights.shape
+    numbers = list(range(1, layers + 1)) if layer_numbers is None else list(layer_numbers)
+    if len(numbers) != layers:
+        raise ValueError(f"{layers} layers of attention but {len(numbers)} layer numbers.")
     pooled = length > max_positions
     fig = make_subplots(
         rows=layers,
         cols=heads,
-        subplot_titles=[f"L{ly + 1} H{h + 1}" for ly in range(layers) for h in range(heads)],
+        subplot_titles=[f"L{numbers[ly]} H{h + 1}" for ly in range(layers) for h in range(heads)],
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if layers < 6 else 0.02,
     )
@@ -209,7 +218,7 @@ def attention_grid(weights: np.ndarray, labels: list[str], max_positions: int = 
                     x=names,
                     y=names,
                     coloraxis="coloraxis",
-                    hovertemplate=f"L{layer + 1} H{head + 1}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>",
+                    hovertemplate=f"L{numbers[layer]} H{head + 1}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>",
                 ),
                 row=layer + 1,
                 col=head + 1,

@@ -118,6 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     trainer = Trainer(model_config, train_config, text=text)
     bar = _ProgressBar()
+    bar(trainer.status())  # "compiling…" until the first chunk returns
     try:
         status = trainer.run(bar)
     finally:

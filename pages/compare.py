@@ -44,14 +44,23 @@ for sentence, out, name, column in runs:
         if len(sentence) > WINDOW:
             st.caption(f"Showing the first {WINDOW} of {len(sentence)} tokens.")
         view = slice(0, min(len(sentence), WINDOW))
-        for head in sorted(heads):
-            weights = out.attention_weights[layer - 1, head - 1]
-            chart(
-                figs.attention_heatmap(
-                    weights[view, view], sentence.labels[view], f"{name.upper()} · layer {layer} · head {head}"
-                ),
-                f"compare_{name}_{head}",
-                csv=lambda w=weights, s=sentence: export.matrix_csv(w, s.labels, s.labels, "query \\ key"),
-            )
+        chosen = sorted(heads)
+        names = [f"{name.upper()} · layer {layer} · head {head}" for head in chosen]
+        stack = out.attention_weights[layer - 1, [head - 1 for head in chosen]]  # [n, T, T]
+        chart(
+            figs.heads_figure(
+                stack[:, view, view], sentence.labels[view], names, columns=1, title=f"Sentence {name.upper()}"
+            ),
+            f"compare_{name}",
+            csv=lambda st_=stack, s=sentence, n=names: export.rows_csv(
+                ["head", "query_position", "query", "key_position", "key", "weight"],
+                [
+                    (n[i], q, s.labels[q], k, s.labels[k], float(st_[i, q, k]))
+                    for i in range(len(n))
+                    for q in range(len(s))
+                    for k in range(len(s))
+                ],
+            ),
+        )
         entropy = analysis.attention_entropy(out.attention_weights[layer - 1]).mean(-1)
         st.caption("Mean entropy per head (bits): " + ", ".join(f"H{h + 1} {e:.2f}" for h, e in enumerate(entropy)))

@@ -213,13 +213,14 @@ def test_model_page_shapes_and_jit():
 def test_compare_page():
     at = app("pages/compare.py")
     assert_ok(at, "Compare")
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 2  # one figure per sentence, a panel per head
     at.text_area(key="compare_text").set_value("").run()
     assert_ok(at, "Compare")
     assert any("empty" in m.value for m in at.info)
     at.text_area(key="compare_text").set_value("A dog runs.").run()
     at.pills(key="compare_heads").set_value([3]).run()
-    assert sorted(titles(at)) == ["A · layer 1 · head 3", "B · layer 1 · head 3"]
+    panels = [a["text"] for fig in figures(at) for a in fig["layout"]["annotations"]]
+    assert panels == ["A · layer 1 · head 3", "B · layer 1 · head 3"]
 
 
 @pytest.fixture(scope="module")

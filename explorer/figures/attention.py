@@ -77,6 +77,7 @@ def heads_figure(
     threshold: float = 0.0,
     start: int = 0,
     columns: int = 4,
+    title: str = "Attention weights: rows are queries, columns the keys they attend to",
 ) -> go.Figure:
     """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure (``columns`` per row), with token
     labels on both axes of every panel and hover ``head · query → key: weight``.
@@ -174,7 +175,6 @@ def heads_figure(
     }
     layout["margin"] = {"l": label_px, "r": 10, "t": 60, "b": label_px}
     panel = 260 if cols >= 3 else heatmap_height(len(axis), minimum=280, maximum=520) - 40
-    title = "Attention weights: rows are queries, columns the keys they attend to"
     return finish({"data": data, "layout": layout}, title, 60 + rows * panel + label_px)
 
 

@@ -315,16 +315,17 @@ class Trainer:
         info = {
             "steps": int(at),
             "train_config": self.train_config.to_dict(),
-            "text": self.text_label,
+            "text": self.text_label if self.spec.is_text else None,
             "final_train_loss": status.loss[-1] if status.loss else None,
             "final_eval_loss": status.eval_loss[-1] if status.eval_loss else None,
             "final_eval_accuracy": status.eval_accuracy[-1] if status.eval_accuracy else None,
         }
+        on_text = f" on the {self.text_label}" if self.spec.is_text else ""
         return ModelBundle(
             config=self.model_config,
             params=jax.device_put(params),
             vocab=self.vocab,
-            source=f"trained here: {self.train_config.task} on the {self.text_label}, step {at}",
+            source=f"trained here: {self.train_config.task}{on_text}, step {at}",
             task=self.train_config.task,
             info=info,
         )

@@ -206,11 +206,16 @@ def draw_live() -> None:
                 figs.closeness_figure(status.closeness, "Attention vs the ideal pattern (held-out batch)"),
                 key="train_closeness_chart",
             )
-        if len(status.steps):
-            chart(
-                figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios),
-                key="train_telemetry_chart",
+        else:
+            st.caption(
+                "The toy tasks (reverse, sort, copy) have a known ideal attention pattern; training one shows "
+                "here how close each head gets to it."
             )
+    if len(status.steps):
+        chart(
+            figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios),
+            key="train_telemetry_chart",
+        )
 
 
 if status is not None and status.state == RUNNING:
@@ -222,9 +227,10 @@ else:
 def draw_replay(trainer: Trainer) -> None:
     """The step scrubber: attention, predictions and embeddings at any saved step."""
     steps = list(trainer.snapshot_steps())
-    if len(steps) < 2:
-        return
     st.subheader("Watch attention form")
+    if len(steps) < 2:
+        st.caption("Snapshots appear here as training saves them (when it ends, or when you next use a control).")
+        return
     if state.get("train_scrub") not in steps:
         state["train_scrub"] = steps[-1]
     step = st.select_slider("Snapshot step", options=steps, key="train_scrub")

@@ -210,3 +210,25 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
 
     assert main(["train", "--task", "reverse", "--steps", "0", "--out", str(tmp_path / "x.npz")]) == 2
     assert "steps" in capsys.readouterr().err
+
+
+def test_training_figures_draw_what_they_are_given(finished_runs):
+    from explorer.figures import training as figs
+
+    trainer, status = finished_runs["reverse"]
+    loss = figs.loss_figure(status.steps, status.loss, status.eval_steps, status.eval_loss)
+    assert [trace.name for trace in loss.data] == ["train", "held-out"]
+    assert "train loss" in loss.data[0].hovertemplate and loss.layout.yaxis.type == "log"
+    telemetry = figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios)
+    assert len(telemetry.data) == 2 * len(status.groups)
+    closeness = figs.closeness_figure(status.closeness)
+    assert list(closeness.data[0].x) == ["H1", "H2"] and list(closeness.data[0].y) == ["L1", "L2"]
+    snap = trainer.snapshot()
+    plane = figs.embedding_plane_figure(snap.embedding_points, snap.embedding_labels, "embeddings")
+    assert list(plane.data[0].text) == list(snap.embedding_labels)
+    with pytest.raises(ValueError, match="same length"):
+        figs.loss_figure([1, 2], [0.5], [], [])
+    with pytest.raises(ValueError, match="steps, groups"):
+        figs.telemetry_figure(status.steps, status.groups[:-1], status.group_grad_norms, status.group_update_ratios)
+    with pytest.raises(ValueError, match="labels"):
+        figs.embedding_plane_figure(snap.embedding_points, snap.embedding_labels[:-1], "embeddings")

@@ -100,7 +100,9 @@ def telemetry_figure(
             )
     fig.update_yaxes(type="log")
     fig.update_xaxes(title="step")
-    return finish(fig, "Gradient telemetry per parameter group", 300)
+    fig = finish(fig, "Gradient telemetry per parameter group", 320)
+    fig.update_layout(margin={"t": 70})  # room for the panel titles under the figure title
+    return fig
 
 
 def closeness_figure(closeness: np.ndarray, title: str = "Attention vs the ideal pattern") -> go.Figure:
@@ -119,6 +121,7 @@ def closeness_figure(closeness: np.ndarray, title: str = "Attention vs the ideal
             colorscale=WEIGHT_SCALE,
             text=np.round(closeness, 2),
             texttemplate="%{text}",
+            textfont={"size": 13},
             colorbar={"title": {"text": "on target"}, "thickness": 12},
             hovertemplate="%{y} %{x}: %{z:.1%} of attention on the ideal keys<extra></extra>",
         )

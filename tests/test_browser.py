@@ -96,3 +96,26 @@ def test_empty_text_gives_a_message_not_a_traceback(app):
     box.fill(SENTENCE)
     box.press("Control+Enter")
     wait_idle(page)
+
+
+def test_training_briefly_draws_the_loss_curve_and_publishes_the_model(app):
+    _, page = app
+    go_to(page, "Train")
+    page.get_by_label("Steps").fill("120")
+    page.get_by_role("button", name="Start training").click()
+    # The loss curve is drawn live: wait until its line has several points.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                 .filter(c => c.innerText.includes('Loss'))
+                 .some(c => [...c.querySelectorAll('.scatterlayer path.js-line')]
+                            .some(p => (p.getAttribute('d') || '').split('L').length > 3))""",
+        timeout=180_000,
+    )
+    page.get_by_text("This model is now the one every page shows").wait_for(timeout=180_000)
+    wait_idle(page)
+    assert exceptions_on_page(page) == []
+    go_to(page, "Attention")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert re.search(r"Model: trained here: \w+, step 120", sidebar.inner_text())
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    assert exceptions_on_page(page) == []

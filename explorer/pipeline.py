@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer import analysis
 from explorer.bundle import ModelBundle
 from explorer.inference import InferenceEngine, Inspection
 from explorer.tokenizer import Tokenized, Tokenizer
@@ -80,16 +81,13 @@ def top_predictions(
     bundle: ModelBundle, tokenizer: Tokenizer, logits: np.ndarray, k: int = 5
 ) -> list[list[tuple[str, float]]]:
     """Per position, the ``k`` most probable tokens as ``(text, probability)``; ``logits`` is ``[T, V]``."""
-    logits = np.asarray(logits, np.float64)
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    best = np.argsort(-probs, axis=-1)[:, :k]
     out = []
-    for row, ids in enumerate(best):
+    for row in np.asarray(logits):
+        ids, probs = analysis.top_predictions(row, k)
         entries = []
-        for model_id in ids:
+        for model_id, prob in zip(ids, probs, strict=True):
             tiktoken_id = bundle.vocab.to_tiktoken_id(int(model_id))
             text = SPECIAL_TOKENS[int(model_id)] if tiktoken_id is None else tokenizer.piece(tiktoken_id)
-            entries.append((text, float(probs[row, model_id])))
+            entries.append((text, float(prob)))
         out.append(entries)
     return out

@@ -38,7 +38,7 @@ def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None
     from explorer.corpus import corpus_vocab
     from explorer.inference import InferenceEngine
     from explorer.model import layer_norm_names
-    from explorer.pipeline import run_text, top_predictions
+    from explorer.pipeline import position_predictions, run_text
     from explorer.tokenizer import Tokenizer
 
     notices = []
@@ -75,12 +75,10 @@ def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None
         }
         for n, name in enumerate(layer_norm_names(bundle.config))
     ]
-    predictions = None
+    predictions = meaning = None
     if bundle.trained:
-        predictions = [
-            [{"token": token, "probability": round(p, 6)} for token, p in row]
-            for row in top_predictions(bundle, tokenizer, result.logits, k=3)
-        ]
+        meaning, rows = position_predictions(bundle, engine, tokenizer, run.model_ids, k=3)
+        predictions = [[{"token": token, "probability": round(p, 6)} for token, p in row] for row in rows]
     return {
         "text": text,
         "encoding": tokenizer.name,
@@ -94,7 +92,8 @@ def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None
         "attention": _rounded(result.attention_weights),  # [L][H][T][T]
         "layer_norm": layer_norm,
         "residual_norm": _rounded(np.linalg.norm(result.hidden_states, axis=-1)),  # [2L+1][T]
-        "predictions": predictions,
+        "predictions": predictions,  # [T][k] or None for an untrained model
+        "predictions_meaning": meaning,
         "config": bundle.config.to_dict(),
         "model": {"source": bundle.source, "task": bundle.task, "info": bundle.info},
         "notices": notices,
@@ -111,6 +110,11 @@ def _print_inspection(payload: dict[str, Any]) -> None:
     labels = [display_text(t) for t in payload["tokens"]]
     for i, (label, tid, unk) in enumerate(zip(labels, payload["ids"], payload["unknown"], strict=True)):
         print(f"  {i:>3}  {tid:>7}  {label}{'  [UNK]' if unk else ''}")
+    if payload["predictions"]:
+        print(f"predictions ({payload['predictions_meaning']}):")
+        for label, row in zip(labels, payload["predictions"], strict=True):
+            guesses = ", ".join(f"{display_text(p['token'])} {p['probability']:.2f}" for p in row)
+            print(f"  {label:<12} {guesses}")
     attention = np.asarray(payload["attention"])
     print("strongest attention per head (query -> key: weight):")
     for layer, heads in enumerate(attention):

@@ -13,7 +13,7 @@ from explorer import analysis
 from explorer.bundle import ModelBundle
 from explorer.inference import InferenceEngine, Inspection
 from explorer.tokenizer import Tokenized, Tokenizer
-from explorer.vocab import SPECIAL_TOKENS
+from explorer.vocab import MASK, SPECIAL_TOKENS
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,40 @@ def top_predictions(
             entries.append((text, float(prob)))
         out.append(entries)
     return out
+
+
+# What the logits at position i mean, per training task.
+PREDICTION_MEANING = {
+    "mlm": "the token at this position when it is replaced by [MASK]",
+    "causal": "the next token, from this position and those before it",
+}
+DEFAULT_MEANING = "the task's output at this position"
+MASKED_BATCH = 8  # fixed batch size for the masked copies: one compiled shape per bucket, not one per text
+
+
+def position_predictions(
+    bundle: ModelBundle, engine: InferenceEngine, tokenizer: Tokenizer, model_ids: np.ndarray, k: int = 3
+) -> tuple[str, list[list[tuple[str, float]]]]:
+    """What the model predicts at every position, in the sense of its training task.
+
+    An MLM model is only trained to predict tokens it cannot see, so its outputs at visible positions say
+    little; for it, each position is masked in turn (in batches of ``MASKED_BATCH`` copies) and the
+    prediction for the hidden token is reported. Returns ``(meaning, predictions)``.
+    """
+    model_ids = np.asarray(model_ids, np.int32)
+    if bundle.task != "mlm":
+        causal = bundle.task == "causal"
+        logits = engine.run(bundle.params, model_ids, causal=causal).logits
+        return PREDICTION_MEANING.get(bundle.task, DEFAULT_MEANING), top_predictions(bundle, tokenizer, logits, k)
+    rows = []
+    for start in range(0, len(model_ids), MASKED_BATCH):
+        positions = list(range(start, min(start + MASKED_BATCH, len(model_ids))))
+        copies = []
+        for position in positions:
+            masked = model_ids.copy()
+            masked[position] = MASK
+            copies.append(masked)
+        copies += [model_ids] * (MASKED_BATCH - len(copies))  # pad the batch to its fixed size
+        results = engine.run_batch(bundle.params, copies)
+        rows += [results[i].logits[position] for i, position in enumerate(positions)]
+    return PREDICTION_MEANING["mlm"], top_predictions(bundle, tokenizer, np.stack(rows), k)

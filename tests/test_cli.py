@@ -43,6 +43,41 @@ def test_inspect_json_shape(inspected):
             np.testing.assert_allclose(entry["output_mean"], 0.0, atol=0.3)  # unless the learned offset moved it
 
 
+def test_inspect_predictions_follow_the_task(inspected):
+    if inspected["model"]["task"] is None:
+        assert inspected["predictions"] is None
+        return
+    assert len(inspected["predictions"]) == len(inspected["tokens"])
+    for row in inspected["predictions"]:
+        probabilities = [entry["probability"] for entry in row]
+        assert probabilities == sorted(probabilities, reverse=True) and 0 <= sum(probabilities) <= 1 + 1e-6
+    if inspected["model"]["task"] == "mlm":
+        assert "[MASK]" in inspected["predictions_meaning"]
+
+
+def test_mlm_predictions_mask_each_position():
+    from explorer import checkpoint
+    from explorer.inference import InferenceEngine
+    from explorer.pipeline import position_predictions, run_text
+    from explorer.tokenizer import Tokenizer
+    from explorer.vocab import MASK, SPECIAL_TOKENS
+
+    bundle, _ = checkpoint.load_default()
+    if bundle.task != "mlm":
+        pytest.skip("the default model is not a masked-token model")
+    engine, tokenizer = InferenceEngine(bundle.config), Tokenizer(bundle.vocab.encoding)
+    run = run_text(bundle, engine, tokenizer, "Mary met John. She gave him a book.")
+    _, predictions = position_predictions(bundle, engine, tokenizer, run.model_ids, k=1)
+    for position in (0, 5, len(run.model_ids) - 1):  # batch edges and a middle position
+        masked = run.model_ids.copy()
+        masked[position] = MASK
+        logits = engine.run(bundle.params, masked).logits[position]
+        expected = int(np.argmax(logits))
+        tiktoken_id = bundle.vocab.to_tiktoken_id(expected)
+        token, _ = predictions[position][0]
+        assert token == (SPECIAL_TOKENS[expected] if tiktoken_id is None else tokenizer.piece(tiktoken_id))
+
+
 def test_inspect_table(tmp_path):
     result = cli("inspect", "Mary met John.")
     assert result.returncode == 0, result.stderr

@@ -6,7 +6,14 @@ import jax
 import numpy as np
 import pytest
 
-from explorer.corpus import TOY_SYMBOLS, corpus_token_ids, corpus_vocab, generate_sentences, vocab_from_ids
+from explorer.corpus import (
+    TOY_SYMBOLS,
+    corpus_text,
+    corpus_token_ids,
+    corpus_vocab,
+    generate_sentences,
+    vocab_from_ids,
+)
 from explorer.tasks import (
     TASKS,
     TaskSpec,
@@ -18,6 +25,7 @@ from explorer.tasks import (
     text_source,
     toy_source,
 )
+from explorer.tokenizer import Tokenizer
 from explorer.vocab import MASK, NUM_SPECIAL
 
 # Jitted, because op-by-op dispatch of a sampler compiles every primitive separately (seconds each).
@@ -51,6 +59,41 @@ def test_corpus_vocab_has_exactly_the_asked_size_and_the_toy_symbols(size):
     vocab = corpus_vocab(size)
     assert vocab.size == size
     assert len(toy_source(vocab, len(TOY_SYMBOLS))) == len(TOY_SYMBOLS)
+
+
+def _unknown_tokens(text: str, vocab) -> list[str]:
+    encoding = Tokenizer(vocab.encoding).encoding
+    ids = encoding.encode(text)
+    return [encoding.decode([tid]) for tid, unknown in zip(ids, vocab.to_model_ids(ids)[1], strict=True) if unknown]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The dogs near the table run.",
+        "Mary met John. She gave him a book.",
+        "The keys that the girl found are in the house.",
+        "He lost his key.\nThere are three apples in the garden.",
+    ],
+)
+def test_typed_sentences_have_no_unknown_tokens(text):
+    # A typed text starts with no space before its first word: "The" is another token than " The".
+    assert _unknown_tokens(text, corpus_vocab(512)) == []
+
+
+def test_sentence_starts_occur_with_and_without_a_space():
+    text = corpus_text()
+    assert text == corpus_text.__wrapped__()  # deterministic, not just cached
+    assert "\nThe " in text and ". The " in text
+    assert "\nShe " in text and ". She " in text  # also inside a two-sentence item
+    encoding = Tokenizer().encoding
+    ids = set(corpus_token_ids())
+    for word in ("The", "There", "When", "Mary", "John", "She", "He"):
+        assert set(encoding.encode(word)) <= ids and set(encoding.encode(" " + word)) <= ids, word
+    # Every sentence of the grammar, typed on its own, is known to the default-size vocabulary.
+    vocab = corpus_vocab(512)
+    for sentence in generate_sentences(300, seed=7):
+        assert _unknown_tokens(sentence, vocab) == [], sentence
 
 
 def test_corpus_vocab_too_small_says_what_is_needed():

@@ -76,17 +76,41 @@ def layer_norm_param_names(config: ModelConfig) -> list[str]:
     return names
 
 
+def _masked_softmax_forward(scores: jax.Array, mask: jax.Array) -> jax.Array:
+    masked = jnp.where(mask, scores, _MASKED_SCORE)  # [..., T, T]
+    peak = masked.max(axis=-1, keepdims=True)  # [..., T, 1]
+    exp = jnp.where(mask, jnp.exp(masked - peak), 0.0)  # [..., T, T]
+    return exp / jnp.maximum(exp.sum(axis=-1, keepdims=True), 1e-30)  # [..., T, T]
+
+
+@jax.custom_vjp
 def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
     """Softmax over the last axis in which masked entries get exactly zero weight.
 
     Written out rather than ``jax.nn.softmax`` + ``where``: XLA's CPU backend fused that pair badly when
     the weights are also an output (13 ms against 3.5 ms for one 512-token layer, measured in isolation).
     A row whose every key is masked gets all zeros instead of NaN.
+
+    The gradient is the softmax's own, ``w * (g - sum(g * w))``, written by hand: autodiff of the
+    ``where``/``max``/``maximum`` chain above built a backward pass that materialised a ``[B, H, T, T]``
+    broadcast of the mask constant and a slow fused reduction: 5.5 ms of the ~42 ms of kernels in an MLM
+    training step (batch 32 x 64 tokens, default model, XLA profile on 2 cores), against 2.0 ms for this
+    backward. Masked entries have weight 0, so their gradient is 0, as before.
     """
-    masked = jnp.where(mask, scores, _MASKED_SCORE)  # [..., T, T]
-    peak = jax.lax.stop_gradient(masked.max(axis=-1, keepdims=True))  # [..., T, 1]
-    exp = jnp.where(mask, jnp.exp(masked - peak), 0.0)  # [..., T, T]
-    return exp / jnp.maximum(exp.sum(axis=-1, keepdims=True), 1e-30)  # [..., T, T]
+    return _masked_softmax_forward(scores, mask)
+
+
+def _masked_softmax_fwd(scores: jax.Array, mask: jax.Array):
+    weights = _masked_softmax_forward(scores, mask)  # [..., T, T]
+    return weights, weights
+
+
+def _masked_softmax_bwd(weights: jax.Array, grad: jax.Array):
+    dot = jnp.sum(grad * weights, axis=-1, keepdims=True)  # [..., T, 1]
+    return weights * (grad - dot), None  # [..., T, T]; the boolean mask has no gradient
+
+
+masked_softmax.defvjp(_masked_softmax_fwd, _masked_softmax_bwd)
 
 
 class SelfAttention(hk.Module):

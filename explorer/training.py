@@ -10,7 +10,10 @@ Why steps are fused: a step of the default model costs a few milliseconds of ari
 call from Python costs dispatch, argument handling, and (past glibc's mmap threshold) fresh page-faulted
 scratch memory each time. ``lax.scan`` runs K steps, sampling each batch on device, in one call, so the
 Python loop wakes only to read metrics -- which it does once per chunk, because reading a value blocks
-JAX's asynchronous dispatch.
+JAX's asynchronous dispatch. Measured here (2 cores, MLM at batch 32 x 64 tokens, default model): fused
+and per-step run within ~15% of each other (29 vs 25 steps/s, bench/bench_training.py), because
+dispatch is asynchronous and the step's ~30 ms of XLA kernels (matmuls and the [B, H, T, T] softmax,
+run one kernel at a time) set the pace, not Python.
 
 Blow-ups: a step whose loss, gradient or new parameters are not finite is not applied; the state is
 flagged ``diverged`` and every later step in the chunk is a no-op, so the parameters kept are the last
@@ -143,6 +146,10 @@ class ParamLayout:
         )
         self.group_ids = np.asarray(ravel_pytree(group_tree)[0]).astype(np.int32)  # [P]
         self.decay_mask = np.asarray(ravel_pytree(decay_tree)[0])  # [P]
+        # Each group is a few contiguous runs of the flat vector (ravel_pytree orders modules by name).
+        edges = np.flatnonzero(np.diff(self.group_ids)) + 1
+        starts, ends = np.concatenate([[0], edges]), np.concatenate([edges, [self.size]])
+        self._runs = tuple((int(a), int(b), int(self.group_ids[a])) for a, b in zip(starts, ends, strict=True))
 
     def flatten(self, params: hk.Params) -> jax.Array:
         return ravel_pytree(params)[0]  # [P]
@@ -152,8 +159,12 @@ class ParamLayout:
 
     def group_norms(self, flat: jax.Array) -> jax.Array:
         """L2 norm of each group's entries: ``[P]`` -> ``[G]``."""
-        squares = jax.ops.segment_sum(jnp.square(flat), self.group_ids, num_segments=len(self.groups))  # [G]
-        return jnp.sqrt(squares)
+        # Sums over static slices, not ``segment_sum``: XLA's CPU backend runs a segment sum as a serial
+        # scatter-add, ~0.6 ms for the default model's 166k parameters, and a step takes three of them.
+        squares = [jnp.float32(0.0)] * len(self.groups)
+        for start, end, group in self._runs:
+            squares[group] = squares[group] + jnp.sum(jnp.square(flat[start:end]))
+        return jnp.sqrt(jnp.stack(squares))  # [G]
 
 
 @functools.lru_cache(maxsize=16)

@@ -140,6 +140,10 @@ def test_param_layout_round_trips():
     params = state_params(SMALL, state)
     np.testing.assert_array_equal(np.asarray(layout.flatten(params)), np.asarray(state.flat_params))
     assert layout.groups == ("embedding", "layer 1", "layer 2", "output")
+    # Group norms (summed over static slices for speed) agree with a per-entry segment sum.
+    flat = jax.random.normal(jax.random.PRNGKey(0), (layout.size,))
+    expected = jnp.sqrt(jax.ops.segment_sum(flat**2, layout.group_ids, num_segments=len(layout.groups)))
+    np.testing.assert_allclose(np.asarray(layout.group_norms(flat)), np.asarray(expected), rtol=1e-5)
 
 
 def test_snapshots_at_chosen_steps(finished_runs):

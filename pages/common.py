@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import unicodedata
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,12 @@ from explorer.config import ModelConfig
 from explorer.inference import InferenceEngine, Inspection, enable_compilation_cache
 from explorer.model import init_params
 from explorer.tokenizer import Tokenized, Tokenizer, display_text
+from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED
 from explorer.vocab import SPECIAL_TOKENS
 
 MODEL_KEY = "model_bundle"  # the ModelBundle every page shows for this user
+TRAINER_KEY = "train_trainer"  # this user's Trainer (or None), started on the Train page
+PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
 TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
 URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
@@ -105,16 +109,57 @@ def default_bundle() -> tuple[ModelBundle, str | None]:
         return ModelBundle.random(config, vocab), f"The default checkpoint could not be loaded ({error})."
 
 
+def _ended_training() -> tuple[Any, int] | None:
+    """This user's trainer and its step, if its training has ended with parameters worth showing
+    (finished, stopped, or blown up, in which case it holds the last finite ones); else None."""
+    trainer = st.session_state.get(TRAINER_KEY)
+    if trainer is None:
+        return None
+    status = trainer.status()
+    if status.state not in (FINISHED, STOPPED, DIVERGED) or status.step == 0:
+        return None  # running (never replace the model mid-run), idle after a reset, or failed
+    return trainer, status.step
+
+
+def _is_published(trainer: Any, step: int) -> bool:
+    marker = st.session_state.get(PUBLISHED_KEY)
+    # A weak reference, not id(): a new trainer may reuse a freed one's id, and the marker should not
+    # keep an old trainer (and its snapshots) alive.
+    return marker is not None and marker[0]() is trainer and marker[1] == step
+
+
+def _mark_published(trainer: Any, step: int) -> None:
+    st.session_state[PUBLISHED_KEY] = (weakref.ref(trainer), step)
+
+
+def publish_trained() -> bool:
+    """Makes the result of this user's training the model every page shows, once, as soon as any page
+    runs after training has ended: not only the Train page, so a user who went on to another page sees
+    it there. A model the user chose after that (an upload, a snapshot) is not overridden, because
+    ``set_bundle`` marks the ended training as seen. True if a new bundle was published."""
+    ended = _ended_training()
+    if ended is None or _is_published(*ended):
+        return False
+    trainer, step = ended
+    st.session_state[MODEL_KEY] = trainer.bundle()
+    _mark_published(trainer, step)
+    return True
+
+
 def current_bundle() -> ModelBundle:
     """The model this user's pages show: their own trained/uploaded one, else the default."""
+    publish_trained()
     if MODEL_KEY not in st.session_state:
         st.session_state[MODEL_KEY] = default_bundle()[0]
     return st.session_state[MODEL_KEY]
 
 
 def set_bundle(bundle: ModelBundle) -> None:
-    """Makes ``bundle`` the model every page shows for this user (after training or an upload)."""
+    """Makes ``bundle`` the model every page shows for this user (an upload or a chosen snapshot)."""
     st.session_state[MODEL_KEY] = bundle
+    ended = _ended_training()
+    if ended is not None:  # the user's choice comes after the training's end: it must stay
+        _mark_published(*ended)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -175,7 +220,7 @@ def text_box() -> None:
         st.sidebar.caption(f"The text is longer than {URL_MAX_CHARS} characters, so it is not put in the link.")
 
 
-def _leave_pages_directory_mode() -> None:
+def route_through_app() -> None:
     """Makes a deep link (``/attention?text=...``) to a freshly started server go through ``app.py``.
 
     Streamlit treats an app with a ``pages/`` folder as an old-style multipage app until ``st.navigation``
@@ -192,11 +237,29 @@ def _leave_pages_directory_mode() -> None:
         st.rerun()
 
 
-def sidebar() -> None:
-    """The thin sidebar of every page: the text box and which model the pages show."""
-    _leave_pages_directory_mode()
+def _watch_training() -> None:
+    """While this user's training runs, says so in the sidebar; when it ends, reruns the page so the
+    page and the sidebar show the trained model without waiting for the user's next click."""
+    trainer = st.session_state.get(TRAINER_KEY)
+    status = trainer.status() if trainer is not None else None
+    if status is None or status.state != RUNNING:
+        publish_trained()
+        st.rerun()  # the whole page; without a running trainer the sidebar stops drawing this fragment
+    st.caption(
+        f"Training on the Train page: step {status.step} of {status.total_steps}. Its model replaces this one "
+        "when it ends."
+    )
+
+
+def sidebar(watch_training: bool = True) -> None:
+    """The thin sidebar of every page: the text box and which model the pages show.
+
+    ``watch_training``: while this user's training runs, tick twice a second to pick up its end (the
+    Train page does that in its own live view).
+    """
+    route_through_app()
     text_box()
-    bundle = current_bundle()
+    bundle = current_bundle()  # first publishes a training that has ended (publish_trained)
     st.sidebar.markdown(f"**Model:** {bundle.source}")
     if not bundle.trained:
         st.sidebar.warning("Untrained model: random weights, so attention patterns and predictions are noise.")
@@ -205,6 +268,10 @@ def sidebar() -> None:
     problem = default_bundle()[1]
     if problem and bundle is default_bundle()[0]:
         st.sidebar.caption(problem)
+    trainer = st.session_state.get(TRAINER_KEY)
+    if watch_training and trainer is not None and trainer.status().state == RUNNING:
+        with st.sidebar:
+            st.fragment(run_every=0.5)(_watch_training)()
 
 
 def current_text() -> str:

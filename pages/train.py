@@ -18,13 +18,15 @@ from explorer.figures import training as figs
 from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
 from explorer.trainer import DIVERGED, FAILED, FINISHED, RUNNING, STOPPED, Trainer
 from explorer.training import default_train_config
-from pages.common import chart, current_bundle, set_bundle, sidebar
+from pages.common import TRAINER_KEY, chart, current_bundle, publish_trained, route_through_app, set_bundle, sidebar
 
-TRAINER_KEY = "train_trainer"  # this user's Trainer (or None)
-PUBLISHED_KEY = "train_published"  # (trainer id, step) last handed to the other pages
 UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload
 ERROR_KEY = "train_error"  # why the last Start did not start, or None
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 1e4]
+
+# First, before this page touches any state: a deep link to /train on a fresh server runs this file without
+# app.py (see route_through_app), and it must go through the router like every other page.
+route_through_app()
 
 state = st.session_state
 for key, value in {
@@ -42,25 +44,9 @@ for key, value in {
     state.setdefault(key, value)
 
 
-def publish(trainer: Trainer) -> bool:
-    """Makes the trainer's model this user's model once training has ended (finished, stopped or blown
-    up, in which case it holds the last finite parameters). True if a new bundle was published."""
-    status = trainer.status()
-    if status.state not in (FINISHED, STOPPED, DIVERGED) or status.step == 0:
-        return False
-    marker = (id(trainer), status.step)
-    if state.get(PUBLISHED_KEY) == marker:
-        return False
-    set_bundle(trainer.bundle())
-    state[PUBLISHED_KEY] = marker
-    return True
-
-
-trainer: Trainer | None = state.get(TRAINER_KEY)
-if trainer is not None:
-    publish(trainer)  # before the sidebar, so it already names the new model
-
-sidebar()
+# Publishes this user's model if training has ended (pages.common.publish_trained); the live view below
+# watches the training itself.
+sidebar(watch_training=False)
 st.title("Train")
 st.caption(
     "Train a small encoder here and watch it learn: the loss falls, attention heads settle into patterns and "
@@ -152,7 +138,7 @@ if state.get(ERROR_KEY):
 
 def stop_training() -> None:
     state[TRAINER_KEY].stop()
-    publish(state[TRAINER_KEY])
+    publish_trained()
 
 
 trainer = state.get(TRAINER_KEY)
@@ -175,7 +161,7 @@ def draw_live() -> None:
         st.info("Choose a task and settings above, then press **Start training**.")
         return
     status = trainer.status()
-    if status.state != RUNNING and publish(trainer):
+    if status.state != RUNNING and publish_trained():
         st.rerun()  # the whole page: the sidebar and the replay below should show the final model
     st.progress(status.progress, text=f"Step {status.step} of {status.total_steps} · {status.state}")
     m1, m2, m3, m4, m5 = st.columns(5)
@@ -222,6 +208,10 @@ if status is not None and status.state == RUNNING:
     st.fragment(run_every=0.5)(draw_live)()
 else:
     draw_live()
+
+
+def use_snapshot(step: int) -> None:
+    set_bundle(state[TRAINER_KEY].bundle(step=step))
 
 
 def draw_replay(trainer: Trainer) -> None:
@@ -272,9 +262,13 @@ def draw_replay(trainer: Trainer) -> None:
             ),
             key="train_replay_embeddings",
         )
-    if st.button(f"Use the model of step {snapshot.step} on every page", key="train_use_snapshot"):
-        set_bundle(trainer.bundle(step=snapshot.step))
-        st.rerun()
+    # A callback, like the other buttons: it runs before the script, so a rerun cannot swallow the click.
+    st.button(
+        f"Use the model of step {snapshot.step} on every page",
+        key="train_use_snapshot",
+        on_click=use_snapshot,
+        args=(snapshot.step,),
+    )
 
 
 if trainer is not None:

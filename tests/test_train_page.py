@@ -85,3 +85,77 @@ def test_blow_up_is_reported_on_the_page():
     assert any("blew up" in error.value for error in at.error)
     # The last finite parameters are what the other pages now show.
     assert at.session_state["model_bundle"].task == "reverse"
+
+
+def _start_small_training(at: AppTest, steps: int) -> object:
+    """Starts a tiny copy-task training on the Train page and returns its trainer."""
+    at.selectbox(key="train_task").set_value("copy")
+    at.number_input(key="train_steps").set_value(steps)
+    at.select_slider(key="train_batch").set_value(8)
+    at.select_slider(key="train_layers").set_value(1)
+    at.select_slider(key="train_heads").set_value(2)
+    at.select_slider(key="train_d_model").set_value(32)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    return at.session_state["train_trainer"]
+
+
+def _model_label(at: AppTest) -> str:
+    labels = [m.value for m in at.sidebar.markdown if "Model:" in m.value]
+    assert len(labels) == 1, labels
+    return labels[0]
+
+
+def test_ended_training_is_published_on_whichever_page_runs_next():
+    at = _open_train_page()
+    default_label = _model_label(at)
+    trainer = _start_small_training(at, steps=200)
+    # The user leaves the Train page at once; training ends while they look at another page.
+    at.switch_page("pages/tokens.py").run()
+    assert not at.exception, at.exception
+    assert trainer.wait(timeout=90)
+    status = trainer.status()
+    assert status.state == "finished", status.message
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception, at.exception
+    assert _model_label(at) == f"**Model:** trained here: copy, step {status.step}"
+    assert at.session_state["model_bundle"].config.d_model == 32
+    assert not any("not in this model" in w.value for w in at.warning), "the corpus text runs on the toy model"
+
+    # Another user (session) still sees the default model: nothing is shared but cached resources.
+    other = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    other.switch_page("pages/train.py").run()
+    assert not other.exception, other.exception
+    assert _model_label(other) == default_label
+    assert "train_trainer" not in other.session_state
+
+    # A model the user picks after training ended (here an earlier snapshot) is not overridden later.
+    at.switch_page("pages/train.py").run()
+    steps = list(trainer.snapshot_steps())
+    assert len(steps) >= 2, steps
+    at.select_slider(key="train_scrub").set_value(steps[1]).run()
+    at.button(key="train_use_snapshot").click().run()
+    assert not at.exception, at.exception
+    chosen = f"**Model:** trained here: copy, step {steps[1]}"
+    assert _model_label(at) == chosen
+    at.switch_page("pages/tokens.py").run()
+    assert _model_label(at) == chosen
+
+
+def test_running_training_does_not_replace_the_model_until_it_ends():
+    at = _open_train_page()
+    default_label = _model_label(at)
+    trainer = _start_small_training(at, steps=20_000)
+    deadline = time.monotonic() + 90
+    while trainer.status().step < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at.switch_page("pages/tokens.py").run()
+    assert not at.exception, at.exception
+    assert trainer.status().state == "running"
+    assert _model_label(at) == default_label
+    assert any("Training on the Train page" in c.value for c in at.sidebar.caption)
+    trainer.stop()  # as if the user had stopped it on the Train page in another tab
+    at.run()  # the sidebar's run_every fragment would rerun the page; AppTest needs a nudge
+    assert not at.exception, at.exception
+    assert _model_label(at) == f"**Model:** trained here: copy, step {trainer.status().step}"
+    assert not any("Training on the Train page" in c.value for c in at.sidebar.caption)

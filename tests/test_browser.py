@@ -25,10 +25,20 @@ def app():
     with AppServer() as server:
         with browser_page() as page:
             page.set_default_timeout(90_000)
-            page.goto(server.url)
-            page.get_by_role("heading", name="Tokens").wait_for()
+            # The first request of a fresh server is a deep link: Streamlit would run the page file alone
+            # (no router) on the first run of an app with a pages/ folder unless the app reroutes it.
+            page.goto(f"{server.url}/attention?head=1,3")
+            page.get_by_role("heading", name="Attention").wait_for()
             wait_idle(page)
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Embeddings & positions" in nav and "common" not in nav, nav
+            assert head_titles(page).count() == 2  # the link's head selection survived the rerouting
+            go_to(page, "Tokens")
             yield server, page
+
+
+def head_titles(page):
+    return page.locator('[data-testid="stPlotlyChart"] text', has_text=re.compile(r"^Layer \d+ · head \d+$"))
 
 
 def charts(page, text: str | None = None):
@@ -58,7 +68,7 @@ def test_attention_page_heads_toggle(app):
     _, page = app
     go_to(page, "Attention")
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
-    titles = page.locator('[data-testid="stPlotlyChart"] text', has_text=re.compile(r"^Layer \d+ · head \d+$"))
+    titles = head_titles(page)
     assert titles.count() == 4  # layer 1, all four heads, by default
     assert charts(page, "Layer 1 · head 2").count() == 1
     heads = page.locator('[data-testid="stButtonGroup"]').filter(has_text="H1").first

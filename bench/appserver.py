@@ -55,9 +55,11 @@ class AppServer:
         self._log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
+        self.started_wall = 0.0  # time.time() at launch, to compare with the browser's clock
 
     def start(self) -> AppServer:
         self.started_at = time.perf_counter()
+        self.started_wall = time.time()
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "streamlit", "run", "app.py",

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from explorer.checkpoint import load_default
-from explorer.inference import InferenceEngine
+from explorer.inference import InferenceEngine, use_synchronous_dispatch
 from explorer.model import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,10 +115,11 @@ import time, sys
 start = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
 from explorer.checkpoint import load_default
-from explorer.inference import InferenceEngine, enable_compilation_cache
+from explorer.inference import InferenceEngine, enable_compilation_cache, use_synchronous_dispatch
 from explorer.pipeline import run_text
 from explorer.tokenizer import Tokenizer
 enable_compilation_cache(sys.argv[2])
+use_synchronous_dispatch()
 bundle, _ = load_default()
 run = run_text(bundle, InferenceEngine(bundle.config), Tokenizer(bundle.vocab.encoding), "The dogs near the table run.")
 print(time.perf_counter() - start)
@@ -142,6 +143,7 @@ def cold_start() -> dict[str, float]:
 
 
 def run_all(quick: bool = False) -> dict[str, Any]:
+    use_synchronous_dispatch()  # as the app and the CLI run
     bundle, notice = load_default()
     config, params = bundle.config, bundle.params
     engine = InferenceEngine(config)

@@ -36,7 +36,7 @@ def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None
     """Everything `inspect` reports, as plain JSON-ready data."""
     from explorer import checkpoint
     from explorer.corpus import corpus_vocab
-    from explorer.inference import InferenceEngine
+    from explorer.inference import InferenceEngine, use_synchronous_dispatch
     from explorer.model import layer_norm_names
     from explorer.pipeline import position_predictions, run_text
     from explorer.tokenizer import Tokenizer
@@ -56,6 +56,7 @@ def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None
     tokenizer = Tokenizer(encoding or bundle.vocab.encoding)
     if tokenizer.notice:
         notices.append(tokenizer.notice)
+    use_synchronous_dispatch()
     engine = InferenceEngine(bundle.config)
     run = run_text(bundle, engine, tokenizer, text)
     if run.tokens.truncation_message():

@@ -23,7 +23,7 @@ import streamlit as st
 from explorer import DEFAULT_CHECKPOINT, checkpoint
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
-from explorer.inference import InferenceEngine, Inspection, enable_compilation_cache
+from explorer.inference import InferenceEngine, Inspection, enable_compilation_cache, use_synchronous_dispatch
 from explorer.model import init_params
 from explorer.tokenizer import Tokenized, Tokenizer, display_text
 from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED
@@ -73,6 +73,7 @@ def get_engine(config: ModelConfig) -> InferenceEngine:
     Only the engine's own compile cache is touched by that thread, never any user's state.
     """
     enable_compilation_cache()
+    use_synchronous_dispatch()
     engine = InferenceEngine(config)
     report = WarmupReport()
     _WARMUPS[config] = report

@@ -380,25 +380,16 @@ def chart(
     st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None)
     if csv is None and json is None:
         return
-    columns = st.columns([1, 1, 6])
-    if csv is not None:
-        columns[0].download_button(
-            "CSV",
-            csv,
-            file_name=f"{key}.csv",
-            mime="text/csv",
-            key=f"{key}_csv",
-            on_click="ignore",
-            type="tertiary",
-            icon=":material/download:",
-        )
-    if json is not None:
-        columns[1].download_button(
-            "JSON",
-            json,
-            file_name=f"{key}.json",
-            mime="application/json",
-            key=f"{key}_json",
+    downloads = (("csv", csv, "text/csv"), ("json", json, "application/json"))
+    for column, (kind, make, mime) in zip(st.columns([1, 1, 6]), downloads, strict=False):
+        if make is None:
+            continue
+        column.download_button(
+            kind.upper(),
+            make,
+            file_name=f"{key}.{kind}",
+            mime=mime,
+            key=f"{key}_{kind}",
             on_click="ignore",
             type="tertiary",
             icon=":material/download:",

@@ -9,6 +9,7 @@ perceptually uniform (weights) or diverging around zero (signed values).
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 # Weights in [0, 1]: perceptually uniform and legible on white and on near-black backgrounds.
 WEIGHT_SCALE = "Viridis"
@@ -73,3 +74,22 @@ def check_labels(count: int, labels: list[str], what: str) -> None:
 def heatmap_height(rows: int, minimum: int = 260, maximum: int = 760, per_row: int = 18) -> int:
     """Tall enough that every token row keeps a readable label, within limits that fit a screen."""
     return int(min(maximum, max(minimum, 90 + per_row * rows)))
+
+
+def stacked_pair(titles: tuple[str, str]) -> go.Figure:
+    """Two plots, one above the other, over the same token axis (e.g. scores over weights)."""
+    return make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
+
+
+def add_to_pair(fig: go.Figure, trace: type, top: dict, bottom: dict, **shared) -> None:
+    """Draws one series in both plots of a ``stacked_pair``: ``trace(**shared, **top)`` above and
+    ``trace(**shared, **bottom)`` below, listed once in the legend."""
+    fig.add_trace(trace(**shared, **top), row=1, col=1)
+    fig.add_trace(trace(**shared, showlegend=False, **bottom), row=2, col=1)
+
+
+def label_pair_axis(fig: go.Figure, count: int) -> None:
+    """Token labels once, under the bottom plot of a ``stacked_pair`` (and not at all past 96 tokens)."""
+    fig.update_xaxes(type="category", tickangle=-60)
+    fig.update_xaxes(showticklabels=False, row=1, col=1)
+    fig.update_xaxes(showticklabels=count <= 96, row=2, col=1)

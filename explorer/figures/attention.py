@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.analysis import AblationEffect, HeadViewLines, block_mean, check_attention, unique_labels
-from explorer.figures import PALETTE, WEIGHT_SCALE, finish, heatmap_height
+from explorer.figures import PALETTE, WEIGHT_SCALE, add_to_pair, finish, heatmap_height, label_pair_axis, stacked_pair
 
 # The overview grid pools long sentences to this many positions per axis.
 GRID_MAX_POSITIONS = 48
@@ -364,43 +364,19 @@ def query_key_figure(
     if not 0 <= query < len(labels):
         raise ValueError(f"Query position {query} is outside the sentence (0..{len(labels) - 1}).")
     x = unique_labels(labels)
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        subplot_titles=("score q·k / √K (before softmax)", "attention weight (after softmax)"),
-    )
+    fig = stacked_pair(("score q·k / √K (before softmax)", "attention weight (after softmax)"))
     for i, name in enumerate(head_names):
-        colour = PALETTE[i % len(PALETTE)]
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=scores[i],
-                name=name,
-                legendgroup=name,
-                marker_color=colour,
-                hovertemplate=f"{name}<br>{x[query]} → %{{x}}: score %{{y:.3f}}<extra></extra>",
-            ),
-            row=1,
-            col=1,
+        add_to_pair(
+            fig,
+            go.Bar,
+            {"y": scores[i], "hovertemplate": f"{name}<br>{x[query]} → %{{x}}: score %{{y:.3f}}<extra></extra>"},
+            {"y": weights[i], "hovertemplate": f"{name}<br>{x[query]} → %{{x}}: weight %{{y:.3f}}<extra></extra>"},
+            x=x,
+            name=name,
+            legendgroup=name,
+            marker_color=PALETTE[i % len(PALETTE)],
         )
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=weights[i],
-                name=name,
-                legendgroup=name,
-                showlegend=False,
-                marker_color=colour,
-                hovertemplate=f"{name}<br>{x[query]} → %{{x}}: weight %{{y:.3f}}<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
-    fig.update_xaxes(type="category", tickangle=-60)
-    fig.update_xaxes(showticklabels=False, row=1, col=1)  # shared axis: labels once, under the bottom plot
-    fig.update_xaxes(showticklabels=len(labels) <= 96, row=2, col=1)
+    label_pair_axis(fig, len(labels))
     fig.update_yaxes(range=[0, 1], row=2, col=1)
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
     return finish(fig, f"Query {x[query]}: what it scores and where it looks", 480)

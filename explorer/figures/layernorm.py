@@ -8,7 +8,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.analysis import NormStats, unique_labels
-from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish, heatmap_height
+from explorer.figures import (
+    PALETTE,
+    WEIGHT_SCALE,
+    add_to_pair,
+    check_labels,
+    finish,
+    heatmap_height,
+    label_pair_axis,
+    stacked_pair,
+)
 
 
 def norm_stats_figure(stats: NormStats, index: int, labels: list[str], name: str) -> go.Figure:
@@ -19,49 +28,24 @@ def norm_stats_figure(stats: NormStats, index: int, labels: list[str], name: str
         raise ValueError(f"There are {count} layer norms; index {index} does not exist.")
     check_labels(stats.mean_in.shape[1], labels, "The layer-norm statistics")
     x = unique_labels(labels)
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        subplot_titles=("mean over the model width", "standard deviation over the model width"),
-    )
+    fig = stacked_pair(("mean over the model width", "standard deviation over the model width"))
     series = (
         (stats.mean_in, stats.std_in, "before", PALETTE[0]),
         (stats.mean_out, stats.std_out, "after", PALETTE[1]),
     )
     for mean, std, when, colour in series:
-        mode = "lines+markers" if len(labels) <= 64 else "lines"
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=mean[index],
-                name=f"{when} LN",
-                legendgroup=when,
-                mode=mode,
-                line={"color": colour},
-                hovertemplate=f"%{{x}}<br>mean {when}: %{{y:.3f}}<extra></extra>",
-            ),
-            row=1,
-            col=1,
+        add_to_pair(
+            fig,
+            go.Scatter,
+            {"y": mean[index], "hovertemplate": f"%{{x}}<br>mean {when}: %{{y:.3f}}<extra></extra>"},
+            {"y": std[index], "hovertemplate": f"%{{x}}<br>std {when}: %{{y:.3f}}<extra></extra>"},
+            x=x,
+            name=f"{when} LN",
+            legendgroup=when,
+            mode="lines+markers" if len(labels) <= 64 else "lines",
+            line={"color": colour},
         )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=std[index],
-                name=f"{when} LN",
-                legendgroup=when,
-                showlegend=False,
-                mode=mode,
-                line={"color": colour},
-                hovertemplate=f"%{{x}}<br>std {when}: %{{y:.3f}}<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
-    fig.update_xaxes(type="category", tickangle=-60)
-    fig.update_xaxes(showticklabels=False, row=1, col=1)  # shared axis: labels once, under the bottom plot
-    fig.update_xaxes(showticklabels=len(labels) <= 96, row=2, col=1)
+    label_pair_axis(fig, len(labels))
     fig.update_layout(legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
     return finish(fig, f"{name}: per-token statistics", 480)
 

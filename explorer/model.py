@@ -113,8 +113,38 @@ def _masked_softmax_bwd(weights: jax.Array, grad: jax.Array):
 masked_softmax.defvjp(_masked_softmax_fwd, _masked_softmax_bwd)
 
 
+def take_positions(x: jax.Array, positions: jax.Array) -> jax.Array:
+    """Rows of ``x`` at ``positions``: ``[B, T, ...]``, ``[B, P]`` -> ``[B, P, ...]``."""
+    index = positions.reshape(positions.shape + (1,) * (x.ndim - 2))  # [B, P, 1...]
+    return jnp.take_along_axis(x, index, axis=1)
+
+
+def _linear_params(name: str, fan_in: int, fan_out: int) -> tuple[jax.Array, jax.Array]:
+    """``hk.Linear``'s parameters ``w [fan_in, fan_out]`` and ``b [fan_out]``, under the same name.
+
+    Called from a module's ``__call__`` (a method's name would add a ``~method`` level to the names).
+    """
+    with hk.experimental.name_scope(name):
+        w_init = hk.initializers.TruncatedNormal(stddev=1.0 / np.sqrt(fan_in))  # hk.Linear's default
+        w = hk.get_parameter("w", [fan_in, fan_out], init=w_init)
+        b = hk.get_parameter("b", [fan_out], init=jnp.zeros)
+    return w, b
+
+
 class SelfAttention(hk.Module):
-    """Multi-head self-attention that returns its scores and weights as well as its output."""
+    """Multi-head self-attention that returns its scores and weights as well as its output.
+
+    The parameters are those of four ``hk.Linear`` (``query``, ``key``, ``value``, ``output``: same names,
+    shapes and initialisation), but the products are laid out here, for training speed on a CPU: key and
+    value come from one ``[D, 2HK]`` product (so their weight gradient is one product too, where XLA ran
+    two narrow ``[D, HK]`` ones slowly), and heads move to the front once (``[B, H, T, K]``), so every
+    attention product is a plain batched matmul rather than an einsum re-laid out around each product.
+    Measured together, an MLM training step (batch 32 x 64, default model, 2 cores) ran ~10% faster. The
+    query is scaled by ``1/sqrt(K)`` before ``q @ k^T``: the same scores, scaled as ``[B, H, Q, K]``
+    rather than ``[B, H, Q, T]``.
+    ``queries`` restricts the queries to some positions per row (keys and values still span the whole row):
+    training asks for the last layer's output only where the loss reads it.
+    """
 
     def __init__(self, num_heads: int, key_size: int, name: str | None = None):
         super().__init__(name=name)
@@ -124,23 +154,28 @@ class SelfAttention(hk.Module):
     def __call__(
         self,
         x: jax.Array,  # [B, T, D]
-        mask: jax.Array,  # [B, 1, T, T] or broadcastable: True where a query may attend to a key
+        mask: jax.Array,  # [B, 1, 1 | Q, T]: True where a query may attend to a key
         head_mask: jax.Array,  # [H] 1.0 keeps a head, 0.0 silences it
+        queries: jax.Array | None = None,  # [B, Q] positions whose output is wanted; None: all (Q = T)
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Returns the output ``[B, Q, D]``, scores ``[B, H, Q, T]`` and weights ``[B, H, Q, T]``."""
         batch, length, d_model = x.shape
         heads, key_size = self.num_heads, self.key_size
+        width = heads * key_size
+        (wq, bq), (wk, bk), (wv, bv) = (_linear_params(n, d_model, width) for n in ("query", "key", "value"))
 
-        def project(name: str) -> jax.Array:
-            y = hk.Linear(heads * key_size, name=name)(x)  # [B, T, H*K]
-            return y.reshape(batch, length, heads, key_size)  # [B, T, H, K]
+        def split_heads(y: jax.Array, count: int) -> jax.Array:  # [B, N, count*H*K] -> [count, B, H, N, K]
+            return y.reshape(batch, y.shape[1], count, heads, key_size).transpose(2, 0, 3, 1, 4)
 
-        query, key, value = project("query"), project("key"), project("value")
-        scores = jnp.einsum("bthk,bshk->bhts", query, key) / np.sqrt(key_size)  # [B, H, T, T]
-        weights = masked_softmax(scores, mask)  # [B, H, T, T]
-        context = jnp.einsum("bhts,bshk->bthk", weights, value)  # [B, T, H, K]
-        context = context * head_mask[None, None, :, None]  # [B, T, H, K]
-        output = hk.Linear(d_model, name="output")(context.reshape(batch, length, heads * key_size))  # [B, T, D]
-        return output, scores, weights
+        key, value = split_heads(x @ jnp.concatenate([wk, wv], axis=1) + jnp.concatenate([bk, bv]), 2)
+        x_query = x if queries is None else take_positions(x, queries)  # [B, Q, D]
+        query = split_heads((x_query @ wq + bq) * np.float32(1 / np.sqrt(key_size)), 1)[0]  # [B, H, Q, K]
+        scores = query @ key.swapaxes(-1, -2)  # [B, H, Q, T]
+        weights = masked_softmax(scores, mask)  # [B, H, Q, T]
+        context = (weights @ value) * head_mask[None, :, None, None]  # [B, H, Q, K]
+        context = context.transpose(0, 2, 1, 3).reshape(batch, -1, width)  # [B, Q, H*K]
+        wo, bo = _linear_params("output", width, d_model)
+        return context @ wo + bo, scores, weights  # [B, Q, D]
 
 
 def gelu(x: jax.Array) -> jax.Array:
@@ -182,11 +217,18 @@ class Encoder(hk.Module):
         head_mask: jax.Array | None = None,  # [L, H]
         causal: bool | jax.Array = False,
         is_training: bool = False,
-    ) -> EncoderOutput:
-        """Runs the encoder.
+        predict_at: jax.Array | None = None,  # [B, P] positions; see below
+    ) -> EncoderOutput | jax.Array:
+        """Runs the encoder and returns every intermediate (``EncoderOutput``).
 
         ``causal`` may be a Python bool or a traced boolean scalar: the inference engine passes an array
         so that toggling the decoder-style mask does not compile a second program.
+
+        ``predict_at`` is for training: it returns only the final hidden states at those positions,
+        ``[B, P, D]``, and computes the last layer only there. After the last layer's attention has mixed
+        the positions, everything is position-wise, so the rows the loss never reads need no queries,
+        feed-forward or layer norm; for masked-token prediction (P = 15% of T) that skips most of the
+        last layer, and the loss and gradients are unchanged.
         """
         cfg = self.config
         batch, length = token_ids.shape
@@ -229,33 +271,35 @@ class Encoder(hk.Module):
         x = drop(embedding_sum)  # [B, T, D]
         hidden_states = [embedding_sum]
         norm_in, norm_out, all_scores, all_weights, attn_outs, ffn_outs = [], [], [], [], [], []
+
+        def normalise(norm: hk.LayerNorm, h: jax.Array) -> jax.Array:
+            norm_in.append(h)
+            norm_out.append(norm(h))
+            return norm_out[-1]
+
         for layer in range(cfg.num_layers):
             with hk.experimental.name_scope(f"layer_{layer}"):
                 attention = SelfAttention(cfg.num_heads, cfg.key_size, name="attention")
                 attention_norm = _layer_norm("attention_norm")
                 ffn = FeedForward(cfg.ffn_size, name="ffn")
                 ffn_norm = _layer_norm("ffn_norm")
+            queries = predict_at if layer == cfg.num_layers - 1 else None  # [B, Q] or None (all T)
+            layer_attend = attend  # [B, 1, 1 | T, T]
+            if queries is not None and attend.shape[2] > 1:  # a causal mask has a row per query
+                layer_attend = take_positions(attend[:, 0], queries)[:, None]  # [B, 1, Q, T]
+            at_queries = (lambda h: h) if queries is None else (lambda h, q=queries: take_positions(h, q))
 
-            def sublayer(x, fn, norm):
-                # post-LN (the paper): LN(x + f(x)); pre-LN: x + f(LN(x)).
-                if cfg.layer_norm == "post":
-                    y = fn(x)
-                    residual = x + drop(y[0] if isinstance(y, tuple) else y)
-                    normed = norm(residual)
-                    norm_in.append(residual)
-                    norm_out.append(normed)
-                    return normed, y
-                normed = norm(x)
-                norm_in.append(x)
-                norm_out.append(normed)
-                y = fn(normed)
-                return x + drop(y[0] if isinstance(y, tuple) else y), y
-
-            x, (attn_out, scores, weights) = sublayer(
-                x, lambda h, attention=attention, layer=layer: attention(h, attend, head_mask[layer]), attention_norm
-            )  # [B, T, D]
+            # post-LN (the paper): LN(x + f(x)); pre-LN: x + f(LN(x)). Shapes: x [B, T, D] -> [B, Q, D].
+            attn_in = x if cfg.layer_norm == "post" else normalise(attention_norm, x)
+            attn_out, scores, weights = attention(attn_in, layer_attend, head_mask[layer], queries)
+            x = at_queries(x) + drop(attn_out)
+            if cfg.layer_norm == "post":
+                x = normalise(attention_norm, x)
             hidden_states.append(x)
-            x, ffn_out = sublayer(x, ffn, ffn_norm)  # [B, T, D]
+            ffn_out = ffn(x if cfg.layer_norm == "post" else normalise(ffn_norm, x))
+            x = x + drop(ffn_out)
+            if cfg.layer_norm == "post":
+                x = normalise(ffn_norm, x)
             hidden_states.append(x)
             all_scores.append(scores)
             all_weights.append(weights)
@@ -268,6 +312,8 @@ class Encoder(hk.Module):
             norm_in.append(x)
             x = final_norm(x)
             norm_out.append(x)
+        if predict_at is not None:
+            return x  # [B, P, D]
         logits = hk.Linear(cfg.vocab_size, name="output_head")(x)  # [B, T, V]
 
         return EncoderOutput(
@@ -289,12 +335,14 @@ class Encoder(hk.Module):
 def build_model(config: ModelConfig) -> hk.Transformed:
     """The one place ``hk.transform`` is applied.
 
-    ``apply(params, rng, token_ids, mask, head_mask=None, causal=False, is_training=False)``; pass
-    ``rng=None`` when not training (dropout is then off).
+    ``apply(params, rng, token_ids, mask, head_mask=None, causal=False, is_training=False, predict_at=None)``;
+    pass ``rng=None`` when not training (dropout is then off). Returns an ``EncoderOutput``, or with
+    ``predict_at`` (``[B, P]`` positions) the final hidden states there, ``[B, P, D]`` (see ``Encoder``).
     """
 
-    def forward(token_ids, mask, head_mask=None, causal=False, is_training=False):
-        return Encoder(config)(token_ids, mask, head_mask, causal=causal, is_training=is_training)
+    def forward(token_ids, mask, head_mask=None, causal=False, is_training=False, predict_at=None):
+        encoder = Encoder(config)
+        return encoder(token_ids, mask, head_mask, causal=causal, is_training=is_training, predict_at=predict_at)
 
     return hk.transform(forward)
 

@@ -214,3 +214,27 @@ def test_masked_softmax_gradient_matches_autodiff():
     reference = jax.grad(lambda s: jnp.sum(plain(s) * upstream))(scores)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), atol=1e-6)
     assert np.all(np.asarray(ours)[0, :, 2] == 0.0)  # no gradient flows into a fully masked row
+
+
+@pytest.mark.parametrize("layer_norm,causal", list(itertools.product(["post", "pre"], [False, True])))
+def test_predict_at_equals_the_full_pass_at_those_positions(tiny_config, layer_norm, causal):
+    """Training's shortcut (the last layer only at the scored positions) changes no value and no gradient."""
+    config = dataclasses.replace(tiny_config, layer_norm=layer_norm)
+    params = init_params(config, seed=8)
+    ids, mask = random_batch(config, 3, 11, seed=9, lengths=[11, 8, 11])
+    positions = jnp.asarray([[0, 5, 10], [7, 1, 3], [4, 4, 9]], jnp.int32)  # any order, repeats allowed
+    model = build_model(config)
+    upstream = jax.random.normal(jax.random.PRNGKey(3), (3, 3, config.d_model))
+
+    def full(p):
+        hidden = model.apply(p, None, ids, mask, causal=causal).final_hidden  # [B, T, D]
+        return jnp.take_along_axis(hidden, positions[..., None], axis=1)  # [B, P, D]
+
+    def shortcut(p):
+        return model.apply(p, None, ids, mask, causal=causal, predict_at=positions)  # [B, P, D]
+
+    np.testing.assert_allclose(np.asarray(shortcut(params)), np.asarray(full(params)), atol=1e-5)
+    grads = [jax.grad(lambda p, f=f: jnp.sum(f(p) * upstream))(params) for f in (full, shortcut)]
+    for reference, ours in zip(*(jax.tree.leaves(g) for g in grads), strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), atol=1e-5)
+    assert any(np.abs(np.asarray(leaf)).max() > 0 for leaf in jax.tree.leaves(grads[1]))

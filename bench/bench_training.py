@@ -3,9 +3,11 @@
   PYTHONPATH=. .venv/bin/python bench/bench_training.py [--json] [--rounds N]
 
 1. MLM on batch 32 x 64 tokens, d_model 64, 2 layers, 4 heads (vocab 512): steps/s of K steps fused into
-   one compiled call vs the same jitted step called once per step. The two variants alternate in one
-   process, several rounds, and the table reports medians: this machine's speed drifts by tens of percent
-   over minutes (it is shared), so only a ratio measured side by side means anything.
+   one compiled call vs the same jitted step called once per step, and of the data-parallel step (the
+   batch split over one JAX CPU device per core, as the app trains) vs one device using every core. The
+   variants alternate in one process, several rounds, and the table reports medians: this machine's
+   speed drifts by tens of percent over minutes (it is shared), so only a ratio measured side by side
+   means anything.
 2. Reverse at the default model size: wall time until held-out token accuracy reaches 95%, counted from
    the first training step (compiling excluded) and from the start (compiling included), and how close
    each head's attention is to the ideal anti-diagonal at that point.
@@ -46,7 +48,12 @@ from explorer.config import ModelConfig  # noqa: E402
 from explorer.corpus import corpus_token_ids, corpus_vocab  # noqa: E402
 from explorer.tasks import split_stream, text_source  # noqa: E402
 from explorer.trainer import Trainer  # noqa: E402
-from explorer.training import compile_functions, default_train_config, init_state  # noqa: E402
+from explorer.training import (  # noqa: E402
+    compile_functions,
+    default_train_config,
+    init_state,
+    training_devices,
+)
 
 FUSED_CHUNKS = (10, 50)  # steps per compiled call in the fused variants
 STEPS_PER_ROUND = 100  # steps each variant runs per round
@@ -58,44 +65,54 @@ def bench_fused_vs_per_step(rounds: int) -> dict:
     train, _ = split_stream(text_source(corpus_token_ids(), vocab), 64)
     source = jax.device_put(train)  # the corpus stays on the device; batches are sampled there
     train_config = default_train_config("mlm", batch_size=32, seq_len=64, steps=100_000)
-    functions = compile_functions(model_config, train_config)  # one config: the chunk length is a shape
+    devices = training_devices(train_config.batch_size)
+    parallel = compile_functions(model_config, train_config)  # one config: the chunk length is a shape
+    single = compile_functions(model_config, train_config, devices=1)
+    # name -> (compiled functions, steps per call or None for the per-step loop)
+    variants = {f"fused_{chunk}": (parallel, chunk) for chunk in FUSED_CHUNKS}
+    variants[f"fused_{FUSED_CHUNKS[-1]}_one_device"] = (single, FUSED_CHUNKS[-1])
+    variants["per_step"] = (parallel, None)
+
+    def run(functions, chunk, state, steps):
+        if chunk is None:
+            for _ in range(steps):
+                state, metrics = functions.step(state, source)
+            jax.device_get(metrics["loss"])  # the per-step loop reads once, at the end
+            return state
+        active = jnp.ones(chunk, bool)
+        for _ in range(steps // chunk):
+            state, metrics = functions.chunk(state, source, active)
+            jax.device_get(metrics["loss"])  # a real loop reads metrics once per chunk
+        return state
 
     state = init_state(model_config, train_config)
     compile_seconds = {}
-    for chunk in FUSED_CHUNKS:
+    for name, (functions, chunk) in variants.items():
         started = time.perf_counter()
-        state, _ = functions.chunk(state, source, jnp.ones(chunk, bool))
+        state = run(functions, chunk, state, chunk or 1)
         jax.block_until_ready(state)
-        compile_seconds[f"fused_{chunk}"] = round(time.perf_counter() - started, 2)
-    started = time.perf_counter()
-    state, _ = functions.step(state, source)
-    jax.block_until_ready(state)
-    compile_seconds["per_step"] = round(time.perf_counter() - started, 2)
+        compile_seconds[name] = round(time.perf_counter() - started, 2)
 
-    speeds: dict[str, list[float]] = {f"fused_{chunk}": [] for chunk in FUSED_CHUNKS}
-    speeds["per_step"] = []
-    for _ in range(rounds):  # alternate variants so that drifts in machine speed hit all of them alike
-        for chunk in FUSED_CHUNKS:
-            active = jnp.ones(chunk, bool)
+    speeds: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(rounds + 1):  # alternate variants so that drifts in machine speed hit all alike
+        for name, (functions, chunk) in variants.items():
             started = time.perf_counter()
-            for _ in range(STEPS_PER_ROUND // chunk):
-                state, metrics = functions.chunk(state, source, active)
-                jax.device_get(metrics["loss"])  # a real loop reads metrics once per chunk
-            speeds[f"fused_{chunk}"].append(STEPS_PER_ROUND / (time.perf_counter() - started))
-        started = time.perf_counter()
-        for _ in range(STEPS_PER_ROUND):
-            state, metrics = functions.step(state, source)
-        jax.device_get(metrics["loss"])  # and the per-step loop at least once at the end
-        speeds["per_step"].append(STEPS_PER_ROUND / (time.perf_counter() - started))
+            state = run(functions, chunk, state, STEPS_PER_ROUND)
+            if round_:  # the first round warms up (its first calls ran at a third of the later speed)
+                speeds[name].append(STEPS_PER_ROUND / (time.perf_counter() - started))
     medians = {name: statistics.median(values) for name, values in speeds.items()}
-    best = max((name for name in medians if name.startswith("fused")), key=medians.get)
+    best = max((name for name in medians if name.startswith("fused") and "one_device" not in name), key=medians.get)
     return {
         "config": "mlm, batch 32 x 64 tokens, d_model 64, 2 layers, 4 heads, vocab 512",
+        "devices": devices,
         "rounds": rounds,
         "steps_per_s": {name: round(value, 1) for name, value in medians.items()},
         "per_round": {name: [round(v, 1) for v in values] for name, values in speeds.items()},
         "best_fused": best,
         "ratio": round(medians[best] / medians["per_step"], 2),
+        "data_parallel_ratio": round(
+            medians[f"fused_{FUSED_CHUNKS[-1]}"] / medians[f"fused_{FUSED_CHUNKS[-1]}_one_device"], 2
+        ),
         "compile_seconds": compile_seconds,
     }
 
@@ -174,15 +191,16 @@ def main() -> int:
     )
     print()
     print(f"{speed['config']}")
-    print(f"  {'variant':<38} {'steps/s (median)':>17}   per round")
+    print(f"  {'variant':<44} {'steps/s (median)':>17}   per round")
     for name, value in speed["steps_per_s"].items():
-        label = (
-            f"fused: lax.scan, {name.split('_')[1]} steps per call"
-            if name.startswith("fused")
-            else ("per-step: one jitted call per step")
-        )
-        print(f"  {label:<38} {value:>17}   {speed['per_round'][name]}")
-    print(f"  {'ratio ' + speed['best_fused'] + ' / per-step':<38} {speed['ratio']:>17}")
+        if name == "per_step":
+            label = f"per-step: one jitted call per step, {speed['devices']} devices"
+        else:
+            devices = 1 if name.endswith("one_device") else speed["devices"]
+            label = f"fused: lax.scan, {name.split('_')[1]} steps per call, {devices} device{'s' * (devices > 1)}"
+        print(f"  {label:<44} {value:>17}   {speed['per_round'][name]}")
+    print(f"  {'ratio ' + speed['best_fused'] + ' / per-step':<44} {speed['ratio']:>17}")
+    print(f"  {'ratio data parallel / one device (fused)':<44} {speed['data_parallel_ratio']:>17}")
     print(f"  compile seconds: {speed['compile_seconds']}")
     if reverse is None:
         return 0

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from explorer.config import ModelConfig
 from explorer.model import build_model, init_params, take_positions
@@ -300,10 +301,12 @@ class TrainFunctions(NamedTuple):
     inspect: object  # (params, eval_source, probe_inputs [1, T'], probe_positions [1, P']) -> dict
 
 
-def make_step_fn(model_config: ModelConfig, train_config: TrainConfig):
+def make_step_fn(model_config: ModelConfig, train_config: TrainConfig, axis_name: str | None = None):
     """The pure training step ``(state, batch, active) -> (state, metrics)`` (not jitted).
 
-    A step with ``active`` False, or after the state diverged, leaves the state unchanged.
+    A step with ``active`` False, or after the state diverged, leaves the state unchanged. With
+    ``axis_name`` it runs on every device of that mesh axis with ``batch`` being this device's share: the
+    loss, counts and gradient are summed over the axis, so every device applies the same update.
     """
     model = build_model(model_config)
     layout = param_layout(model_config)
@@ -314,12 +317,21 @@ def make_step_fn(model_config: ModelConfig, train_config: TrainConfig):
         params = layout.unflatten(flat_params)
         logits = batch_logits(model, params, rng, batch, causal, is_training=True)  # [B, P, V]
         loss, correct, count = weighted_loss(logits, batch.targets, batch.weights)
-        count = jnp.maximum(count, 1.0)
-        return loss / count, correct / count
+        return loss, (correct, count)  # sums: the mean needs the count over every device
 
     def step(state: TrainState, batch: Batch, active: jax.Array) -> tuple[TrainState, dict]:
         rng, dropout_rng = jax.random.split(state.rng)
-        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.flat_params, batch, dropout_rng)
+        flat_params = state.flat_params  # [P]
+        if axis_name is not None:
+            dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
+            # Differentiate this device's copy: the gradient is then this device's share, summed below.
+            # (Of the replicated parameters themselves, shard_map's autodiff would already return the sum.)
+            flat_params = jax.lax.pcast(flat_params, axis_name, to="varying")
+        (loss, (correct, count)), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat_params, batch, dropout_rng)
+        if axis_name is not None:
+            loss, correct, count, grads = jax.lax.psum((loss, correct, count, grads), axis_name)
+        count = jnp.maximum(count, 1.0)
+        loss, accuracy, grads = loss / count, correct / count, grads / count  # means over the whole batch
         updates, opt_state = optimizer.update(grads, state.opt_state, state.flat_params)  # [P]
         params = state.flat_params + updates  # [P]
         grad_norm = jnp.linalg.norm(grads)
@@ -347,26 +359,59 @@ def make_step_fn(model_config: ModelConfig, train_config: TrainConfig):
     return step
 
 
+BATCH_AXIS = "batch"  # the mesh axis a training step splits its batch over
+
+
+def training_devices(batch_size: int, limit: int | None = None) -> int:
+    """How many devices a training step splits a batch over: the most (up to ``limit``) that divide it."""
+    available = len(jax.devices()) if limit is None else max(1, min(limit, len(jax.devices())))
+    return next(n for n in range(available, 0, -1) if batch_size % n == 0)
+
+
+def _first_device_copy(tree):
+    """Device 0's copy of replicated arrays: a view, no copy. The rest of the code (the trainer, its
+    inspection, the app's inference engine) then works on one device, as if training had too."""
+    return jax.tree.map(lambda x: x.addressable_shards[0].data, tree)
+
+
 @functools.lru_cache(maxsize=8)
-def compile_functions(model_config: ModelConfig, train_config: TrainConfig) -> TrainFunctions:
+def compile_functions(
+    model_config: ModelConfig, train_config: TrainConfig, devices: int | None = None
+) -> TrainFunctions:
     """Jitted step, fused chunk, and inspection (evaluation + probe) for one pair of configs.
 
     The number of fused steps is the length of ``active``, a static shape: one compile per chunk size.
     Steps whose ``active`` flag is False change nothing, so a run that ends mid-chunk needs no second
     program. Cached per pair of (hashable, frozen) configs: a reset or a second trainer with the same
     settings reuses the compiled programs.
+
+    Data parallel: the step runs on ``training_devices(batch_size, devices)`` CPU devices (one per core;
+    see ``explorer/__init__.py``), each sampling and differentiating its share of the batch, then summing
+    gradients, so every device applies the same update. On a CPU this beats one device using every core:
+    XLA splits a single small matrix product over threads poorly, while two devices run whole programs
+    side by side. Measured here (2 cores, MLM at batch 32 x 64, default model): see bench/bench_training.py.
+    The step and chunk take and return arrays on device 0.
     """
     spec = train_config.task_spec
-    step = make_step_fn(model_config, train_config)
+    mesh = Mesh(np.array(jax.devices()[: training_devices(spec.batch_size, devices)]), (BATCH_AXIS,))
+    share = dataclasses.replace(spec, batch_size=spec.batch_size // mesh.size)  # each device's batch
+    step = make_step_fn(model_config, train_config, axis_name=BATCH_AXIS)
     model = build_model(model_config)
 
     def sampled_step(state: TrainState, source: jax.Array, active: jax.Array):
         batch_rng, rng = jax.random.split(state.rng)
-        batch = sample_batch(spec, source, batch_rng)
+        batch = sample_batch(share, source, jax.random.fold_in(batch_rng, jax.lax.axis_index(BATCH_AXIS)))
         return step(state._replace(rng=jnp.where(active, rng, state.rng)), batch, active)
 
     def chunk(state: TrainState, source: jax.Array, active: jax.Array):
         return jax.lax.scan(lambda s, a: sampled_step(s, source, a), state, active)
+
+    def on_every_device(fn, num_args: int):
+        """``fn`` run on every device of the mesh; inputs are copied to each device, results read from one."""
+        replicated = NamedSharding(mesh, PartitionSpec())
+        mapped = jax.shard_map(fn, mesh=mesh, in_specs=(PartitionSpec(),) * num_args, out_specs=PartitionSpec())
+        compiled = jax.jit(mapped, in_shardings=replicated, out_shardings=replicated)
+        return lambda *args: _first_device_copy(compiled(*args))
 
     def inspect(params: hk.Params, eval_source: jax.Array, probe_inputs: jax.Array, probe_positions: jax.Array):
         """Held-out loss/accuracy, and the probe's attention and predictions: one compiled program,
@@ -398,7 +443,7 @@ def compile_functions(model_config: ModelConfig, train_config: TrainConfig) -> T
         return result
 
     return TrainFunctions(
-        step=jax.jit(lambda state, source: sampled_step(state, source, jnp.bool_(True))),
-        chunk=jax.jit(chunk),
+        step=on_every_device(lambda state, source: sampled_step(state, source, jnp.bool_(True)), 2),
+        chunk=on_every_device(chunk, 3),
         inspect=jax.jit(inspect),
     )

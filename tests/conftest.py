@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# Two CPU devices whatever the machine, so the data-parallel training path is always the one tested
+# (explorer/__init__.py reads this before JAX starts).
+os.environ.setdefault("EXPLORER_CPU_DEVICES", "2")
 # Tests must not depend on (or pollute) a user's persistent JAX cache.
 os.environ.setdefault("EXPLORER_JAX_CACHE", str(ROOT / ".pytest_cache" / "jax"))
 

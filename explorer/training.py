@@ -6,14 +6,18 @@ Glossary of shapes:
   G: parameter groups (embedding, each layer, output head)
   E: evaluation batches
 
-Why steps are fused: a step of the default model costs a few milliseconds of arithmetic, and a jitted
-call from Python costs dispatch, argument handling, and (past glibc's mmap threshold) fresh page-faulted
-scratch memory each time. ``lax.scan`` runs K steps, sampling each batch on device, in one call, so the
-Python loop wakes only to read metrics -- which it does once per chunk, because reading a value blocks
-JAX's asynchronous dispatch. Measured here (2 cores, MLM at batch 32 x 64 tokens, default model): fused
-and per-step run within ~15% of each other (29 vs 25 steps/s, bench/bench_training.py), because
-dispatch is asynchronous and the step's ~30 ms of XLA kernels (matmuls and the [B, H, T, T] softmax,
-run one kernel at a time) set the pace, not Python.
+Where the speed comes from (MLM at batch 32 x 64 tokens, default model, 2 CPU cores; measured with
+bench/bench_training.py, where the variants alternate in one process):
+  * The last layer runs only at the scored positions (``Encoder``'s ``predict_at``): masked-token
+    prediction reads 15% of the positions, and the rest of the last layer after its attention is
+    position-wise. Together with attention's layout (model.py) this took the step from ~39 to ~50 steps/s.
+  * Data parallel: the batch is split over one JAX CPU device per core (``compile_functions``), ~1.15x
+    over one device running every core.
+  * Fusing steps: ``lax.scan`` runs K steps, sampling each batch on device, in one call, so the Python
+    loop wakes only to read metrics, once per chunk (reading blocks JAX's dispatch). A jitted call from
+    Python costs dispatch, argument handling and (past glibc's mmap threshold) fresh page-faulted scratch
+    memory; fused runs ~1.1-1.2x as fast as one call per step. The XLA kernels themselves (matmuls and the
+    [B, H, T, T] softmax) remain most of a step's ~18 ms.
 
 Blow-ups: a step whose loss, gradient or new parameters are not finite is not applied; the state is
 flagged ``diverged`` and every later step in the chunk is a no-op, so the parameters kept are the last

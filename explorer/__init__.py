@@ -5,6 +5,7 @@ build on it.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import jax
@@ -12,13 +13,26 @@ import jax
 # The checkpoint the app opens on; made by `python -m explorer train` (see the README).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.npz"
 
+
+def _cpu_devices() -> int:
+    """One JAX CPU device per core, or ``EXPLORER_CPU_DEVICES`` (1 turns data parallelism off)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    wanted = os.environ.get("EXPLORER_CPU_DEVICES", "").strip()
+    if not wanted:
+        return cores
+    if wanted.isdigit() and int(wanted) >= 1:
+        return int(wanted)
+    warnings.warn(
+        f"EXPLORER_CPU_DEVICES must be a positive whole number, not {wanted!r}; using {cores} (one per core).",
+        stacklevel=2,
+    )
+    return cores
+
+
 # One JAX CPU device per core, so that training can split each batch across the cores (data parallel,
 # see explorer/training.py). It must be set before JAX runs anything; if a program already has, JAX
 # keeps one device and training runs on it. Inference is unaffected: it runs on device 0.
-# EXPLORER_CPU_DEVICES overrides the count (1 turns data parallelism off).
 try:
-    jax.config.update(
-        "jax_num_cpu_devices", int(os.environ.get("EXPLORER_CPU_DEVICES") or len(os.sched_getaffinity(0)))
-    )
+    jax.config.update("jax_num_cpu_devices", _cpu_devices())
 except RuntimeError:
     pass

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -288,3 +291,16 @@ def test_training_figures_draw_what_they_are_given(finished_runs):
         figs.telemetry_figure(status.steps, status.groups[:-1], status.group_grad_norms, status.group_update_ratios)
     with pytest.raises(ValueError, match="labels"):
         figs.embedding_plane_figure(snap.embedding_points, snap.embedding_labels[:-1], "embeddings")
+
+
+@pytest.mark.parametrize("value,devices,warns", [("1", 1, False), ("3", 3, False), ("two", 2, True), ("0", 2, True)])
+def test_cpu_device_count_setting(value, devices, warns):
+    """EXPLORER_CPU_DEVICES sets how many devices training may split a batch over; a bad value is named
+    in a warning and the default (one per core, pinned to 2 here) is used instead of failing the import."""
+    # The default is one device per core: pin the core count so that the test means the same anywhere.
+    code = "import os; os.sched_getaffinity = lambda pid: {0, 1}; import explorer, jax; print(len(jax.devices()))"
+    env = {**os.environ, "EXPLORER_CPU_DEVICES": value}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) == devices
+    assert ("EXPLORER_CPU_DEVICES must be a positive whole number" in result.stderr) == warns

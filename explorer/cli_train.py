@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from explorer.bundle import TASKS
+from explorer.texts import DEFAULT_TEXT, TEXT_NAMES
 
 EXIT_DIVERGED = 1
 
@@ -31,7 +32,12 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     train.add_argument("--steps", type=int, default=2000, help="training steps (default: 2000)")
     train.add_argument("--out", required=True, help="where to write the .npz checkpoint")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
-    train.add_argument("--text", help="a UTF-8 .txt file to train mlm/causal on (default: the bundled corpus)")
+    train.add_argument(
+        "--text",
+        default=DEFAULT_TEXT,
+        help=f"what mlm/causal train on: {' or '.join(TEXT_NAMES)} (named texts), or a UTF-8 .txt file "
+        f"(default: {DEFAULT_TEXT})",
+    )
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--seq-len", type=int, help="training sequence length (default: 64 text, 16 toy)")
@@ -85,6 +91,8 @@ def run_train(args: argparse.Namespace) -> int:
     """Trains as ``args`` say, saves the checkpoint atomically, prints the summary."""
     from explorer import checkpoint
     from explorer.config import ModelConfig
+    from explorer.tasks import TEXT_TASKS
+    from explorer.texts import text_available
     from explorer.trainer import DIVERGED, Trainer
     from explorer.training import default_train_config
 
@@ -109,12 +117,18 @@ def run_train(args: argparse.Namespace) -> int:
     )
     if args.seq_len:
         changes["seq_len"] = args.seq_len
-    train_config = default_train_config(args.task, **changes)
     text = None
-    if args.text:
-        if args.task not in ("mlm", "causal"):
+    if args.text in TEXT_NAMES:
+        changes["text"] = args.text
+        problem = text_available(args.text) if args.task in TEXT_TASKS else None
+        if problem:
+            raise ValueError(problem)
+    else:
+        if args.task not in TEXT_TASKS:
             raise ValueError("--text trains the text tasks (mlm, causal); the toy tasks make their own data.")
         text = Path(args.text).read_text(encoding="utf-8", errors="replace")
+        changes["text"] = "uploaded"
+    train_config = default_train_config(args.task, **changes)
 
     trainer = Trainer(model_config, train_config, text=text)
     bar = _ProgressBar()

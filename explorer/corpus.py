@@ -16,8 +16,8 @@ first word of their text with no space before it. Both forms must be in the voca
 training text, or the first word of every typed sentence would be [UNK].
 
 Generation is deterministic in ``seed`` so the corpus, its vocabulary and the default checkpoint are
-reproducible. ``corpus_vocab`` also reserves rows for the single-character symbols the toy tasks use
-(digits and capital letters), so one vocabulary serves every task.
+reproducible. The toy tasks' symbols (digits and capital letters) are single bytes, so every closed
+vocabulary (``explorer.vocab``) holds them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import functools
 import random
 
 from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer
-from explorer.vocab import NUM_SPECIAL, Vocab
 
 # Sentences in the bundled corpus: ~20k sentences is ~300k tokens, enough that a small model cannot
 # memorise it in a few thousand steps, small enough to generate and tokenize in well under a second.
@@ -190,16 +189,6 @@ def corpus_text(num_sentences: int = CORPUS_SENTENCES, seed: int = CORPUS_SEED) 
     return "".join(parts)
 
 
-@functools.lru_cache(maxsize=8)
-def corpus_token_ids(
-    encoding: str = DEFAULT_ENCODING, num_sentences: int = CORPUS_SENTENCES, seed: int = CORPUS_SEED
-) -> tuple[int, ...]:
-    """The bundled corpus as tiktoken ids."""
-    text = corpus_text(num_sentences, seed)
-    tokenizer = Tokenizer(encoding)
-    return tuple(tokenizer.encoding.encode(text, allowed_special=set(), disallowed_special=()))
-
-
 def toy_symbol_ids(encoding: str = DEFAULT_ENCODING) -> tuple[int, ...]:
     """The tiktoken id of every toy symbol, in ``TOY_SYMBOLS`` order."""
     tokenizer = Tokenizer(encoding)
@@ -210,49 +199,3 @@ def toy_symbol_ids(encoding: str = DEFAULT_ENCODING) -> tuple[int, ...]:
             raise ValueError(f"Toy symbol {symbol!r} is not a single token in {encoding}.")
         ids.append(encoded[0])
     return tuple(ids)
-
-
-def vocab_from_ids(
-    encoding: str, token_ids: tuple[int, ...] | list[int], vocab_size: int, reserved: tuple[int, ...] = ()
-) -> Vocab:
-    """A vocabulary of exactly ``vocab_size`` entries: ``reserved`` ids, then the most frequent of
-    ``token_ids``, then (if rows remain) the lowest tiktoken ids not yet present.
-
-    The fill rows are never trained, but a model's embedding size must not depend on how many distinct
-    tokens a corpus happens to have, or the app's default config would not match its default vocabulary.
-    """
-    if vocab_size < NUM_SPECIAL + len(reserved):
-        raise ValueError(
-            f"vocab_size {vocab_size} is too small: it needs {NUM_SPECIAL} special tokens and "
-            f"{len(reserved)} reserved symbols; use at least {NUM_SPECIAL + len(reserved)}."
-        )
-    ranked = Vocab.from_token_streams(encoding, [token_ids])  # deterministic frequency ranking
-    counts: dict[int, int] = {}
-    for tid in token_ids:
-        counts[tid] = counts.get(tid, 0) + 1
-    by_frequency = sorted(ranked.tiktoken_ids, key=lambda tid: (-counts[tid], tid))
-    chosen: list[int] = []
-    seen: set[int] = set()
-    room = vocab_size - NUM_SPECIAL
-    for tid in (*reserved, *by_frequency):
-        if len(chosen) == room:
-            break
-        if tid not in seen:
-            chosen.append(tid)
-            seen.add(tid)
-    filler = 0
-    while len(chosen) < room:
-        if filler not in seen:
-            chosen.append(filler)
-            seen.add(filler)
-        filler += 1
-    return Vocab(encoding=encoding, tiktoken_ids=tuple(sorted(chosen)))
-
-
-@functools.lru_cache(maxsize=8)
-def corpus_vocab(vocab_size: int, encoding: str = DEFAULT_ENCODING) -> Vocab:
-    """The vocabulary of the bundled corpus, with exactly ``vocab_size`` entries.
-
-    Holds the special tokens, every toy-task symbol, and the corpus's tokens by frequency.
-    """
-    return vocab_from_ids(encoding, corpus_token_ids(encoding), vocab_size, reserved=toy_symbol_ids(encoding))

@@ -108,27 +108,20 @@ def toy_source(vocab: Vocab, num_symbols: int) -> np.ndarray:
     ids, unknown = vocab.to_model_ids(toy_symbol_ids(vocab.encoding)[:num_symbols])
     if unknown.any():
         missing = [TOY_SYMBOLS[i] for i in np.flatnonzero(unknown)]
-        raise ValueError(f"The vocabulary lacks toy symbols {missing}; build it with explorer.corpus.corpus_vocab.")
+        raise ValueError(f"The vocabulary lacks toy symbols {missing}; build it with explorer.vocab.closed_vocab.")
     if np.any(np.diff(ids) <= 0):  # the sort task relies on model ids increasing in symbol order
         raise ValueError(f"The toy symbols' ids in {vocab.encoding} are not in symbol order; use cl100k_base.")
     return ids
 
 
-def text_source(token_ids: np.ndarray | list[int], vocab: Vocab) -> np.ndarray:
-    """A tiktoken stream as model ids ``[N]`` int32 (unknown tokens become [UNK])."""
-    return vocab.to_model_ids(list(token_ids))[0]
-
-
-def split_stream(stream: np.ndarray, seq_len: int, eval_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Holds out the last ``eval_fraction`` of a stream (at least one window) for evaluation."""
+def check_stream(stream: np.ndarray, seq_len: int, part: str) -> None:
+    """Raises a readable ``ValueError`` when a text part is too short for windows of ``seq_len``."""
     needed = seq_len + 1  # causal windows need one token more than their length
-    if len(stream) < 2 * needed:
+    if len(stream) < needed:
         raise ValueError(
-            f"The text has {len(stream)} tokens; training on windows of {seq_len} needs at least "
-            f"{2 * needed} (half held out). Upload a longer text or choose a shorter sequence length."
+            f"The text's {part} has {len(stream)} tokens; training on windows of {seq_len} needs at least "
+            f"{needed} (a tenth of the text is held out). Upload a longer text or choose a shorter sequence length."
         )
-    held = max(needed, int(len(stream) * eval_fraction))
-    return stream[:-held], stream[-held:]
 
 
 def _windows(stream: jax.Array, rng: jax.Array, batch: int, length: int) -> jax.Array:

@@ -18,6 +18,7 @@ import threading
 import unittest.mock
 from dataclasses import dataclass
 
+import numpy as np
 import tiktoken
 import tiktoken.load
 import tiktoken_ext.openai_public as openai_public
@@ -182,12 +183,16 @@ def display_text(piece: str) -> str:
     return "".join(chars)
 
 
+MASK_TEXT = "[MASK]"  # typed in a text, it is the mask token (the fill-mask convention)
+
+
 @dataclass(frozen=True)
 class Tokenized:
     """One text, tokenized.
 
     Attributes:
-      ids: tiktoken ids, at most ``max_tokens`` of them.
+      ids: tiktoken ids of the base encoding, at most ``max_tokens`` of them; ``-1`` where the text says
+        ``[MASK]``.
       pieces: the readable text of each token (see ``token_text``).
       byte_counts: the number of UTF-8 bytes each token covers.
       total_tokens: how many tokens the (possibly cut) text had before truncation.
@@ -210,6 +215,11 @@ class Tokenized:
         """Token texts with visible whitespace, for chips and axes."""
         return [display_text(p) for p in self.pieces]
 
+    @property
+    def mask_positions(self) -> list[int]:
+        """Where the text says ``[MASK]``."""
+        return [i for i, tid in enumerate(self.ids) if tid < 0]
+
     def truncation_message(self) -> str | None:
         if not (self.truncated or self.chars_cut):
             return None
@@ -218,18 +228,46 @@ class Tokenized:
 
 
 class Tokenizer:
-    """A tiktoken encoding with the conventions this app needs."""
+    """A tiktoken encoding with the conventions this app needs.
+
+    ``Tokenizer(name)`` is a whole encoding. ``Tokenizer.from_encoding`` wraps a subset of one (a model's
+    closed vocabulary, see ``explorer.vocab``): it encodes with the subset's BPE and reports the base
+    encoding's ids, so every id anywhere in the app means the same token.
+    """
 
     def __init__(self, name: str = DEFAULT_ENCODING):
         self.encoding, self.notice = load_encoding(name)
         self.name = self.encoding.name
+        self.base = self.encoding
+        self._to_base: np.ndarray | None = None
 
-    def encode(self, text: str, max_tokens: int) -> Tokenized:
+    @classmethod
+    def from_encoding(cls, encoding: tiktoken.Encoding, name: str, to_base_ids: np.ndarray) -> Tokenizer:
+        """A tokenizer over ``encoding`` (a subset of ``name``) whose id ``i`` is ``to_base_ids[i]`` of ``name``."""
+        tokenizer = cls.__new__(cls)
+        tokenizer.encoding, tokenizer.notice = encoding, None
+        tokenizer.name = name
+        tokenizer.base = load_encoding(name)[0]
+        tokenizer._to_base = np.asarray(to_base_ids, np.int64)
+        return tokenizer
+
+    @property
+    def is_subset(self) -> bool:
+        return self._to_base is not None
+
+    def _encode_plain(self, text: str) -> list[int]:
+        # disallowed_special=() turns off tiktoken's exception on special-token strings, and leaving
+        # allowed_special empty makes them ordinary text: a user typing "<|endoftext|>" means the text.
+        ids = self.encoding.encode(text, allowed_special=set(), disallowed_special=())
+        return ids if self._to_base is None else self._to_base[ids].tolist()
+
+    def encode(self, text: str, max_tokens: int, mask: bool = True) -> Tokenized:
         """Encodes ``text``, treating special-token strings such as ``<|endoftext|>`` as plain text.
 
         Args:
           text: any string; lone surrogates are replaced rather than raising.
           max_tokens: keep at most this many tokens, reporting the cut in ``Tokenized.truncated``.
+          mask: read ``[MASK]`` in the text as the mask token (id -1), not as the characters.
         """
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}.")
@@ -240,11 +278,19 @@ class Tokenizer:
         chars_cut = len(text) > char_limit
         if chars_cut:
             text = text[:char_limit]
-        # disallowed_special=() turns off tiktoken's exception on special-token strings, and leaving
-        # allowed_special empty makes them ordinary text: a user typing "<|endoftext|>" means the text.
-        ids = self.encoding.encode(text, allowed_special=set(), disallowed_special=())
+        segments = text.split(MASK_TEXT) if mask else [text]
+        ids: list[int] = []
+        for i, segment in enumerate(segments):
+            if i:
+                ids.append(-1)
+            if i < len(segments) - 1 and segment.endswith(" "):
+                # The mask stands for a whole token, leading space included (" mat"), as RoBERTa's
+                # mask token takes the space before it: "on the [MASK]" must not end in a lone " ".
+                segment = segment[:-1]
+            if segment:
+                ids += self._encode_plain(segment)
         kept = ids[:max_tokens]
-        token_bytes = self.encoding.decode_tokens_bytes(kept)
+        token_bytes = [MASK_TEXT.encode() if tid < 0 else self.base.decode_single_token_bytes(tid) for tid in kept]
         return Tokenized(
             ids=tuple(kept),
             pieces=tuple(token_text(b) for b in token_bytes),
@@ -255,7 +301,18 @@ class Tokenizer:
         )
 
     def decode(self, ids: list[int]) -> str:
-        return self.encoding.decode(list(ids))
+        """The text of base-encoding ids (``[MASK]`` for -1)."""
+        out, run = [], []
+        for tid in ids:
+            if tid < 0:
+                out.append(self.base.decode(run))
+                out.append(MASK_TEXT)
+                run = []
+            else:
+                run.append(tid)
+        out.append(self.base.decode(run))
+        return "".join(out)
 
     def piece(self, token_id: int) -> str:
-        return token_text(self.encoding.decode_single_token_bytes(token_id))
+        """The readable text of one base-encoding id."""
+        return token_text(self.base.decode_single_token_bytes(token_id))

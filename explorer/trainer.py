@@ -28,16 +28,15 @@ import numpy as np
 
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
-from explorer.corpus import corpus_token_ids, corpus_vocab, toy_symbol_ids, vocab_from_ids
 from explorer.tasks import (
     TOY_TASKS,
     TaskSpec,
     attention_closeness,
     ideal_attention,
-    split_stream,
-    text_source,
+    check_stream,
     toy_source,
 )
+from explorer.texts import TrainingText, named_text, text_vocab, token_streams, uploaded_text
 from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer, display_text
 from explorer.training import (
     TrainConfig,
@@ -50,8 +49,6 @@ from explorer.training import (
 from explorer.vocab import MASK, NUM_SPECIAL, SPECIAL_TOKENS, Vocab
 
 PROBE_TEXT = "Mary met John at the park. She gave him a book."
-# Uploaded text is cut here: a 2 MB text is ~500k tokens, more than a toy model sees in a live session.
-MAX_UPLOAD_CHARS = 2_000_000
 MAX_SNAPSHOTS = 64  # at ~0.5 MB of parameters each, a bounded ~32 MB per trainer
 
 # Trainer states, as shown to users.
@@ -174,8 +171,8 @@ class Trainer:
     Args:
       model_config: the architecture; its ``vocab_size`` decides the vocabulary size.
       train_config: task, steps, optimiser settings.
-      text: optional UTF-8 text to train the text tasks on instead of the bundled corpus; the
-        vocabulary is then built from it.
+      text: what the text tasks train on: a ``TrainingText``, a user's text (str), or None for
+        ``train_config.text`` (a named text). The closed vocabulary is built from its training part.
       encoding: tiktoken encoding of the vocabulary.
 
       snapshot_at: extra steps to evaluate and snapshot at (e.g. densely early on, where attention forms).
@@ -188,7 +185,7 @@ class Trainer:
         self,
         model_config: ModelConfig,
         train_config: TrainConfig,
-        text: str | None = None,
+        text: TrainingText | str | None = None,
         encoding: str = DEFAULT_ENCODING,
         snapshot_at: tuple[int, ...] = (),
     ):
@@ -200,24 +197,21 @@ class Trainer:
                 f"use a shorter sequence length."
             )
         self.tokenizer = Tokenizer(encoding)
-        self.text_label = "bundled corpus" if text is None else "uploaded text"
-        if text is None:
-            token_ids = corpus_token_ids(self.tokenizer.name)
-            vocab = corpus_vocab(model_config.vocab_size, self.tokenizer.name)
-        else:
-            if not text.strip():
-                raise ValueError("The uploaded text is empty.")
-            text = text[:MAX_UPLOAD_CHARS]
-            token_ids = self.tokenizer.encoding.encode(text, allowed_special=set(), disallowed_special=())
-            vocab = vocab_from_ids(
-                self.tokenizer.name, token_ids, model_config.vocab_size, reserved=toy_symbol_ids(self.tokenizer.name)
-            )
-        self.vocab: Vocab = vocab
+        if isinstance(text, str):
+            text = uploaded_text(text)
+        elif text is None:
+            # The toy tasks make their own sequences; they only borrow the small grammar's vocabulary.
+            text = named_text(train_config.text if self.spec.is_text else "grammar")
+        self.text: TrainingText = text
+        self.text_label = text.label
+        self.vocab: Vocab = text_vocab(text, model_config.vocab_size, self.tokenizer.name)
         self.model_config = model_config
         if self.spec.is_text:
-            train, held_out = split_stream(text_source(token_ids, vocab), self.spec.seq_len)
+            train, held_out = token_streams(text, self.vocab)
+            check_stream(train, self.spec.seq_len, "training part")
+            check_stream(held_out, self.spec.seq_len, "held-out part")
         else:
-            train = held_out = toy_source(vocab, self.spec.num_symbols)
+            train = held_out = toy_source(self.vocab, self.spec.num_symbols)
         self._train_source = jax.device_put(train)
         self._eval_source = jax.device_put(held_out)
         self._functions = compile_functions(model_config, train_config)
@@ -473,9 +467,8 @@ class Trainer:
     def _make_probe(self, held_out: np.ndarray) -> Probe:
         spec = self.spec
         if spec.is_text:
-            if self.text_label == "bundled corpus":
-                ids = self.tokenizer.encoding.encode(PROBE_TEXT)
-                inputs, _ = self.vocab.to_model_ids(ids)
+            if self.text.name != "uploaded":
+                inputs, _ = self.vocab.to_model_ids(self.vocab.tokenizer().encode(PROBE_TEXT, spec.seq_len).ids)
             else:
                 inputs = np.asarray(held_out[: min(24, spec.seq_len)], np.int32)
             inputs = inputs[: spec.seq_len]

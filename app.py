@@ -10,6 +10,7 @@ st.set_page_config(page_title="Transformer Encoder Explorer", page_icon="🔍", 
 
 pages = [
     st.Page("pages/tokens.py", title="Tokens", icon=":material/text_fields:", default=True),
+    st.Page("pages/fill_mask.py", title="Fill mask", icon=":material/edit_note:", url_path="fill_mask"),
     st.Page("pages/embeddings.py", title="Embeddings & positions", icon=":material/explore:", url_path="embeddings"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
     st.Page(

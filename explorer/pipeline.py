@@ -1,10 +1,13 @@
-"""Text in, every intermediate out: the path one sentence takes through tokenizer, vocabulary and encoder.
+"""Text in, every intermediate out: the one path a text takes through tokenizer, vocabulary and encoder.
 
-Shared by the CLI and the app so both tokenize, map unknown tokens and run the engine the same way.
+The app's pages, the CLI and the benchmarks all go through ``prepare_text`` and ``run_text``, so a
+notice (truncation, unknown tokens, control characters) or an error reads the same everywhere, and
+fill-mask / per-position predictions are computed one way.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,85 +15,153 @@ import numpy as np
 from explorer import analysis
 from explorer.bundle import ModelBundle
 from explorer.inference import InferenceEngine, Inspection
-from explorer.tokenizer import Tokenized, Tokenizer
-from explorer.vocab import MASK, SPECIAL_TOKENS
+from explorer.tokenizer import MASK_TEXT, Tokenized
+from explorer.vocab import MASK, SPECIAL_TOKENS, UNK
+
+
+class EmptyText(ValueError):
+    """There is nothing to run: the text is empty or only whitespace."""
 
 
 @dataclass(frozen=True)
-class SentenceRun:
-    """One sentence through one model.
+class PreparedText:
+    """One text, tokenized for one model (nothing run yet).
 
     Attributes:
-      tokens: the tiktoken view (ids, readable pieces, truncation).
-      model_ids: ``[T]`` rows of the model's embedding; ``[UNK]`` where the model never saw the token.
-      unknown: ``[T]`` True where a token became ``[UNK]``.
-      result: every intermediate of the forward pass, sliced to ``T``.
+      tokens: the model's tokens (ids of the base tiktoken encoding, -1 at ``[MASK]``), pieces, truncation.
+      model_ids: ``[T]`` int32 rows of the model's embedding.
+      unknown: ``[T]`` True where a token became ``[UNK]`` (never, for a closed vocabulary).
+      notices: sentences the user should read (truncation, unknown tokens, control characters).
     """
 
     tokens: Tokenized
     model_ids: np.ndarray
     unknown: np.ndarray
-    result: Inspection
+    notices: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.model_ids)
 
     @property
     def labels(self) -> list[str]:
-        return self.tokens.labels
+        """Token text with visible whitespace; tokens read as [UNK] say so."""
+        return [
+            f"{label} {SPECIAL_TOKENS[UNK]}" if unk else label
+            for label, unk in zip(self.tokens.labels, self.unknown, strict=True)
+        ]
 
-    def unknown_message(self) -> str | None:
-        count = int(self.unknown.sum())
-        if not count:
-            return None
-        shown = ", ".join(repr(self.tokens.pieces[i]) for i in np.flatnonzero(self.unknown)[:5])
-        more = "…" if count > 5 else ""
-        return (
-            f"{count} of {len(self.unknown)} tokens are not in the model's vocabulary and are read as "
-            f"{SPECIAL_TOKENS[2]}: {shown}{more}."
-        )
+    @property
+    def mask_positions(self) -> list[int]:
+        """Positions of the ``[MASK]`` tokens typed in the text."""
+        return [int(i) for i in np.flatnonzero(self.model_ids == MASK)]
 
 
-def tokenize_for(bundle: ModelBundle, tokenizer: Tokenizer, text: str) -> Tokenized:
-    """Tokenizes ``text`` for ``bundle``, cut to the model's maximum length."""
-    if tokenizer.name != bundle.vocab.encoding:
-        raise ValueError(
-            f"This model was trained on {bundle.vocab.encoding} tokens; with {tokenizer.name} every token "
-            f"would be unknown to it. Choose {bundle.vocab.encoding}."
-        )
-    return tokenizer.encode(text, max_tokens=bundle.config.max_len)
+def _unknown_message(tokens: Tokenized, unknown: np.ndarray, vocab_size: int) -> str | None:
+    count = int(unknown.sum())
+    if not count:
+        return None
+    shown = ", ".join(dict.fromkeys(repr(tokens.pieces[i]) for i in np.flatnonzero(unknown)[:5]))
+    more = "…" if count > 5 else ""
+    return (
+        f"{count} of {len(unknown)} tokens are not in this model's {vocab_size}-token vocabulary and are read "
+        f"as {SPECIAL_TOKENS[UNK]}: {shown}{more}."
+    )
+
+
+def prepare_text(bundle: ModelBundle, text: str) -> PreparedText:
+    """Tokenizes ``text`` as ``bundle``'s model reads it, cut to its maximum length.
+
+    ``[MASK]`` in the text is the mask token. Raises ``EmptyText`` for empty or whitespace-only text.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"Text must be a string, got {type(text).__name__}.")
+    if not text.strip():
+        what = "empty" if not text else "only whitespace"
+        raise EmptyText(f"The text is {what}: type a sentence to see it go through the encoder.")
+    tokens = bundle.vocab.tokenizer().encode(text, bundle.config.max_len)
+    model_ids, unknown = bundle.vocab.to_model_ids(tokens.ids)
+    notices = [
+        tokens.truncation_message(),
+        _unknown_message(tokens, unknown, bundle.vocab.size),
+    ]
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text[:100_000]):
+        notices.append("The text contains control characters; tokens show them as <0x..> codes.")
+    return PreparedText(tokens, model_ids, unknown, tuple(n for n in notices if n))
+
+
+@dataclass(frozen=True)
+class SentenceRun:
+    """One text through one model: its tokens and every intermediate of the forward pass (sliced to T)."""
+
+    prepared: PreparedText
+    result: Inspection
+
+    @property
+    def tokens(self) -> Tokenized:
+        return self.prepared.tokens
+
+    @property
+    def model_ids(self) -> np.ndarray:
+        return self.prepared.model_ids
+
+    @property
+    def unknown(self) -> np.ndarray:
+        return self.prepared.unknown
+
+    @property
+    def labels(self) -> list[str]:
+        return self.prepared.labels
 
 
 def run_text(
     bundle: ModelBundle,
     engine: InferenceEngine,
-    tokenizer: Tokenizer,
-    text: str,
+    text: str | PreparedText,
     head_mask: np.ndarray | None = None,
     causal: bool = False,
 ) -> SentenceRun:
-    """Tokenizes and runs ``text``; raises ``ValueError`` with a readable reason for empty input."""
+    """Tokenizes (unless given a ``PreparedText``) and runs ``text``; raises ``EmptyText`` for empty input."""
     if engine.config != bundle.config:
         raise ValueError("The engine was compiled for another model configuration.")
-    tokens = tokenize_for(bundle, tokenizer, text)
-    if len(tokens) == 0:
-        raise ValueError("The text is empty: type a sentence to see it go through the encoder.")
-    model_ids, unknown = bundle.vocab.to_model_ids(tokens.ids)
-    result = engine.run(bundle.params, model_ids, head_mask=head_mask, causal=causal)
-    return SentenceRun(tokens=tokens, model_ids=model_ids, unknown=unknown, result=result)
+    prepared = text if isinstance(text, PreparedText) else prepare_text(bundle, text)
+    result = engine.run(bundle.params, prepared.model_ids, head_mask=head_mask, causal=causal)
+    return SentenceRun(prepared, result)
 
 
-def top_predictions(
-    bundle: ModelBundle, tokenizer: Tokenizer, logits: np.ndarray, k: int = 5
-) -> list[list[tuple[str, float]]]:
-    """Per position, the ``k`` most probable tokens as ``(text, probability)``; ``logits`` is ``[T, V]``."""
+def top_predictions(bundle: ModelBundle, logits: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
+    """Per row of ``logits`` (``[T, V]``), the ``k`` most probable tokens as ``(text, probability)``."""
     out = []
     for row in np.asarray(logits):
         ids, probs = analysis.top_predictions(row, k)
-        entries = []
-        for model_id, prob in zip(ids, probs, strict=True):
-            tiktoken_id = bundle.vocab.to_tiktoken_id(int(model_id))
-            text = SPECIAL_TOKENS[int(model_id)] if tiktoken_id is None else tokenizer.piece(tiktoken_id)
-            entries.append((text, float(prob)))
-        out.append(entries)
+        out.append([(bundle.vocab.token_text(int(i)), float(p)) for i, p in zip(ids, probs, strict=True)])
     return out
+
+
+@dataclass(frozen=True)
+class MaskFill:
+    """The model's guesses for one ``[MASK]`` of the text."""
+
+    position: int
+    predictions: list[tuple[str, float]]  # (token text, probability), most probable first
+
+
+NO_MASK_MESSAGE = (
+    f"The text has no {MASK_TEXT}: write {MASK_TEXT} where a word is missing, e.g. 'The cat sat on the {MASK_TEXT}.'"
+)
+
+
+def fill_mask(bundle: ModelBundle, engine: InferenceEngine, text: str | PreparedText, k: int = 5) -> list[MaskFill]:
+    """Top-``k`` predictions at every ``[MASK]`` in the text, all masks hidden at once (as in BERT's
+    fill-mask). Raises ``ValueError`` when the text has no mask or the model was not trained to fill one."""
+    if bundle.task != "mlm":
+        what = "an untrained model" if bundle.task is None else f"a model trained on the {bundle.task} task"
+        raise ValueError(f"Filling a {MASK_TEXT} needs a masked-token (mlm) model; this is {what}.")
+    prepared = text if isinstance(text, PreparedText) else prepare_text(bundle, text)
+    positions = prepared.mask_positions
+    if not positions:
+        raise ValueError(NO_MASK_MESSAGE)
+    logits = run_text(bundle, engine, prepared).result.logits[positions]  # [M, V]
+    return [MaskFill(p, row) for p, row in zip(positions, top_predictions(bundle, logits, k), strict=True)]
 
 
 # What the logits at position i mean, per training task.
@@ -103,7 +174,7 @@ MASKED_BATCH = 8  # fixed batch size for the masked copies: one compiled shape p
 
 
 def position_predictions(
-    bundle: ModelBundle, engine: InferenceEngine, tokenizer: Tokenizer, model_ids: np.ndarray, k: int = 3
+    bundle: ModelBundle, engine: InferenceEngine, model_ids: np.ndarray, k: int = 3
 ) -> tuple[str, list[list[tuple[str, float]]]]:
     """What the model predicts at every position, in the sense of its training task.
 
@@ -115,7 +186,7 @@ def position_predictions(
     if bundle.task != "mlm":
         causal = bundle.task == "causal"
         logits = engine.run(bundle.params, model_ids, causal=causal).logits
-        return PREDICTION_MEANING.get(bundle.task, DEFAULT_MEANING), top_predictions(bundle, tokenizer, logits, k)
+        return PREDICTION_MEANING.get(bundle.task, DEFAULT_MEANING), top_predictions(bundle, logits, k)
     rows = []
     for start in range(0, len(model_ids), MASKED_BATCH):
         positions = list(range(start, min(start + MASKED_BATCH, len(model_ids))))
@@ -127,4 +198,4 @@ def position_predictions(
         copies += [model_ids] * (MASKED_BATCH - len(copies))  # pad the batch to its fixed size
         results = engine.run_batch(bundle.params, copies)
         rows += [results[i].logits[position] for i, position in enumerate(positions)]
-    return PREDICTION_MEANING["mlm"], top_predictions(bundle, tokenizer, np.stack(rows), k)
+    return PREDICTION_MEANING["mlm"], top_predictions(bundle, np.stack(rows), k)

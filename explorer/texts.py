@@ -19,10 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer import brown
+from explorer.config import ModelConfig
 from explorer.corpus import corpus_text
 from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer
 from explorer.vocab import NUM_SPECIAL, Vocab, closed_vocab
 
+ENGLISH_VOCAB_SIZE = ModelConfig().vocab_size  # the default model is the English one
 TEXT_NAMES = ("english", "grammar")
 DEFAULT_TEXT = "english"
 UPLOADED = "uploaded"
@@ -34,6 +36,9 @@ TEXT_LABELS = {
 # Uploaded text is cut here: a 2 MB text is ~500k tokens, more than a small model sees in a live session.
 MAX_UPLOAD_CHARS = 2_000_000
 HELD_OUT_FRACTION = 0.1  # of an uploaded text or the grammar, from its end
+# Vocabulary sizes: English needs thousands of tokens to keep everyday words whole; the grammar has a few
+# hundred distinct tokens, and a small table keeps toy models small and fast.
+VOCAB_SIZES = {"english": ENGLISH_VOCAB_SIZE, "grammar": 512, UPLOADED: ENGLISH_VOCAB_SIZE}
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,11 @@ def uploaded_text(text: str) -> TrainingText:
         raise ValueError("The uploaded text is empty.")
     train, held_out = _split(text[:MAX_UPLOAD_CHARS])
     return TrainingText(UPLOADED, TEXT_LABELS[UPLOADED], train, held_out)
+
+
+def default_vocab_size(name: str) -> int:
+    """The vocabulary size a new model gets for a named text (``uploaded`` included)."""
+    return VOCAB_SIZES[name]
 
 
 def text_available(name: str) -> str | None:

@@ -316,3 +316,28 @@ class Tokenizer:
     def piece(self, token_id: int) -> str:
         """The readable text of one base-encoding id."""
         return token_text(self.base.decode_single_token_bytes(token_id))
+
+
+def differences(a: Tokenized, b: Tokenized) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Where two tokenizations of the same text cut it differently: ``(pieces of a, pieces of b)`` for
+    every stretch of text between boundaries both share, when the pieces differ (``" pizza"`` against
+    ``" p", "izz", "a"``). Both must cover the same bytes (compare before truncation cuts either)."""
+    out = []
+    i = j = 0
+    end_a = end_b = 0
+    group_a: list[str] = []
+    group_b: list[str] = []
+    while i < len(a) or j < len(b):
+        if j >= len(b) or (i < len(a) and end_a <= end_b):
+            end_a += a.byte_counts[i]
+            group_a.append(a.pieces[i])
+            i += 1
+        else:
+            end_b += b.byte_counts[j]
+            group_b.append(b.pieces[j])
+            j += 1
+        if end_a == end_b and group_a and group_b:
+            if group_a != group_b:
+                out.append((tuple(group_a), tuple(group_b)))
+            group_a, group_b = [], []
+    return out

@@ -32,12 +32,12 @@ from explorer.tasks import (
     TOY_TASKS,
     TaskSpec,
     attention_closeness,
-    ideal_attention,
     check_stream,
+    ideal_attention,
     toy_source,
 )
 from explorer.texts import TrainingText, named_text, text_vocab, token_streams, uploaded_text
-from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer, display_text
+from explorer.tokenizer import DEFAULT_ENCODING, display_text
 from explorer.training import (
     TrainConfig,
     TrainState,
@@ -46,7 +46,7 @@ from explorer.training import (
     parameter_groups,
     state_params,
 )
-from explorer.vocab import MASK, NUM_SPECIAL, SPECIAL_TOKENS, Vocab
+from explorer.vocab import MASK, NUM_SPECIAL, Vocab
 
 PROBE_TEXT = "Mary met John at the park. She gave him a book."
 MAX_SNAPSHOTS = 64  # at ~0.5 MB of parameters each, a bounded ~32 MB per trainer
@@ -196,7 +196,6 @@ class Trainer:
                 f"seq_len {self.spec.seq_len} exceeds the model's max_len {model_config.max_len}; "
                 f"use a shorter sequence length."
             )
-        self.tokenizer = Tokenizer(encoding)
         if isinstance(text, str):
             text = uploaded_text(text)
         elif text is None:
@@ -204,7 +203,7 @@ class Trainer:
             text = named_text(train_config.text if self.spec.is_text else "grammar")
         self.text: TrainingText = text
         self.text_label = text.label
-        self.vocab: Vocab = text_vocab(text, model_config.vocab_size, self.tokenizer.name)
+        self.vocab: Vocab = text_vocab(text, model_config.vocab_size, encoding)
         self.model_config = model_config
         if self.spec.is_text:
             train, held_out = token_streams(text, self.vocab)
@@ -325,9 +324,7 @@ class Trainer:
         )
 
     def token_label(self, model_id: int) -> str:
-        if model_id < NUM_SPECIAL:
-            return SPECIAL_TOKENS[model_id]
-        return display_text(self.tokenizer.piece(self.vocab.to_tiktoken_id(model_id)))
+        return display_text(self.vocab.token_text(model_id))
 
     # ----------------------------------------------------------------------------------------------
     # Internals
@@ -477,7 +474,7 @@ class Trainer:
                 targets = inputs[1:]
             else:
                 pronouns = {" She", " she", " he", " He", " him", " her", " his"}
-                pieces = [self.tokenizer.piece(self.vocab.to_tiktoken_id(int(i)) or 0) for i in inputs]
+                pieces = [self.vocab.token_text(int(i)) for i in inputs]
                 positions = np.array(
                     [i for i, p in enumerate(pieces) if p in pronouns] or list(range(1, len(inputs), 5))
                 )

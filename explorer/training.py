@@ -40,7 +40,7 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from explorer.config import ModelConfig
-from explorer.model import build_model, init_params, take_positions
+from explorer.model import build_model, init_params, output_logits, take_positions
 from explorer.tasks import Batch, TaskSpec, sample_batch, sample_batches
 from explorer.texts import TEXT_NAMES, UPLOADED
 
@@ -250,15 +250,6 @@ def state_params(model_config: ModelConfig, state: TrainState) -> hk.Params:
 @functools.lru_cache(maxsize=16)
 def _unflatten_jit(model_config: ModelConfig):
     return jax.jit(param_layout(model_config).unflatten)
-
-
-OUTPUT_HEAD = "encoder/output_head"  # the Linear that maps the final hidden state to logits (model.py)
-
-
-def output_logits(params: hk.Params, hidden: jax.Array) -> jax.Array:
-    """The output head on some final hidden states: ``[B, P, D]`` -> ``[B, P, V]``."""
-    head = params[OUTPUT_HEAD]
-    return hidden @ head["w"] + head["b"]  # [B, P, V]
 
 
 def scored_logits(params: hk.Params, final_hidden: jax.Array, positions: jax.Array) -> jax.Array:

@@ -91,6 +91,11 @@ class Vocab:
             return None
         return self.tiktoken_ids[model_id - NUM_SPECIAL]
 
+    def token_text(self, model_id: int) -> str:
+        """The text of one model token (``[MASK]`` etc. for the special ones)."""
+        tiktoken_id = self.to_tiktoken_id(model_id)
+        return SPECIAL_TOKENS[model_id] if tiktoken_id is None else self.tokenizer().piece(tiktoken_id)
+
     def to_dict(self) -> dict:
         return {"encoding": self.encoding, "tiktoken_ids": list(self.tiktoken_ids), "closed": self.closed}
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import unicodedata
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,9 +24,10 @@ from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
 from explorer.inference import InferenceEngine, Inspection, enable_compilation_cache, use_synchronous_dispatch
 from explorer.model import init_params
+from explorer.pipeline import EmptyText, PreparedText, prepare_text
 from explorer.tokenizer import Tokenized, Tokenizer, display_text
 from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED
-from explorer.vocab import SPECIAL_TOKENS
+from explorer.vocab import Vocab
 
 MODEL_KEY = "model_bundle"  # the ModelBundle every page shows for this user
 TRAINER_KEY = "train_trainer"  # this user's Trainer (or None), started on the Train page
@@ -35,7 +35,7 @@ PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose m
 TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
 TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
 URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
-DEFAULT_TEXT = "There is a map in the kitchen. Kate lost the hat because she wanted to help him."
+DEFAULT_TEXT = "The old man opened the door and walked into the [MASK] to find his wife."
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
 
@@ -100,14 +100,7 @@ def warmup_report(config: ModelConfig) -> WarmupReport | None:
 @st.cache_resource(show_spinner="Loading the default model…")
 def default_bundle() -> tuple[ModelBundle, str | None]:
     """The shipped checkpoint, or (when it is missing or unreadable) a labelled random model."""
-    try:
-        return checkpoint.load(DEFAULT_CHECKPOINT), None
-    except checkpoint.CheckpointError as error:
-        from explorer.corpus import corpus_vocab
-
-        config = ModelConfig()
-        vocab = corpus_vocab(config.vocab_size)
-        return ModelBundle.random(config, vocab), f"The default checkpoint could not be loaded ({error})."
+    return checkpoint.load_default(DEFAULT_CHECKPOINT)
 
 
 def _ended_training() -> tuple[Any, int] | None:
@@ -282,14 +275,27 @@ def current_text() -> str:
 
 @dataclass(frozen=True)
 class Sentence:
-    """The current text against the current model: tokens, model ids and the engine to run them."""
+    """The current text against the current model: its tokens (``explorer.pipeline.PreparedText``) and
+    the engine to run them."""
 
     bundle: ModelBundle
-    tokenizer: Tokenizer
-    tokenized: Tokenized
-    model_ids: np.ndarray  # [T] int32
-    unknown: np.ndarray  # [T] bool: not in the model's vocabulary, fed as [UNK]
-    labels: list[str]  # token text with visible whitespace; unknown ones end in "[UNK]"
+    prepared: PreparedText
+
+    @property
+    def tokenized(self) -> Tokenized:
+        return self.prepared.tokens
+
+    @property
+    def model_ids(self) -> np.ndarray:  # [T] int32
+        return self.prepared.model_ids
+
+    @property
+    def unknown(self) -> np.ndarray:  # [T] bool: not in the model's vocabulary, fed as [UNK]
+        return self.prepared.unknown
+
+    @property
+    def labels(self) -> list[str]:
+        return self.prepared.labels
 
     @property
     def engine(self) -> InferenceEngine:
@@ -307,38 +313,20 @@ class Sentence:
 
 
 def prepare(text: str, bundle: ModelBundle, messages: bool = True) -> Sentence | None:
-    """Tokenizes ``text`` for ``bundle`` and explains on the page anything the user should know.
+    """Tokenizes ``text`` for ``bundle`` (``explorer.pipeline.prepare_text``) and shows its notices.
 
     Returns None (after an ``st.info``) when there is nothing to run: empty or whitespace-only text.
     """
-    tokenizer = get_tokenizer(bundle.vocab.encoding)
-    if not text.strip():
+    try:
+        prepared = prepare_text(bundle, text)
+    except EmptyText as error:
         if messages:
-            what = "empty" if not text else "only whitespace"
-            st.info(
-                f"The text is {what}: type a sentence in the **Text** box in the sidebar to see it go through the encoder."
-            )
+            st.info(f"{error} Use the **Text** box in the sidebar.")
         return None
-    tokenized = tokenizer.encode(text, bundle.config.max_len)
-    model_ids, unknown = bundle.vocab.to_model_ids(tokenized.ids)
-    labels = [f"{label} [UNK]" if unk else label for label, unk in zip(tokenized.labels, unknown, strict=True)]
     if messages:
-        if tokenizer.notice:
-            st.info(tokenizer.notice)
-        notice = tokenized.truncation_message()
-        if notice:
+        for notice in prepared.notices:
             st.warning(notice)
-        if unknown.any():
-            examples = ", ".join(dict.fromkeys(tokenized.labels[i] for i in np.nonzero(unknown)[0]))
-            if len(examples) > 120:
-                examples = examples[:120] + "…"
-            st.warning(
-                f"{int(unknown.sum())} of {len(unknown)} tokens are not in this model's {bundle.vocab.size}-token "
-                f"vocabulary and are fed to it as [UNK]: {examples}"
-            )
-        if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text[:100_000]):
-            st.caption("The text contains control characters; tokens show them as <0x..> codes.")
-    return Sentence(bundle, tokenizer, tokenized, model_ids, unknown, labels)
+    return Sentence(bundle, prepared)
 
 
 def current_sentence(messages: bool = True) -> Sentence | None:
@@ -348,13 +336,14 @@ def current_sentence(messages: bool = True) -> Sentence | None:
 
 def model_token_labels(bundle: ModelBundle) -> list[str]:
     """A readable label for every row of the model's vocabulary (specials included)."""
-    return _vocab_labels(bundle.vocab.encoding, bundle.vocab.tiktoken_ids)
+    return _vocab_labels(bundle.vocab)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _vocab_labels(encoding: str, tiktoken_ids: tuple[int, ...]) -> list[str]:
-    tokenizer = get_tokenizer(encoding)
-    return list(SPECIAL_TOKENS) + [display_text(tokenizer.piece(t)) for t in tiktoken_ids]
+@st.cache_data(
+    show_spinner=False, max_entries=8, hash_funcs={Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids)}
+)
+def _vocab_labels(vocab: Vocab) -> list[str]:
+    return [display_text(vocab.token_text(i)) for i in range(vocab.size)]
 
 
 # ----------------------------------------------------------------------------------------------------

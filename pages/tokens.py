@@ -1,49 +1,27 @@
-"""Tokens page: how the text becomes tokens (chips with ids and byte counts), for any tiktoken encoding."""
+"""Tokens page: how the text becomes the model's tokens (chips with ids and byte counts), and how a full
+tiktoken encoding would cut the same text."""
 
 import streamlit as st
 
 from explorer import export
 from explorer.figures.tokens import token_bytes_figure, token_chips_html
-from explorer.tokenizer import available_encodings, is_offline
+from explorer.tokenizer import available_encodings, differences, display_text, is_offline
 from pages.common import chart, current_bundle, current_text, get_engine, get_tokenizer, prepare, sidebar
 
 sidebar()
 st.title("Tokens")
 st.caption(
-    "The encoder never sees characters: tiktoken cuts the text into byte-level BPE tokens, and the model looks "
-    "each one up in its own compact vocabulary. Edit the **Text** box in the sidebar; every page follows it."
+    "The encoder never sees characters: the text is cut into byte-level BPE tokens, and each token is a row "
+    "of the model's embedding table. Edit the **Text** box in the sidebar; every page follows it. "
+    "Write **[MASK]** where a word is missing and the **Fill mask** page shows what the model guesses."
 )
 
 bundle = current_bundle()
-encodings = available_encodings()
-st.session_state.setdefault("tokens_encoding", bundle.vocab.encoding)
-encoding = st.selectbox(
-    "Encoding",
-    encodings,
-    key="tokens_encoding",
-    format_func=lambda name: name if is_offline(name) else f"{name} (needs a download)",
-    help="The model was trained with its own encoding; other encodings show how a different tokenizer would cut "
-    "the same text.",
-)
-
 sentence = prepare(current_text(), bundle)
 if sentence is None:
     st.stop()
-
-if encoding == bundle.vocab.encoding:
-    tokenized, labels, unknown = sentence.tokenized, sentence.tokenized.labels, sentence.unknown
-else:
-    with st.spinner(f"Loading {encoding}…"):
-        tokenizer = get_tokenizer(encoding)
-    if tokenizer.notice:
-        st.info(tokenizer.notice)
-    tokenized = tokenizer.encode(current_text(), bundle.config.max_len)
-    labels, unknown = tokenized.labels, None
-    st.info(
-        f"Showing **{tokenizer.name}** tokens; the model itself reads **{bundle.vocab.encoding}** tokens on every other page."
-    )
-    if tokenized.truncation_message():
-        st.warning(tokenized.truncation_message())
+tokenized, labels, unknown = sentence.tokenized, sentence.labels, sentence.unknown
+closed = getattr(bundle.vocab, "closed", False)
 
 text_bytes = len(current_text().encode("utf-8", errors="replace"))
 col1, col2, col3, col4 = st.columns(4)
@@ -52,39 +30,90 @@ col2.metric("Characters", len(current_text()))
 col3.metric("UTF-8 bytes", text_bytes)
 col4.metric("Bytes per token", f"{sum(tokenized.byte_counts) / max(len(tokenized), 1):.2f}")
 
-st.subheader("Token chips")
-st.caption("Colours only separate neighbours; hover a chip for its position, id and bytes. ␣ is a space, ↵ a newline.")
-st.html(token_chips_html(labels, list(tokenized.ids), list(tokenized.byte_counts), unknown))
-
+st.subheader("The model's tokens")
+if closed:
+    st.caption(
+        f"This model keeps {bundle.vocab.size:,} tokens of {bundle.vocab.encoding} (all 256 bytes, its training "
+        "text's most frequent tokens and the pieces BPE builds them from), so any text reaches it with no "
+        "unknown token. Colours only separate neighbours; hover a chip for its position, id and bytes. "
+        "␣ is a space, ↵ a newline."
+    )
+else:
+    st.caption(
+        f"This model's vocabulary ({bundle.vocab.size:,} tokens) is not closed: a token outside it is read as [UNK]."
+    )
+ids = [tid if tid >= 0 else None for tid in tokenized.ids]
+st.html(token_chips_html(labels, ids, list(tokenized.byte_counts), unknown))
 rows = [
-    (i, label, token_id, size, bool(unknown[i]) if unknown is not None else "")
-    for i, (label, token_id, size) in enumerate(zip(labels, tokenized.ids, tokenized.byte_counts, strict=True))
+    (i, label, token_id, int(model_id), size, bool(unk))
+    for i, (label, token_id, model_id, size, unk) in enumerate(
+        zip(labels, ids, sentence.model_ids, tokenized.byte_counts, unknown, strict=True)
+    )
 ]
 chart(
-    token_bytes_figure(labels, list(tokenized.ids), list(tokenized.byte_counts), unknown),
+    token_bytes_figure(labels, ids, list(tokenized.byte_counts), unknown),
     key="tokens_bytes",
-    csv=lambda: export.rows_csv(["position", "token", "tiktoken_id", "bytes", "unknown_to_model"], rows),
+    csv=lambda: export.rows_csv(["position", "token", "tiktoken_id", "model_id", "bytes", "unknown"], rows),
     json=lambda: export.to_json(
-        {"encoding": encoding, "tokens": labels, "ids": list(tokenized.ids), "byte_counts": list(tokenized.byte_counts)}
+        {
+            "encoding": bundle.vocab.encoding,
+            "tokens": labels,
+            "ids": ids,
+            "model_ids": sentence.model_ids.tolist(),
+            "byte_counts": list(tokenized.byte_counts),
+        }
     ),
 )
 # The id table on demand: the browser loads the table component only when one is first shown, and the
 # first page of the app is interactive sooner without it.
 st.session_state.setdefault("tokens_table_open", False)
-if (
-    st.toggle("Show the model ids (rows of the embedding table)", key="tokens_table_open")
-    and encoding == bundle.vocab.encoding
-):
+if st.toggle("Show the model ids (rows of the embedding table)", key="tokens_table_open"):
     st.dataframe(
         {
             "token": labels,
-            "tiktoken id": list(tokenized.ids),
+            f"{bundle.vocab.encoding} id": ids,
             "model id": sentence.model_ids.tolist(),
             "bytes": list(tokenized.byte_counts),
-            "[UNK]": sentence.unknown.tolist(),
+            "[UNK]": unknown.tolist(),
         },
         key="tokens_table",
     )
+
+st.subheader("Against a full tiktoken encoding")
+encodings = available_encodings()
+st.session_state.setdefault("tokens_encoding", bundle.vocab.encoding if bundle.vocab.encoding in encodings else None)
+encoding = st.selectbox(
+    "Encoding",
+    encodings,
+    key="tokens_encoding",
+    format_func=lambda name: name if is_offline(name) else f"{name} (needs a download)",
+    help="How a whole tiktoken encoding (100k+ tokens) cuts the same text.",
+)
+if encoding is not None:
+    with st.spinner(f"Loading {encoding}…"):
+        tokenizer = get_tokenizer(encoding)
+    if tokenizer.notice:
+        st.info(tokenizer.notice)
+    full = tokenizer.encode(current_text(), bundle.config.max_len)
+    full_ids = [tid if tid >= 0 else None for tid in full.ids]
+    st.html(token_chips_html(full.labels, full_ids, list(full.byte_counts), None))
+    if encoding == bundle.vocab.encoding and not (tokenized.truncated or full.truncated):
+        changed = differences(full, tokenized)
+        if not changed:
+            st.success(f"The model reads exactly the {encoding} tokens of this text.")
+        else:
+            st.info(
+                f"{len(changed)} place(s) are cut differently: those {encoding} tokens are not in the model's "
+                "vocabulary, so BPE over its smaller vocabulary stops at pieces it knows. The model sees the "
+                "pieces; nothing is lost or unknown."
+            )
+            st.dataframe(
+                {
+                    encoding: [" ".join(display_text(p) for p in a) for a, _ in changed],
+                    "model": [" ".join(display_text(p) for p in b) for _, b in changed],
+                },
+                key="tokens_differences",
+            )
 
 # Everything above is on screen; now build (once per process) the compiled engine the other pages use,
 # so the first visit to them does not wait for it.

@@ -16,6 +16,7 @@ from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
 from explorer.figures import attention as attention_figs
 from explorer.figures import training as figs
 from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
+from explorer.texts import DEFAULT_TEXT, TEXT_LABELS, TEXT_NAMES, UPLOADED, default_vocab_size, text_available
 from explorer.trainer import DIVERGED, FAILED, FINISHED, RUNNING, STOPPED, Trainer
 from explorer.training import default_train_config
 from pages.common import TRAINER_KEY, chart, current_bundle, publish_trained, route_through_app, set_bundle, sidebar
@@ -31,6 +32,7 @@ route_through_app()
 state = st.session_state
 for key, value in {
     "train_task": "reverse",
+    "train_text": DEFAULT_TEXT,
     "train_steps": 600,
     "train_batch": 32,
     "train_layers": 2,
@@ -68,17 +70,20 @@ def start_training() -> None:
         old.stop()
     task = state["train_task"]
     text_file = state.get("train_text_file")
-    text = None
-    if text_file is not None and task in TEXT_TASKS:
+    text, text_name = None, state["train_text"]
+    if task in TEXT_TASKS and text_file is not None:
         try:
-            text = text_file.getvalue().decode("utf-8")
+            text, text_name = text_file.getvalue().decode("utf-8"), UPLOADED
         except UnicodeDecodeError:
             state[ERROR_KEY] = f"{text_file.name} is not UTF-8 text; save it as UTF-8 and upload it again."
             return
+    elif task in TEXT_TASKS and text_available(text_name):
+        state[ERROR_KEY] = text_available(text_name)
+        return
     d_model = state["train_d_model"]
     try:
         model_config = ModelConfig(
-            vocab_size=ModelConfig().vocab_size,
+            vocab_size=default_vocab_size(text_name if task in TEXT_TASKS else "grammar"),
             d_model=d_model,
             num_heads=state["train_heads"],
             num_layers=state["train_layers"],
@@ -93,6 +98,7 @@ def start_training() -> None:
             steps=steps,
             batch_size=int(state["train_batch"]),
             learning_rate=float(state["train_lr"]),
+            text=text_name,
             seed=int(state["train_seed"]),
             steps_per_chunk=chunk,
             eval_every=max(chunk, math.ceil(steps / 40 / chunk) * chunk),  # ~40 snapshots to replay
@@ -128,9 +134,9 @@ with st.form("train_form", border=True):
         key="train_lr",
         format_func=lambda v: f"{v:g}",
     )
-    st.file_uploader(
-        "Your own text for mlm/causal (UTF-8 .txt; default: the bundled corpus)", type=["txt"], key="train_text_file"
-    )
+    c1, c2 = st.columns(2)
+    c1.selectbox("Text for mlm/causal", TEXT_NAMES, key="train_text", format_func=lambda name: TEXT_LABELS[name])
+    c2.file_uploader("…or your own text (UTF-8 .txt)", type=["txt"], key="train_text_file")
     st.form_submit_button("Start training", type="primary", key="train_start", on_click=start_training)
 if state.get(ERROR_KEY):
     st.error(state[ERROR_KEY])

@@ -30,7 +30,12 @@ def test_inspect_json_shape(inspected):
         assert key in payload
     tokens, config = payload["tokens"], payload["config"]
     T, L, H = len(tokens), config["num_layers"], config["num_heads"]
-    assert len(payload["ids"]) == T and T > 10
+    assert len(payload["ids"]) == len(payload["model_ids"]) == T and T > 10
+    # ids are cl100k_base ids (every model token is one), model_ids the embedding rows, nothing unknown
+    from explorer.tokenizer import Tokenizer
+
+    assert Tokenizer(payload["encoding"]).decode(payload["ids"]) == payload["text"]
+    assert payload["unknown"] == [False] * T
     attention = np.asarray(payload["attention"])
     assert attention.shape == (L, H, T, T)
     np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-4)
@@ -59,23 +64,19 @@ def test_mlm_predictions_mask_each_position():
     from explorer import checkpoint
     from explorer.inference import InferenceEngine
     from explorer.pipeline import position_predictions, run_text
-    from explorer.tokenizer import Tokenizer
-    from explorer.vocab import MASK, SPECIAL_TOKENS
+    from explorer.vocab import MASK
 
     bundle, _ = checkpoint.load_default()
-    if bundle.task != "mlm":
-        pytest.skip("the default model is not a masked-token model")
-    engine, tokenizer = InferenceEngine(bundle.config), Tokenizer(bundle.vocab.encoding)
-    run = run_text(bundle, engine, tokenizer, "Mary met John. She gave him a book.")
-    _, predictions = position_predictions(bundle, engine, tokenizer, run.model_ids, k=1)
+    assert bundle.task == "mlm", "the default model is a masked-token model"
+    engine = InferenceEngine(bundle.config)
+    run = run_text(bundle, engine, "Mary met John. She gave him a book.")
+    _, predictions = position_predictions(bundle, engine, run.model_ids, k=1)
     for position in (0, 5, len(run.model_ids) - 1):  # batch edges and a middle position
         masked = run.model_ids.copy()
         masked[position] = MASK
         logits = engine.run(bundle.params, masked).logits[position]
-        expected = int(np.argmax(logits))
-        tiktoken_id = bundle.vocab.to_tiktoken_id(expected)
         token, _ = predictions[position][0]
-        assert token == (SPECIAL_TOKENS[expected] if tiktoken_id is None else tokenizer.piece(tiktoken_id))
+        assert token == bundle.vocab.token_text(int(np.argmax(logits)))
 
 
 def test_inspect_table(tmp_path):
@@ -88,9 +89,12 @@ def test_inspect_table(tmp_path):
     "args,fragment",
     [
         (("inspect", ""), "empty"),
-        (("inspect", "   "), None),
+        (("inspect", "   "), "whitespace"),
         (("inspect", "hi", "--checkpoint", "/nonexistent.npz"), "Cannot read"),
-        (("inspect", "hi", "--encoding", "klingon"), "Unknown encoding"),
+        (("inspect", "hi", "--encoding", "klingon"), "klingon"),
+        (("predict", "The cat sat on the mat."), "[MASK]"),
+        (("predict", "The cat sat on the [MASK].", "--top", "0"), "--top"),
+        (("predict", ""), "empty"),
         (("inspect",), "required"),
         (("frobnicate",), "invalid choice"),
     ],
@@ -105,9 +109,6 @@ def test_errors_are_one_line(args, fragment, capsys):
     except SystemExit as exit_:
         code = exit_.code
     captured = capsys.readouterr()
-    if fragment is None:  # whitespace is real text (tokens of spaces): it must simply work
-        assert code == 0, captured.err
-        return
     assert code == 2
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], captured.err
@@ -118,3 +119,22 @@ def test_foreign_checkpoint_rejected(tmp_path):
     np.savez(foreign, w=np.ones(3))
     result = cli("inspect", "hi", "--checkpoint", str(foreign))
     assert result.returncode == 2 and "not saved by this app" in result.stderr
+
+
+def test_predict_json_fills_every_mask():
+    result = cli("predict", "She opened the [MASK] and walked into the [MASK].", "--top", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    masks = payload["masks"]
+    assert [m["position"] for m in masks] == sorted(m["position"] for m in masks) and len(masks) == 2
+    for mask in masks:
+        probabilities = [p["probability"] for p in mask["predictions"]]
+        assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
+        assert all(isinstance(p["token"], str) for p in mask["predictions"]) and sum(probabilities) <= 1 + 1e-6
+
+
+def test_predict_without_a_mask_exits_2_with_one_line_on_how_to_use_it():
+    result = cli("predict", "The cat sat on the mat.")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "[MASK]" in lines[0] and "e.g." in lines[0]

@@ -15,6 +15,7 @@ from tests.conftest import ROOT
 APP = str(ROOT / "app.py")
 PAGES = {
     "pages/tokens.py": "Tokens",
+    "pages/fill_mask.py": "Fill mask",
     "pages/embeddings.py": "Embeddings & positions",
     "pages/attention.py": "Attention",
     "pages/layernorm.py": "Layer norm & residual stream",
@@ -228,13 +229,13 @@ def other_bundle():
     """A user's own model with another architecture: pre-LN, learned positions, many heads, short max_len."""
     from explorer.bundle import ModelBundle
     from explorer.config import ModelConfig
-    from explorer.corpus import corpus_vocab
+    from explorer.texts import vocab_for
 
     config = ModelConfig(
         vocab_size=512, d_model=32, num_heads=8, num_layers=7, ffn_size=64, max_len=64,
         positional="learned", layer_norm="pre",
     )  # fmt: skip
-    return ModelBundle.random(config, corpus_vocab(512), seed=1)
+    return ModelBundle.random(config, vocab_for("grammar", 512), seed=1)
 
 
 @pytest.mark.parametrize("page,title", PAGES.items())
@@ -251,3 +252,26 @@ def test_pages_follow_the_users_own_model(page, title, other_bundle):
         at.segmented_control(key="attention_view").set_value("Overview grid").run()
         assert_ok(at, title)
         assert any("56 heads" in c.value for c in at.caption)
+
+
+def test_fill_mask_page_guesses_every_mask_and_explains_a_text_without_one():
+    at = app("pages/fill_mask.py")
+    assert_ok(at, "Fill mask")
+    set_text(at, "She opened the [MASK] and walked into the [MASK].")
+    assert_ok(at, "Fill mask")
+    charts = figures(at)
+    assert len(charts) == 2 and all(len(fig["data"][0]["y"]) == 5 for fig in charts)
+    assert any("Best guess" in m.value for m in at.markdown)
+    set_text(at, "No mask in this sentence.")
+    assert any("has no [MASK]" in info.value for info in at.info) and not figures(at)
+    at.button(key="fill_example_0").click().run()
+    assert at.session_state["text"] == "The cat sat on the [MASK]." and len(figures(at)) == 1
+
+
+def test_tokens_page_shows_where_the_model_cuts_words_differently_from_cl100k():
+    at = app("pages/tokens.py", text="We ate quixotically flamboyant pizza.")
+    assert_ok(at, "Tokens")
+    assert any("cut differently" in info.value for info in at.info)
+    assert not at.warning  # no [UNK]
+    set_text(at, "My sister said that she would call me tomorrow.")
+    assert any("exactly the cl100k_base tokens" in s.value for s in at.success)

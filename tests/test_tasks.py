@@ -6,27 +6,19 @@ import jax
 import numpy as np
 import pytest
 
-from explorer.corpus import (
-    TOY_SYMBOLS,
-    corpus_text,
-    corpus_token_ids,
-    corpus_vocab,
-    generate_sentences,
-    vocab_from_ids,
-)
+from explorer.corpus import TOY_SYMBOLS, corpus_text, generate_sentences
 from explorer.tasks import (
-    TASKS,
     TaskSpec,
     attention_closeness,
+    check_stream,
     ideal_attention,
     sample_batch,
     sample_batches,
-    split_stream,
-    text_source,
     toy_source,
 )
+from explorer.texts import named_text, token_streams, vocab_for
 from explorer.tokenizer import Tokenizer
-from explorer.vocab import MASK, NUM_SPECIAL
+from explorer.vocab import MASK, MIN_CLOSED_SIZE
 
 # Jitted, because op-by-op dispatch of a sampler compiles every primitive separately (seconds each).
 sample_batch = jax.jit(sample_batch, static_argnums=0)
@@ -35,12 +27,12 @@ sample_batches = jax.jit(sample_batches, static_argnums=(0, 3))
 
 @pytest.fixture(scope="module")
 def vocab():
-    return corpus_vocab(128)
+    return vocab_for("grammar", 512)
 
 
 @pytest.fixture(scope="module")
 def stream(vocab):
-    return text_source(corpus_token_ids(), vocab)
+    return token_streams(named_text("grammar"), vocab)[0]
 
 
 def test_grammar_is_deterministic_and_varied():
@@ -54,17 +46,15 @@ def test_grammar_is_deterministic_and_varied():
     assert " that the " in text
 
 
-@pytest.mark.parametrize("size", [NUM_SPECIAL + len(TOY_SYMBOLS), 128, 512, 1000])
-def test_corpus_vocab_has_exactly_the_asked_size_and_the_toy_symbols(size):
-    vocab = corpus_vocab(size)
-    assert vocab.size == size
+@pytest.mark.parametrize("size", [MIN_CLOSED_SIZE, 512, 1000])
+def test_grammar_vocab_has_exactly_the_asked_size_and_the_toy_symbols(size):
+    vocab = vocab_for("grammar", size)
+    assert vocab.size == size and vocab.closed
     assert len(toy_source(vocab, len(TOY_SYMBOLS))) == len(TOY_SYMBOLS)
 
 
-def _unknown_tokens(text: str, vocab) -> list[str]:
-    encoding = Tokenizer(vocab.encoding).encoding
-    ids = encoding.encode(text)
-    return [encoding.decode([tid]) for tid, unknown in zip(ids, vocab.to_model_ids(ids)[1], strict=True) if unknown]
+def _model_tokens(text: str, vocab) -> list[str]:
+    return list(vocab.tokenizer().encode(text, 512).pieces)
 
 
 @pytest.mark.parametrize(
@@ -76,9 +66,10 @@ def _unknown_tokens(text: str, vocab) -> list[str]:
         "He lost his key.\nThere are three apples in the garden.",
     ],
 )
-def test_typed_sentences_have_no_unknown_tokens(text):
-    # A typed text starts with no space before its first word: "The" is another token than " The".
-    assert _unknown_tokens(text, corpus_vocab(512)) == []
+def test_typed_grammar_sentences_are_whole_words_to_the_grammar_vocabulary(text):
+    # A typed text starts with no space before its first word: "The" is another token than " The". The
+    # grammar's vocabulary knows both forms, so its sentences reach a grammar model as whole words.
+    assert _model_tokens(text, vocab_for("grammar", 512)) == list(Tokenizer().encode(text, 512).pieces)
 
 
 def test_sentence_starts_occur_with_and_without_a_space():
@@ -86,34 +77,24 @@ def test_sentence_starts_occur_with_and_without_a_space():
     assert text == corpus_text.__wrapped__()  # deterministic, not just cached
     assert "\nThe " in text and ". The " in text
     assert "\nShe " in text and ". She " in text  # also inside a two-sentence item
-    encoding = Tokenizer().encoding
-    ids = set(corpus_token_ids())
-    for word in ("The", "There", "When", "Mary", "John", "She", "He"):
-        assert set(encoding.encode(word)) <= ids and set(encoding.encode(" " + word)) <= ids, word
-    # Every sentence of the grammar, typed on its own, is known to the default-size vocabulary.
-    vocab = corpus_vocab(512)
+    # Every sentence of the grammar, typed on its own, is whole words to the default-size vocabulary.
+    vocab = vocab_for("grammar", 512)
+    base = Tokenizer()
     for sentence in generate_sentences(300, seed=7):
-        assert _unknown_tokens(sentence, vocab) == [], sentence
+        assert _model_tokens(sentence, vocab) == list(base.encode(sentence, 512).pieces), sentence
 
 
-def test_corpus_vocab_too_small_says_what_is_needed():
+def test_grammar_vocab_too_small_says_what_is_needed():
     with pytest.raises(ValueError, match="at least"):
-        corpus_vocab(10)
+        vocab_for("grammar", 10)
 
 
-def test_vocab_from_text_keeps_frequent_tokens_first():
-    vocab = vocab_from_ids("cl100k_base", [7, 7, 7, 9, 9, 11], NUM_SPECIAL + 2)
-    assert vocab.tiktoken_ids == (7, 9)
+def test_short_text_is_rejected_with_what_is_needed():
+    check_stream(np.arange(65), 64, "training part")
+    with pytest.raises(ValueError, match="at least 65"):
+        check_stream(np.arange(50), 64, "training part")
 
 
-def test_split_stream_holds_out_the_end_and_rejects_short_text():
-    train, held = split_stream(np.arange(1000), 64)
-    assert len(train) + len(held) == 1000 and held[0] == len(train)
-    with pytest.raises(ValueError, match="longer text"):
-        split_stream(np.arange(50), 64)
-
-
-@pytest.mark.parametrize("task", TASKS)
 def test_batches_have_consistent_shapes(task, vocab, stream):
     spec = TaskSpec(task=task, batch_size=4, seq_len=12, num_symbols=8)
     source = stream if spec.is_text else toy_source(vocab, 8)

@@ -127,9 +127,9 @@ def test_offline_encoding_works_without_network(tmp_path):
     assert notice.count(".") == 1  # one clear sentence
 
 
-def test_vocab_maps_unknown_ids_visibly():
-    vocab = Vocab.from_token_streams("cl100k_base", [[5, 6, 6, 7], [7, 7, 9]], max_size=NUM_SPECIAL + 3)
-    assert vocab.size == 6 and vocab.tiktoken_ids == (5, 6, 7)  # 9 is rarest and dropped
+def test_an_open_vocabulary_of_an_old_checkpoint_maps_unknown_ids_visibly():
+    vocab = Vocab("cl100k_base", (5, 6, 7))
+    assert vocab.size == 6 and not vocab.closed
     model_ids, unknown = vocab.to_model_ids([7, 9, 5])
     assert list(model_ids) == [NUM_SPECIAL + 2, UNK, NUM_SPECIAL]
     assert list(unknown) == [False, True, False]

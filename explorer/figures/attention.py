@@ -419,12 +419,17 @@ def ablation_figure(effect: AblationEffect, labels: list[str], heads_off: list[s
     return finish(fig, "Effect of switching off " + (", ".join(heads_off) if heads_off else "no heads"), 340)
 
 
-def predictions_figure(names: list[str], probs: np.ndarray, title: str, ablated: bool = False) -> go.Figure:
-    """Top predictions for one position as horizontal bars, most likely on top; hover shows the token."""
+def predictions_figure(
+    names: list[str], probs: np.ndarray, title: str, ablated: bool = False, series: str | None = None
+) -> go.Figure:
+    """Top predictions for one position as horizontal bars, most likely on top; hover shows the token.
+
+    ``series`` names the bars in the hover (default: "all heads", or "heads switched off" when ``ablated``).
+    """
     probs = np.asarray(probs, np.float32)
     if len(names) != len(probs):
         raise ValueError(f"{len(names)} predicted tokens but {len(probs)} probabilities; give one per token.")
-    series = "heads switched off" if ablated else "all heads"
+    series = series or ("heads switched off" if ablated else "all heads")
     rows = [f"{i + 1}. {name}" for i, name in enumerate(names)]  # unique, ranked
     fig = go.Figure(
         go.Bar(

@@ -15,7 +15,7 @@ UNKNOWN_COLOUR = "#ff9d9d"
 
 
 def token_chips_html(
-    labels: list[str], ids: list[int], byte_counts: list[int], unknown: list[bool] | np.ndarray | None = None
+    labels: list[str], ids: list[int | None], byte_counts: list[int], unknown: list[bool] | np.ndarray | None = None
 ) -> str:
     """One coloured chip per token with its position, text, tiktoken id and byte count.
 
@@ -30,6 +30,7 @@ def token_chips_html(
     chips = []
     for position, (label, token_id, size, unk) in enumerate(zip(labels, ids, byte_counts, unknown, strict=True)):
         colour = UNKNOWN_COLOUR if unk else CHIP_COLOURS[position % len(CHIP_COLOURS)]
+        token_id = "mask" if token_id is None else token_id  # a [MASK] typed in the text has no tiktoken id
         title = f"position {position} · id {token_id} · {size} byte{'s' if size != 1 else ''}"
         if unk:
             title += " · not in the model's vocabulary: the model sees [UNK]"

@@ -1,0 +1,61 @@
+"""Fill mask page: what a masked-token model guesses at every [MASK] of the text (the fill-mask pipeline)."""
+
+import streamlit as st
+
+from explorer import export
+from explorer.figures.attention import predictions_figure
+from explorer.pipeline import fill_mask
+from explorer.tokenizer import MASK_TEXT, display_text
+from pages.common import TEXT_KEY, chart, current_bundle, current_text, prepare, sidebar
+
+EXAMPLES = (
+    "The cat sat on the [MASK].",
+    "She opened the [MASK] and walked into the room.",
+    "He drank a cup of [MASK] every morning.",
+    "The children [MASK] playing in the garden.",
+)
+
+
+def use_example(text: str) -> None:
+    st.session_state[TEXT_KEY] = text
+
+
+sidebar()
+st.title("Fill mask")
+st.caption(
+    f"Write **{MASK_TEXT}** in the text where a word is missing: a masked-token model was trained to guess "
+    "hidden tokens from both sides, and here it guesses yours. Every mask is hidden at once, as in BERT."
+)
+bundle = current_bundle()
+cols = st.columns(len(EXAMPLES))
+for i, (column, example) in enumerate(zip(cols, EXAMPLES, strict=True)):
+    column.button(example, key=f"fill_example_{i}", on_click=use_example, args=(example,), use_container_width=True)
+
+sentence = prepare(current_text(), bundle)
+if sentence is None:
+    st.stop()
+if bundle.task != "mlm":
+    st.warning(
+        f"The model shown ({bundle.source}) was not trained to fill masks; choose a masked-token model (the "
+        "default, or train one with the mlm task on the Train page)."
+    )
+    st.stop()
+if not sentence.prepared.mask_positions:
+    st.info(f"The text has no {MASK_TEXT}. Put one where a word is missing, or try an example above.")
+    st.stop()
+
+st.session_state.setdefault("fill_top", 5)
+top = st.slider("Guesses per mask", min_value=1, max_value=20, key="fill_top")
+fills = fill_mask(bundle, sentence.engine, sentence.prepared, k=top)
+pieces = list(sentence.tokenized.pieces)
+for fill in fills:
+    pieces[fill.position] = f"**{fill.predictions[0][0]}**"
+st.markdown("Best guess: " + "".join(pieces).replace("\n", " "))
+for number, fill in enumerate(fills, start=1):
+    names = [display_text(token) for token, _ in fill.predictions]
+    probs = [p for _, p in fill.predictions]
+    chart(
+        predictions_figure(names, probs, f"{MASK_TEXT} #{number} (token {fill.position})", series="guess"),
+        key=f"fill_mask_{number}",
+        csv=lambda n=names, p=probs: export.rows_csv(["token", "probability"], list(zip(n, p, strict=True))),
+    )

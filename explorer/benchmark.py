@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from explorer.bundle import ModelBundle
 from explorer.checkpoint import load_default
 from explorer.inference import InferenceEngine, use_synchronous_dispatch
 from explorer.model import build_model
@@ -40,22 +41,67 @@ def _median_ms(fn, repeats: int, warmup: int = 5) -> float:
     return float(np.median(times) * 1e3)
 
 
+def _forward_calls(engine: InferenceEngine, params, length: int):
+    """``(device, host)`` calls at batch 1 and ``length`` tokens, compiled first: the forward with every
+    intermediate, waited for on the device; and the same through ``engine.run`` (copy to host, slice)."""
+    ids = (np.arange(length) % (engine.config.vocab_size - 3) + 3).astype(np.int32)
+    tokens = jnp.asarray(ids[None])
+    mask = jnp.ones((1, length), bool)
+    causal = jnp.asarray(False)
+    head_mask = jnp.asarray(engine.default_head_mask())
+    engine.warmup(params, (length,))
+
+    def device():
+        return jax.block_until_ready(engine._forward(params, tokens, mask, head_mask, causal))
+
+    return device, lambda: engine.run(params, ids)
+
+
+def _repeats_at(length: int, repeats: int) -> int:
+    return max(20, repeats * 32 // length)  # fewer calls for longer inputs: each costs more
+
+
 def forward_latency(engine: InferenceEngine, params, lengths=(32, 128, 512), repeats: int = 300) -> list[dict]:
     """Median ms per call at batch 1: the device forward alone, and ``engine.run`` (plus copy to host)."""
     rows = []
-    head_mask = jnp.asarray(engine.default_head_mask())
     for length in lengths:
-        ids = (np.arange(length) % (engine.config.vocab_size - 3) + 3).astype(np.int32)
-        tokens = jnp.asarray(ids[None])
-        mask = jnp.ones((1, length), bool)
-        causal = jnp.asarray(False)
-        engine.warmup(params, (length,))
-        reps = max(20, repeats * 32 // length)
-        device = _median_ms(
-            lambda t=tokens, m=mask, c=causal: jax.block_until_ready(engine._forward(params, t, m, head_mask, c)), reps
+        device, host = _forward_calls(engine, params, length)
+        reps = _repeats_at(length, repeats)
+        rows.append(
+            {"tokens": length, "forward_ms": _median_ms(device, reps), "forward_to_host_ms": _median_ms(host, reps)}
         )
-        host = _median_ms(lambda ids=ids: engine.run(params, ids), reps)
-        rows.append({"tokens": length, "forward_ms": device, "forward_to_host_ms": host})
+    return rows
+
+
+def compare_forward_latency(
+    bundles: dict[str, ModelBundle], lengths=(32, 128, 512), repeats: int = 200, rounds: int = 3
+) -> list[dict]:
+    """Median ms of the device forward with every intermediate, batch 1, per model and length.
+
+    The models take turns, ``rounds`` times per length, so the machine's drift hits them alike; each
+    model's figure is the median of its rounds' medians, and ``ratio`` divides it by the first model's.
+    A length beyond a model's ``max_len`` is skipped for that model. Returns rows
+    ``{"tokens", "model", "forward_ms", "ratio"}`` (``ratio`` None when the first model was skipped).
+    """
+    if not bundles:
+        raise ValueError("Give at least one model to time.")
+    first = next(iter(bundles))
+    rows = []
+    for length in lengths:
+        calls = {
+            name: _forward_calls(InferenceEngine(bundle.config), bundle.params, length)[0]
+            for name, bundle in bundles.items()
+            if length <= bundle.config.max_len
+        }
+        reps = _repeats_at(length, repeats)
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(rounds):
+            for name, call in calls.items():
+                times[name].append(_median_ms(call, reps))
+        medians = {name: float(np.median(t)) for name, t in times.items()}
+        for name, ms in medians.items():
+            ratio = ms / medians[first] if first in medians else None
+            rows.append({"tokens": length, "model": name, "forward_ms": ms, "ratio": ratio})
     return rows
 
 

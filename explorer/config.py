@@ -20,6 +20,9 @@ MAX_LAYERS = 24
 MAX_HEADS = 64
 MAX_LEN_LIMIT = 4096
 MAX_VOCAB = 300_000
+# An epsilon this large would change what a layer norm computes, not just keep it finite.
+MAX_LAYER_NORM_EPS = 0.1
+MAX_TOKEN_TYPES = 16  # BERT uses 2 (sentence A / B); a few more would serve any segment scheme
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class ModelConfig:
     # Tie the output head to the embedding table: halves a large vocabulary's parameters, and rare tokens
     # learn from being predicted too. Off for older checkpoints, which have a separate output head.
     tie_embeddings: bool = False
+    # The fields below describe pretrained BERT-style encoders (explorer/pretrained.py); their defaults are
+    # what every model before them did, so old checkpoints, parameter trees and outputs are unchanged.
+    scale_embeddings: bool = True  # the paper multiplies embedding rows by sqrt(D); BERT adds them unscaled
+    token_types: int = 0  # rows of a segment (token-type) embedding added to every token; BERT has 2, we use row 0
+    embedding_norm: bool = False  # BERT layer-normalises the embedding sum before layer 1; the paper does not
+    layer_norm_eps: float = 1e-5  # hk.LayerNorm's default; BERT was trained with 1e-12 and needs it to match
+    output_head: bool = True  # a Linear to vocabulary logits; sentence encoders such as MiniLM ship without one
 
     def __post_init__(self) -> None:
         def check_int(name: str, low: int, high: int) -> None:
@@ -74,10 +84,23 @@ class ModelConfig:
             raise ValueError(f"layer_norm must be one of {LAYER_NORM_PLACEMENTS}, got {self.layer_norm!r}.")
         if not isinstance(self.tie_embeddings, bool):
             raise ValueError(f"tie_embeddings must be true or false, got {self.tie_embeddings!r}.")
+        if self.tie_embeddings and self.output_head is False:
+            raise ValueError("tie_embeddings ties the output head to the embeddings: it needs output_head=True.")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}.")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        for name in ("scale_embeddings", "embedding_norm", "output_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        check_int("token_types", 0, MAX_TOKEN_TYPES)
+        eps = self.layer_norm_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < float(eps) <= MAX_LAYER_NORM_EPS:
+            raise ValueError(
+                f"layer_norm_eps must be a number in (0, {MAX_LAYER_NORM_EPS}], got {eps!r}; it only guards the "
+                f"division by the standard deviation: use 1e-5 (Haiku's default) or the value a pretrained model "
+                f"was trained with (1e-12 for BERT)."
+            )
 
     @property
     def key_size(self) -> int:

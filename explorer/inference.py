@@ -70,8 +70,9 @@ def use_synchronous_dispatch() -> None:
 class Inspection(NamedTuple):
     """One sentence through the encoder, batch axis removed, sliced to its real length ``T``.
 
-    Same fields as ``EncoderOutput`` (numpy arrays): logits [T, V], final_hidden [T, D],
-    token_embeddings [T, D], positional_encodings [T, D], embedding_sum [T, D], attention_scores and
+    Same fields as ``EncoderOutput`` (numpy arrays): logits [T, V] ([T, 0] without an output head),
+    final_hidden [T, D], token_embeddings [T, D], positional_encodings [T, D], token_type_embeddings
+    [T, D], embedding_sum [T, D], attention_scores and
     attention_weights [L, H, T, T], attention_outputs and ffn_outputs [L, T, D], hidden_states
     [2L+1, T, D], layer_norm_inputs and layer_norm_outputs [N, T, D].
     """
@@ -80,6 +81,7 @@ class Inspection(NamedTuple):
     final_hidden: np.ndarray
     token_embeddings: np.ndarray
     positional_encodings: np.ndarray
+    token_type_embeddings: np.ndarray
     embedding_sum: np.ndarray
     attention_scores: np.ndarray
     attention_weights: np.ndarray
@@ -98,6 +100,7 @@ def _slice_one(output: EncoderOutput, index: int, length: int) -> Inspection:
         final_hidden=output.final_hidden[index, t],
         token_embeddings=output.token_embeddings[index, t],
         positional_encodings=output.positional_encodings[t],
+        token_type_embeddings=output.token_type_embeddings[index, t],
         embedding_sum=output.embedding_sum[index, t],
         attention_scores=output.attention_scores[:, index, :, t, t],
         attention_weights=output.attention_weights[:, index, :, t, t],

@@ -8,8 +8,8 @@ Glossary of shapes:
   K: key size per head (D / H)
   F: feed-forward width
   L: number of layers
-  N: number of layer norms (2 per layer, plus a final one for pre-LN)
-  V: vocabulary size
+  N: number of layer norms (2 per layer, plus one on the embeddings for BERT, plus a final one for pre-LN)
+  V: vocabulary size (0 for a model without an output head)
 
 ``hk.MultiHeadAttention`` does not expose its attention weights, so attention is written here with
 einsums over all heads at once. ``hk.transform`` is applied in exactly one place: ``build_model``.
@@ -34,23 +34,27 @@ _MASKED_SCORE = -1e30
 class EncoderOutput(NamedTuple):
     """Everything the forward pass computes that a visualisation may want."""
 
-    logits: jax.Array  # [B, T, V] token predictions (masked-token or next-token)
-    final_hidden: jax.Array  # [B, T, D] the representation the output head reads
-    token_embeddings: jax.Array  # [B, T, D] embedding rows, scaled by sqrt(D)
+    # [B, T, V] token predictions (masked-token or next-token). A model without an output head
+    # (config.output_head False) has no predictions: [B, T, 0], an empty last axis, so that slicing and
+    # batching code keeps working while nothing can be mistaken for a prediction.
+    logits: jax.Array
+    final_hidden: jax.Array  # [B, T, D] the representation the output head (or a sentence pooling) reads
+    token_embeddings: jax.Array  # [B, T, D] embedding rows, scaled by sqrt(D) when config.scale_embeddings
     positional_encodings: jax.Array  # [T, D] what is added for position (zeros for "none")
-    embedding_sum: jax.Array  # [B, T, D] token + position: the input of layer 1
+    token_type_embeddings: jax.Array  # [B, T, D] the segment-0 row added to every token (zeros without types)
+    embedding_sum: jax.Array  # [B, T, D] token + position + type; layer 1's input unless config.embedding_norm
     attention_scores: jax.Array  # [L, B, H, T, T] q.k / sqrt(K) before masking and softmax
     attention_weights: jax.Array  # [L, B, H, T, T] softmax weights; masked keys are exactly 0
     attention_outputs: jax.Array  # [L, B, T, D] attention sub-layer output (before the residual add)
     ffn_outputs: jax.Array  # [L, B, T, D] feed-forward sub-layer output (before the residual add)
-    hidden_states: jax.Array  # [2L+1, B, T, D] residual stream: input, then after every sub-layer
+    hidden_states: jax.Array  # [2L+1, B, T, D] residual stream: layer 1's input, then after every sub-layer
     layer_norm_inputs: jax.Array  # [N, B, T, D] what each layer norm normalised
     layer_norm_outputs: jax.Array  # [N, B, T, D] what each layer norm produced
 
 
 def layer_norm_names(config: ModelConfig) -> list[str]:
     """Names of the ``N`` layer norms, in the order of ``EncoderOutput.layer_norm_*``."""
-    names = []
+    names = ["embedding LN"] if config.embedding_norm else []
     for layer in range(config.num_layers):
         names += [f"layer {layer + 1} · attention LN", f"layer {layer + 1} · feed-forward LN"]
     if config.layer_norm == "pre":
@@ -60,7 +64,8 @@ def layer_norm_names(config: ModelConfig) -> list[str]:
 
 def hidden_state_names(config: ModelConfig) -> list[str]:
     """Names of the ``2L+1`` residual-stream snapshots in ``EncoderOutput.hidden_states``."""
-    names = ["embedding + position"]
+    first = "embedding + position" + (" + type" if config.token_types else "")
+    names = [f"{first} · after LN" if config.embedding_norm else first]
     for layer in range(config.num_layers):
         names += [f"layer {layer + 1} · after attention", f"layer {layer + 1} · after feed-forward"]
     return names
@@ -68,7 +73,7 @@ def hidden_state_names(config: ModelConfig) -> list[str]:
 
 def layer_norm_param_names(config: ModelConfig) -> list[str]:
     """Haiku module names of the layer norms, aligned with ``layer_norm_names``."""
-    names = []
+    names = ["encoder/embedding_norm"] if config.embedding_norm else []
     for layer in range(config.num_layers):
         names += [f"encoder/layer_{layer}/attention_norm", f"encoder/layer_{layer}/ffn_norm"]
     if config.layer_norm == "pre":
@@ -199,12 +204,12 @@ class FeedForward(hk.Module):
         return hk.Linear(x.shape[-1], name="contract")(hidden)  # [B, T, D]
 
 
-def _layer_norm(name: str) -> hk.LayerNorm:
-    return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name=name)
+def _layer_norm(name: str, eps: float) -> hk.LayerNorm:
+    return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, eps=eps, name=name)
 
 
 class Encoder(hk.Module):
-    """Token embedding + positional encoding, then ``num_layers`` attention/FFN blocks."""
+    """Token embedding + positional encoding (+ token type, layer norm: BERT), then ``num_layers`` blocks."""
 
     def __init__(self, config: ModelConfig, name: str = "encoder"):
         super().__init__(name=name)
@@ -242,14 +247,17 @@ class Encoder(hk.Module):
             return hk.dropout(hk.next_rng_key(), dropout, x) if dropout > 0 else x
 
         # Embedding rows start at std 1/sqrt(D) and are scaled by sqrt(D) (section 3.4), so tokens
-        # and sinusoids (values in [-1, 1]) enter the residual stream at the same scale.
+        # and sinusoids (values in [-1, 1]) enter the residual stream at the same scale. BERT adds its
+        # rows unscaled (its embedding layer norm sets the scale instead).
         embed = hk.Embed(
             cfg.vocab_size,
             cfg.d_model,
             w_init=hk.initializers.TruncatedNormal(stddev=cfg.d_model**-0.5),
             name="token_embedding",
         )
-        token_embeddings = embed(token_ids) * np.sqrt(cfg.d_model)  # [B, T, D]
+        token_embeddings = embed(token_ids)  # [B, T, D]
+        if cfg.scale_embeddings:
+            token_embeddings = token_embeddings * np.sqrt(cfg.d_model)  # [B, T, D]
         if cfg.positional == "sinusoidal":
             positions = jnp.asarray(sinusoidal_encoding(length, cfg.d_model))  # [T, D]
         elif cfg.positional == "learned":
@@ -262,14 +270,24 @@ class Encoder(hk.Module):
         else:
             positions = jnp.zeros((length, cfg.d_model), jnp.float32)  # [T, D]
         embedding_sum = token_embeddings + positions[None]  # [B, T, D]
+        if cfg.token_types:
+            # Every token is in segment 0: inference encodes one text at a time, never a sentence pair.
+            types = hk.Embed(
+                cfg.token_types,
+                cfg.d_model,
+                w_init=hk.initializers.TruncatedNormal(stddev=0.02),
+                name="token_type_embedding",
+            )
+            token_type_embeddings = types(jnp.zeros_like(token_ids))  # [B, T, D]
+            embedding_sum = embedding_sum + token_type_embeddings  # [B, T, D]
+        else:
+            token_type_embeddings = jnp.zeros_like(token_embeddings)  # [B, T, D]
 
         attend = mask[:, None, None, :]  # [B, 1, 1, T] keys that exist
         if causal is not False:
             lower = jnp.tril(jnp.ones((length, length), bool))  # [T, T]
             attend = attend & (lower | ~jnp.asarray(causal, bool))[None, None]  # [B, 1, T, T]
 
-        x = drop(embedding_sum)  # [B, T, D]
-        hidden_states = [embedding_sum]
         norm_in, norm_out, all_scores, all_weights, attn_outs, ffn_outs = [], [], [], [], [], []
 
         def normalise(norm: hk.LayerNorm, h: jax.Array) -> jax.Array:
@@ -277,12 +295,18 @@ class Encoder(hk.Module):
             norm_out.append(norm(h))
             return norm_out[-1]
 
+        x = embedding_sum  # [B, T, D]
+        if cfg.embedding_norm:
+            x = normalise(_layer_norm("embedding_norm", cfg.layer_norm_eps), x)  # [B, T, D]
+        hidden_states = [x]
+        x = drop(x)  # [B, T, D]
+
         for layer in range(cfg.num_layers):
             with hk.experimental.name_scope(f"layer_{layer}"):
                 attention = SelfAttention(cfg.num_heads, cfg.key_size, name="attention")
-                attention_norm = _layer_norm("attention_norm")
+                attention_norm = _layer_norm("attention_norm", cfg.layer_norm_eps)
                 ffn = FeedForward(cfg.ffn_size, name="ffn")
-                ffn_norm = _layer_norm("ffn_norm")
+                ffn_norm = _layer_norm("ffn_norm", cfg.layer_norm_eps)
             queries = predict_at if layer == cfg.num_layers - 1 else None  # [B, Q] or None (all T)
             layer_attend = attend  # [B, 1, 1 | T, T]
             if queries is not None and attend.shape[2] > 1:  # a causal mask has a row per query
@@ -308,13 +332,15 @@ class Encoder(hk.Module):
 
         if cfg.layer_norm == "pre":
             # Pre-LN leaves the residual stream un-normalised; a final LN puts it on the output's scale.
-            final_norm = _layer_norm("final_norm")
+            final_norm = _layer_norm("final_norm", cfg.layer_norm_eps)
             norm_in.append(x)
             x = final_norm(x)
             norm_out.append(x)
         if predict_at is not None:
             return x  # [B, P, D]
-        if cfg.tie_embeddings:
+        if not cfg.output_head:
+            logits = jnp.zeros(x.shape[:2] + (0,), x.dtype)  # [B, T, 0]: no head, no predictions
+        elif cfg.tie_embeddings:
             # The output head reads the embedding table backwards (Press & Wolf, 2017): a rare token's
             # row then learns from every prediction of it, not only from its uses as an input.
             bias = hk.get_parameter("output_bias", [cfg.vocab_size], init=jnp.zeros)  # [V]
@@ -327,6 +353,7 @@ class Encoder(hk.Module):
             final_hidden=x,
             token_embeddings=token_embeddings,
             positional_encodings=positions,
+            token_type_embeddings=token_type_embeddings,
             embedding_sum=embedding_sum,
             attention_scores=jnp.stack(all_scores),  # [L, B, H, T, T]
             attention_weights=jnp.stack(all_weights),  # [L, B, H, T, T]

@@ -38,6 +38,7 @@ class PreparedText:
     model_ids: np.ndarray
     unknown: np.ndarray
     notices: tuple[str, ...]
+    mask_id: int = MASK  # the vocabulary's [MASK] row (WordPiece has its own)
 
     def __len__(self) -> int:
         return len(self.model_ids)
@@ -45,15 +46,16 @@ class PreparedText:
     @property
     def labels(self) -> list[str]:
         """Token text with visible whitespace; tokens read as [UNK] say so."""
+        unknown = SPECIAL_TOKENS[UNK]
         return [
-            f"{label} {SPECIAL_TOKENS[UNK]}" if unk else label
+            f"{label} {unknown}" if unk and label != unknown else label
             for label, unk in zip(self.tokens.labels, self.unknown, strict=True)
         ]
 
     @property
     def mask_positions(self) -> list[int]:
         """Positions of the ``[MASK]`` tokens typed in the text."""
-        return [int(i) for i in np.flatnonzero(self.model_ids == MASK)]
+        return [int(i) for i in np.flatnonzero(self.model_ids == self.mask_id)]
 
 
 def _unknown_message(tokens: Tokenized, unknown: np.ndarray, vocab_size: int) -> str | None:
@@ -86,7 +88,9 @@ def prepare_text(bundle: ModelBundle, text: str) -> PreparedText:
     ]
     if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text[:100_000]):
         notices.append("The text contains control characters; tokens show them as <0x..> codes.")
-    return PreparedText(tokens, model_ids, unknown, tuple(n for n in notices if n))
+    return PreparedText(
+        tokens, model_ids, unknown, tuple(n for n in notices if n), getattr(bundle.vocab, "mask_id", MASK)
+    )
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,18 @@ def run_text(
     return SentenceRun(prepared, result)
 
 
+# The views check config.output_head and say this; the functions below refuse such a model.
+NO_OUTPUT_HEAD = "This model has no prediction head: it turns text into hidden states (and sentence embeddings) only."
+
+
+def _require_output_head(bundle: ModelBundle) -> None:
+    if not bundle.config.output_head:
+        raise ValueError(NO_OUTPUT_HEAD)
+
+
 def top_predictions(bundle: ModelBundle, logits: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
     """Per row of ``logits`` (``[T, V]``), the ``k`` most probable tokens as ``(text, probability)``."""
+    _require_output_head(bundle)
     out = []
     for row in np.asarray(logits):
         ids, probs = analysis.top_predictions(row, k)
@@ -153,6 +167,7 @@ NO_MASK_MESSAGE = (
 def fill_mask(bundle: ModelBundle, engine: InferenceEngine, text: str | PreparedText, k: int = 5) -> list[MaskFill]:
     """Top-``k`` predictions at every ``[MASK]`` in the text, all masks hidden at once (as in BERT's
     fill-mask). Raises ``ValueError`` when the text has no mask or the model was not trained to fill one."""
+    _require_output_head(bundle)
     if bundle.task != "mlm":
         what = "an untrained model" if bundle.task is None else f"a model trained on the {bundle.task} task"
         raise ValueError(f"Filling a {MASK_TEXT} needs a masked-token (mlm) model; this is {what}.")
@@ -182,6 +197,7 @@ def position_predictions(
     little; for it, each position is masked in turn (in batches of ``MASKED_BATCH`` copies) and the
     prediction for the hidden token is reported. Returns ``(meaning, predictions)``.
     """
+    _require_output_head(bundle)
     model_ids = np.asarray(model_ids, np.int32)
     if bundle.task != "mlm":
         causal = bundle.task == "causal"

@@ -116,7 +116,8 @@ class TrainState(NamedTuple):
 def _group_of(module: str) -> str:
     if module.startswith("encoder/layer_"):
         return f"layer {int(module.split('/')[1].split('_')[1]) + 1}"
-    if module in ("encoder/token_embedding", "encoder"):  # "encoder" holds a learned positional table
+    # "encoder" holds a learned positional table; token types and their layer norm come from BERT configs.
+    if module in ("encoder/token_embedding", "encoder", "encoder/token_type_embedding", "encoder/embedding_norm"):
         return "embedding"
     return "output"
 
@@ -307,6 +308,10 @@ def make_step_fn(model_config: ModelConfig, train_config: TrainConfig, axis_name
     ``axis_name`` it runs on every device of that mesh axis with ``batch`` being this device's share: the
     loss, counts and gradient are summed over the axis, so every device applies the same update.
     """
+    if not model_config.output_head:
+        raise ValueError(
+            "This model has no output head, so no task's loss can be computed; train a config with output_head=True."
+        )
     model = build_model(model_config)
     layout = param_layout(model_config)
     optimizer = make_optimizer(train_config, layout)

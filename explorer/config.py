@@ -33,18 +33,19 @@ class ModelConfig:
     intermediate takes well under a millisecond on a 2-core CPU, large enough to show structure.
     """
 
-    vocab_size: int = 512  # compact vocabulary built from the training text, not tiktoken's 100k ids
-    d_model: int = 64  # residual-stream width; small so every heatmap column stays readable
-    num_heads: int = 4  # 4 heads x 16 dims: enough heads to see specialisation, each still wide enough
+    vocab_size: int = 8192  # a closed subset of cl100k (explorer/vocab.py): keeps everyday English words whole
+    d_model: int = 128  # residual-stream width: enough to hold English words, small enough for 2 CPU cores
+    num_heads: int = 4  # 4 heads x 32 dims: enough heads to see specialisation, each still wide enough
     num_layers: int = 2  # two layers already show composition (heads reading earlier heads)
-    ffn_size: int = 256  # the paper's 4 x d_model
+    ffn_size: int = 512  # the paper's 4 x d_model
     max_len: int = 512  # longest input; inference pads to power-of-two buckets up to this
     positional: str = "sinusoidal"  # "sinusoidal" (the paper), "learned", or "none" (a bag of tokens)
     layer_norm: str = "post"  # "post" as in the paper; "pre" trains more stably at depth
     dropout: float = 0.0  # only active in training; off by default because toy runs are short
     # Tie the output head to the embedding table: halves a large vocabulary's parameters, and rare tokens
-    # learn from being predicted too. Off for older checkpoints, which have a separate output head.
-    tie_embeddings: bool = False
+    # learn from being predicted too. Checkpoints saved before this field existed have a separate head.
+    # (Without an output head there is nothing to tie.)
+    tie_embeddings: bool = True
     # The fields below describe pretrained BERT-style encoders (explorer/pretrained.py); their defaults are
     # what every model before them did, so old checkpoints, parameter trees and outputs are unchanged.
     scale_embeddings: bool = True  # the paper multiplies embedding rows by sqrt(D); BERT adds them unscaled
@@ -84,8 +85,6 @@ class ModelConfig:
             raise ValueError(f"layer_norm must be one of {LAYER_NORM_PLACEMENTS}, got {self.layer_norm!r}.")
         if not isinstance(self.tie_embeddings, bool):
             raise ValueError(f"tie_embeddings must be true or false, got {self.tie_embeddings!r}.")
-        if self.tie_embeddings and self.output_head is False:
-            raise ValueError("tie_embeddings ties the output head to the embeddings: it needs output_head=True.")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}.")
         if not 0.0 <= float(self.dropout) < 1.0:
@@ -116,6 +115,7 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise ValueError(f"A model config must be a mapping, got {type(data).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
+        data = {"tie_embeddings": False, **data}  # absent in older checkpoints, whose output head is separate
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"Unknown model config field(s) {unknown}; known fields are {sorted(known)}.")

@@ -281,6 +281,9 @@ def ablation_effect(
         raise ValueError("Base and ablated outputs must come from the same sentence (same shapes).")
     diff = np.linalg.norm(np.asarray(ablated_hidden, np.float64) - base_hidden, axis=-1)
     scale = np.maximum(np.linalg.norm(np.asarray(base_hidden, np.float64), axis=-1), 1e-12)
+    if base_logits.shape[-1] == 0:  # a model without a prediction head: only the hidden states change
+        zeros = np.zeros(diff.shape)
+        return AblationEffect(diff / scale, zeros, zeros.astype(bool))
     p, q = softmax(base_logits), softmax(ablated_logits)
     with np.errstate(divide="ignore", invalid="ignore"):
         kl = np.where(p > 0, p * (np.log2(p) - np.log2(np.maximum(q, 1e-300))), 0.0).sum(axis=-1)
@@ -373,7 +376,10 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
             steps.append(ShapeStep(stage, "layer norm (feed-forward)", "[T, D]", (t, d)))
     if pre:
         steps.append(ShapeStep("output", "final layer norm", "[T, D]", (t, d)))
-    steps.append(ShapeStep("output", "output head: linear D -> V (logits)", "[T, V]", (t, v)))
+    if not config.output_head:
+        return steps  # a sentence encoder: its output is the final hidden states
+    head = "output head: hidden · embeddingᵀ + bias (tied)" if config.tie_embeddings else "output head: linear D -> V"
+    steps.append(ShapeStep("output", f"{head} (logits)", "[T, V]", (t, v)))
     return steps
 
 
@@ -390,7 +396,7 @@ def parameter_groups(counts: dict[str, int]) -> list[tuple[str, str, int]]:
         else:
             if "embedding" in module:
                 group = "embedding"
-            elif "output_head" in module:
+            elif "output_head" in module or "output_bias" in module:
                 group = "output head"
             elif "final_norm" in module:
                 group = "final layer norm"

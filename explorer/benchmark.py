@@ -187,9 +187,16 @@ def cold_start() -> dict[str, float]:
     return {"empty_cache_s": times[0], "warm_disk_cache_s": times[1]}
 
 
-def run_all(quick: bool = False) -> dict[str, Any]:
+def run_all(quick: bool = False, model: str = "default") -> dict[str, Any]:
+    """The whole inference benchmark for the default model; for ``model="minilm"`` (the pretrained encoder,
+    ~40x the default's arithmetic) the forward latency only."""
     use_synchronous_dispatch()  # as the app and the CLI run
-    bundle, notice = load_default()
+    if model == "minilm":
+        from explorer.pretrained import load_minilm
+
+        bundle, notice = load_minilm(), None
+    else:
+        bundle, notice = load_default()
     config, params = bundle.config, bundle.params
     engine = InferenceEngine(config)
     report: dict[str, Any] = {
@@ -201,6 +208,9 @@ def run_all(quick: bool = False) -> dict[str, Any]:
     if notice:
         report["notice"] = notice
     report["forward"] = forward_latency(engine, params, repeats=60 if quick else 400)
+    report["forward_ms"] = {str(row["tokens"]): row["forward_ms"] for row in report["forward"]}
+    if model == "minilm":
+        return report
     report["typing"] = typing_scenario(config, params)
     report["cold_start"] = cold_start()
     forward_32 = next(r for r in report["forward"] if r["tokens"] == 32)
@@ -222,6 +232,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("  tokens   device   +copy to host & slice")
     for row in report["forward"]:
         lines.append(f"  {row['tokens']:>6}   {row['forward_ms']:6.3f}   {row['forward_to_host_ms']:6.3f}")
+    if "typing" not in report:
+        return "\n".join(lines)
     t = report["typing"]
     lines += [
         f"typing: {t['sentences']} sentences of lengths 3..42",

@@ -1,8 +1,9 @@
 """The command line: the scriptable face of the explorer.
 
-  python -m explorer inspect "TEXT" [--checkpoint PATH] [--json]
+  python -m explorer inspect "TEXT" [--checkpoint PATH | --model minilm] [--json]
   python -m explorer predict "The cat sat on the [MASK]." [--top 5] [--checkpoint PATH] [--json]
-  python -m explorer bench [--json] [--quick]
+  python -m explorer similarity "A" "B" [--model minilm] [--json]
+  python -m explorer bench [--json] [--quick] [--model minilm]
   python -m explorer corpus
   python -m explorer train --task {mlm,causal,reverse,sort,copy} [--text english|grammar|FILE] --steps N --out PATH [--json]
 
@@ -36,26 +37,38 @@ def _rounded(array: np.ndarray, digits: int = 6) -> Any:
     return np.round(np.asarray(array, np.float64), digits).tolist()
 
 
-def _load_model(checkpoint_path: str | None, notices: list[str]):
-    """The model a command runs: a checkpoint file, or the shipped default (with a notice if it failed)."""
+MODELS = ("default", "minilm")
+
+
+def _load_model(checkpoint_path: str | None, notices: list[str], model: str = "default"):
+    """The model a command runs: a checkpoint file, the pretrained MiniLM, or the shipped default (with a
+    notice if it could not be loaded)."""
     from explorer import checkpoint
 
     if checkpoint_path:
+        if model != "default":
+            raise ValueError("Give either --checkpoint or --model, not both.")
         return checkpoint.load(checkpoint_path)
+    if model == "minilm":
+        from explorer import pretrained
+
+        return pretrained.load_minilm()
     bundle, notice = checkpoint.load_default()
     if notice:
         notices.append(notice)
     return bundle
 
 
-def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None = None) -> dict[str, Any]:
+def inspect_payload(
+    text: str, checkpoint_path: str | None, encoding: str | None = None, model: str = "default"
+) -> dict[str, Any]:
     """Everything `inspect` reports, as plain JSON-ready data."""
     from explorer.inference import InferenceEngine, use_synchronous_dispatch
     from explorer.model import layer_norm_names
     from explorer.pipeline import position_predictions, run_text
 
     notices: list[str] = []
-    bundle = _load_model(checkpoint_path, notices)
+    bundle = _load_model(checkpoint_path, notices, model)
     if encoding and encoding != bundle.vocab.encoding:
         raise ValueError(
             f"This model reads {bundle.vocab.encoding} tokens (its vocabulary is part of the model); "
@@ -79,7 +92,7 @@ def inspect_payload(text: str, checkpoint_path: str | None, encoding: str | None
         for n, name in enumerate(layer_norm_names(bundle.config))
     ]
     predictions = meaning = None
-    if bundle.trained:
+    if bundle.trained and bundle.config.output_head:
         meaning, rows = position_predictions(bundle, engine, run.model_ids, k=3)
         predictions = [[{"token": token, "probability": round(p, 6)} for token, p in row] for row in rows]
     return {
@@ -129,7 +142,7 @@ def _print_inspection(payload: dict[str, Any]) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    payload = inspect_payload(args.text, args.checkpoint, args.encoding)
+    payload = inspect_payload(args.text, args.checkpoint, args.encoding, args.model)
     if args.json:
         json.dump(payload, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -141,7 +154,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from explorer import benchmark
 
-    report = benchmark.run_all(quick=args.quick)
+    report = benchmark.run_all(quick=args.quick, model=args.model)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -150,7 +163,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def predict_payload(text: str, checkpoint_path: str | None, top: int) -> dict[str, Any]:
+def predict_payload(text: str, checkpoint_path: str | None, top: int, model: str = "default") -> dict[str, Any]:
     """Fill-mask: the ``top`` most probable tokens at every ``[MASK]`` of ``text``."""
     from explorer.inference import InferenceEngine, use_synchronous_dispatch
     from explorer.pipeline import fill_mask, prepare_text
@@ -158,7 +171,7 @@ def predict_payload(text: str, checkpoint_path: str | None, top: int) -> dict[st
     if top < 1:
         raise ValueError(f"--top must be at least 1, got {top}.")
     notices: list[str] = []
-    bundle = _load_model(checkpoint_path, notices)
+    bundle = _load_model(checkpoint_path, notices, model)
     prepared = prepare_text(bundle, text)
     notices += prepared.notices
     use_synchronous_dispatch()
@@ -180,7 +193,7 @@ def predict_payload(text: str, checkpoint_path: str | None, top: int) -> dict[st
 def _cmd_predict(args: argparse.Namespace) -> int:
     from explorer.tokenizer import display_text
 
-    payload = predict_payload(args.text, args.checkpoint, args.top)
+    payload = predict_payload(args.text, args.checkpoint, args.top, args.model)
     if args.json:
         json.dump(payload, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -190,6 +203,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for mask in payload["masks"]:
         guesses = "  ".join(f"{display_text(p['token'])} {p['probability']:.2f}" for p in mask["predictions"])
         print(f"[MASK] at token {mask['position']}: {guesses}")
+    return 0
+
+
+def _cmd_similarity(args: argparse.Namespace) -> int:
+    from explorer.inference import InferenceEngine, use_synchronous_dispatch
+    from explorer.similarity import text_similarity
+
+    notices: list[str] = []
+    bundle = _load_model(args.checkpoint, notices, "default" if args.checkpoint else args.model)
+    use_synchronous_dispatch()
+    score = text_similarity(bundle, InferenceEngine(bundle.config), args.a, args.b)
+    if args.json:
+        json.dump({"cosine_similarity": round(score, 6), "model": bundle.source, "notices": notices}, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        for notice in notices:
+            print(f"note: {notice}")
+        print(f"cosine similarity {score:.4f} ({bundle.source}: mean-pooled, L2-normalised final hidden states)")
     return 0
 
 
@@ -209,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("text", help="the sentence to run through the encoder")
     inspect.add_argument("--checkpoint", help="a .npz checkpoint saved by this app (default: the shipped model)")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.add_argument("--model", choices=MODELS, default="default", help="minilm: the pretrained MiniLM-L6")
+    inspect.add_argument("--encoding", help=argparse.SUPPRESS)  # models carry their vocabulary: refused
     inspect.set_defaults(run=_cmd_inspect)
 
     predict = commands.add_parser("predict", help="fill in every [MASK] of a text (masked-token models)")
@@ -216,11 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=5, help="how many guesses per [MASK] (default: 5)")
     predict.add_argument("--checkpoint", help="a checkpoint saved by this app (default: the shipped model)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--model", choices=MODELS, default="default")
     predict.set_defaults(run=_cmd_predict)
 
     bench = commands.add_parser("bench", help="measure inference latency and compiles")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
+    bench.add_argument("--model", choices=MODELS, default="default", help="minilm: forward latency of MiniLM-L6")
+
+    similarity = commands.add_parser("similarity", help="cosine similarity of two sentences' embeddings")
+    similarity.add_argument("a", help="the first sentence")
+    similarity.add_argument("b", help="the second sentence")
+    similarity.add_argument("--model", choices=MODELS, default="minilm", help="default: minilm (trained for it)")
+    similarity.add_argument("--checkpoint", help="a checkpoint saved by this app instead")
+    similarity.add_argument("--json", action="store_true", help="print JSON")
+    similarity.set_defaults(run=_cmd_similarity)
     bench.set_defaults(run=_cmd_bench)
 
     add_train_parser(commands)
@@ -233,12 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from explorer.brown import CorpusMissing
     from explorer.checkpoint import CheckpointError
+    from explorer.pretrained import PretrainedUnavailable
     from explorer.tokenizer import EncodingUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, CheckpointError, EncodingUnavailable, CorpusMissing, OSError) as error:
+    except (ValueError, CheckpointError, EncodingUnavailable, CorpusMissing, PretrainedUnavailable, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

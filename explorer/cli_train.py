@@ -2,7 +2,7 @@
 
   python -m explorer train --task {mlm,causal,reverse,sort,copy} --steps N --out PATH [--json]
 
-A progress bar goes to stderr when it is a terminal; the summary (loss history, evaluations, steps/s)
+A progress bar (tqdm) goes to stderr when it is a terminal; the summary (loss history, evaluations, steps/s)
 goes to stdout, as JSON with ``--json``. The loop itself lives in ``explorer.trainer``: this module only
 parses arguments, draws the bar and saves the result. Exit status: 0 when training finished, 1 when it
 blew up (the last finite parameters are still saved), 2 for bad arguments.
@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from explorer.bundle import TASKS
 from explorer.texts import DEFAULT_TEXT, TEXT_NAMES
@@ -66,33 +67,20 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
 
 class _ProgressBar:
-    """A one-line bar on stderr, redrawn at most ~10 times a second; silent when stderr is not a terminal."""
+    """tqdm's bar on stderr, fed from the trainer's status after every chunk; silent when stderr is not a
+    terminal (tqdm's ``disable=None``), so logs and ``--json`` output stay clean."""
 
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self._last = 0.0
+    def __init__(self, total: int):
+        self._bar = tqdm(total=total, unit="step", dynamic_ncols=True, disable=None, desc="compiling")
 
     def __call__(self, status) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.1 and status.step < status.total_steps:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * status.progress)
-        loss = f"loss {status.loss[-1]:.4f}" if status.loss else "compiling…"
-        rate = f"{status.steps_per_second:.0f} steps/s" if status.steps_per_second else ""
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {status.step}/{status.total_steps} {loss} {rate}   "
-        )
-        self.stream.flush()
+        self._bar.update(status.step - self._bar.n)
+        if status.loss:
+            self._bar.set_description("training")
+            self._bar.set_postfix(loss=f"{status.loss[-1]:.4f}", refresh=False)
 
     def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._bar.close()
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -142,8 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
     train_config = default_train_config(args.task, **changes)
 
     trainer = Trainer(model_config, train_config, text=text)
-    bar = _ProgressBar()
-    bar(trainer.status())  # "compiling…" until the first chunk returns
+    bar = _ProgressBar(train_config.steps)
     try:
         status = trainer.run(bar)
     finally:

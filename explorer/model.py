@@ -404,5 +404,15 @@ def output_logits(params: hk.Params, hidden: jax.Array) -> jax.Array:
 
 
 def count_parameters(params: hk.Params) -> dict[str, int]:
-    """Parameter count per Haiku module, e.g. ``{"encoder/layer_0/attention/query": 4160, ...}``."""
-    return {module: sum(int(np.prod(p.shape)) for p in leaves.values()) for module, leaves in params.items()}
+    """Parameter count per Haiku module, e.g. ``{"encoder/layer_0/attention/query": 4160, ...}``.
+
+    Parameters that sit on the encoder itself (a learned positional table, a tied head's bias) are counted
+    one by one, ``encoder/positional_embedding``, so each can be grouped with what it belongs to.
+    """
+    counts = {}
+    for module, leaves in params.items():
+        if module == "encoder":
+            counts.update({f"{module}/{name}": int(np.prod(p.shape)) for name, p in leaves.items()})
+        else:
+            counts[module] = sum(int(np.prod(p.shape)) for p in leaves.values())
+    return counts

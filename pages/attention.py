@@ -5,6 +5,7 @@ import streamlit as st
 
 from explorer import analysis, export
 from explorer.figures import attention as figs
+from explorer.pipeline import NO_OUTPUT_HEAD
 from explorer.vocab import MASK
 from pages.common import chart, current_sentence, model_token_labels, sidebar, sync_url, url_value, window_control
 
@@ -241,6 +242,9 @@ elif view == "Head ablation":
     )
 
     bundle = sentence.bundle
+    if not bundle.config.output_head:
+        st.info(NO_OUTPUT_HEAD + " The chart above shows how much each token's final hidden state changed.")
+        st.stop()
     vocab_labels = model_token_labels(bundle)
     options = analysis.unique_labels(labels)
     pick = st.selectbox("Token to predict", options, key="attention_predict")

@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import DEFAULT_CHECKPOINT, checkpoint
+from explorer import DEFAULT_CHECKPOINT, checkpoint, pretrained
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
 from explorer.inference import InferenceEngine, Inspection, enable_compilation_cache, use_synchronous_dispatch
@@ -29,7 +29,15 @@ from explorer.tokenizer import Tokenized, Tokenizer, display_text
 from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED
 from explorer.vocab import Vocab
 
-MODEL_KEY = "model_bundle"  # the ModelBundle every page shows for this user
+MODEL_KEY = "model_bundle"  # this user's own model (trained here or uploaded), if any
+CHOICE_KEY = "model_choice"  # which model every page shows: one of MODEL_CHOICES (the sidebar picker)
+CHOICE_WIDGET_KEY = "sidebar_model"  # the picker's own widget key
+DEFAULT, PRETRAINED, OWN = "default", "minilm", "own"
+MODEL_CHOICES = {
+    DEFAULT: "English masked-LM (default)",
+    PRETRAINED: "MiniLM-L6 (pretrained BERT, 22M)",
+    OWN: "Your model",
+}
 TRAINER_KEY = "train_trainer"  # this user's Trainer (or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
@@ -136,21 +144,50 @@ def publish_trained() -> bool:
         return False
     trainer, step = ended
     st.session_state[MODEL_KEY] = trainer.bundle()
+    st.session_state[CHOICE_KEY] = OWN
     _mark_published(trainer, step)
     return True
 
 
+@st.cache_resource(show_spinner="Loading the pretrained MiniLM-L6…")
+def pretrained_bundle() -> tuple[ModelBundle | None, str | None]:
+    """all-MiniLM-L6-v2 (shared by every session, never mutated), or None and why it is not here."""
+    problem = pretrained.available()
+    if problem:
+        return None, problem
+    try:
+        return pretrained.load_minilm(), None
+    except (pretrained.PretrainedUnavailable, ValueError) as error:
+        return None, f"The pretrained model could not be loaded: {error}"
+
+
+def model_choice() -> str:
+    """Which model this user looks at: their own once they have one, else the default, unless they chose."""
+    state = st.session_state
+    if CHOICE_KEY not in state:
+        state[CHOICE_KEY] = url_value("model", OWN if MODEL_KEY in state else DEFAULT)
+    if state[CHOICE_KEY] not in MODEL_CHOICES or (state[CHOICE_KEY] == OWN and MODEL_KEY not in state):
+        state[CHOICE_KEY] = DEFAULT
+    return state[CHOICE_KEY]
+
+
 def current_bundle() -> ModelBundle:
-    """The model this user's pages show: their own trained/uploaded one, else the default."""
+    """The model this user's pages show: the default, the pretrained MiniLM, or their own."""
     publish_trained()
-    if MODEL_KEY not in st.session_state:
-        st.session_state[MODEL_KEY] = default_bundle()[0]
-    return st.session_state[MODEL_KEY]
+    choice = model_choice()
+    if choice == PRETRAINED:
+        bundle, _ = pretrained_bundle()
+        if bundle is not None:
+            return bundle
+    if choice == OWN:
+        return st.session_state[MODEL_KEY]
+    return default_bundle()[0]
 
 
 def set_bundle(bundle: ModelBundle) -> None:
-    """Makes ``bundle`` the model every page shows for this user (an upload or a chosen snapshot)."""
+    """Makes ``bundle`` (an upload or a chosen snapshot) this user's own model, shown on every page."""
     st.session_state[MODEL_KEY] = bundle
+    st.session_state[CHOICE_KEY] = OWN
     ended = _ended_training()
     if ended is not None:  # the user's choice comes after the training's end: it must stay
         _mark_published(*ended)
@@ -253,9 +290,27 @@ def sidebar(watch_training: bool = True) -> None:
     """
     route_through_app()
     text_box()
-    bundle = current_bundle()  # first publishes a training that has ended (publish_trained)
+    publish_trained()
+    model_choice()
+    options = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in st.session_state]
+    # As with the text box: the choice lives under its own key, which survives pages switching; the
+    # widget's key is reset to it on every run.
+    st.session_state[CHOICE_WIDGET_KEY] = st.session_state[CHOICE_KEY]
+    st.sidebar.selectbox(
+        "Model",
+        options,
+        key=CHOICE_WIDGET_KEY,
+        format_func=MODEL_CHOICES.get,
+        on_change=lambda: st.session_state.update({CHOICE_KEY: st.session_state[CHOICE_WIDGET_KEY]}),
+    )
+    sync_url("model", st.session_state[CHOICE_KEY] if st.session_state[CHOICE_KEY] != OWN else DEFAULT, DEFAULT)
+    if st.session_state[CHOICE_KEY] == PRETRAINED and pretrained_bundle()[1]:
+        st.sidebar.warning(f"{pretrained_bundle()[1]} Showing the default model meanwhile.")
+    bundle = current_bundle()
     st.sidebar.markdown(f"**Model:** {bundle.source}")
-    if not bundle.trained:
+    if not bundle.config.output_head:
+        st.sidebar.caption("A sentence encoder without a prediction head: views of predictions say so.")
+    elif not bundle.trained:
         st.sidebar.warning("Untrained model: random weights, so attention patterns and predictions are noise.")
     else:
         st.sidebar.caption(f"Trained on the **{bundle.task}** task.")

@@ -3,7 +3,10 @@
 import streamlit as st
 
 from explorer import analysis, export
+from explorer.bundle import SENTENCE_SIMILARITY
 from explorer.figures import attention as figs
+from explorer.figures.similarity import token_similarity_figure
+from explorer.similarity import cosine_similarity, sentence_embedding, token_similarity
 from pages.common import WINDOW, chart, current_bundle, current_text, prepare, sidebar, sync_url, url_value
 
 sidebar()
@@ -64,3 +67,25 @@ for sentence, out, name, column in runs:
         )
         entropy = analysis.attention_entropy(out.attention_weights[layer - 1]).mean(-1)
         st.caption("Mean entropy per head (bits): " + ", ".join(f"H{h + 1} {e:.2f}" for h, e in enumerate(entropy)))
+
+st.subheader("Sentence similarity")
+embedding_a, embedding_b = (sentence_embedding(out.final_hidden) for _, out, _, _ in runs)
+similarity = cosine_similarity(embedding_a, embedding_b)
+st.metric("Cosine similarity of A and B", f"{similarity:.2f}")
+if bundle.task == SENTENCE_SIMILARITY:
+    st.caption(
+        "Mean of the final hidden states over the tokens, L2-normalised: the sentence embedding this model was "
+        "trained to produce, so paraphrases score high and unrelated sentences low."
+    )
+else:
+    st.caption(
+        "Mean of the final hidden states over the tokens, L2-normalised. This model was not trained for sentence "
+        "similarity, so the number says less than it does for the pretrained MiniLM (pick it in the sidebar)."
+    )
+view_a, view_b = slice(0, min(len(a), WINDOW)), slice(0, min(len(b), WINDOW))
+matrix = token_similarity(runs[0][1].final_hidden[view_a], runs[1][1].final_hidden[view_b])
+chart(
+    token_similarity_figure(matrix, a.labels[view_a], b.labels[view_b]),
+    "compare_similarity",
+    csv=lambda: export.matrix_csv(matrix, a.labels[view_a], b.labels[view_b], "token_a"),
+)

@@ -134,7 +134,8 @@ else:
                 ),
             )
     else:
-        table = np.asarray(sentence.bundle.params["encoder/token_embedding"]["embeddings"]) * np.sqrt(config.d_model)
+        scale = np.sqrt(config.d_model) if config.scale_embeddings else 1.0  # as the encoder scales them
+        table = np.asarray(sentence.bundle.params["encoder/token_embedding"]["embeddings"]) * scale
         vocab_labels = model_token_labels(sentence.bundle)
         projection = analysis.pca(table, components=n_dims)
         here = analysis.project_onto(out.token_embeddings, projection)

@@ -175,12 +175,17 @@ def test_shape_walk_matches_the_model(layer_norm):
 def test_parameter_groups():
     from explorer.model import count_parameters, init_params
 
-    config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64)
-    counts = count_parameters(init_params(config))
-    rows = analysis.parameter_groups(counts)
-    assert sum(c for _, _, c in rows) == sum(counts.values())
-    groups = {g for g, _, _ in rows}
-    assert {"embedding", "layer 1", "layer 2", "output head"} <= groups
+    for tie in (True, False):
+        config = ModelConfig(
+            vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, positional="learned",
+            tie_embeddings=tie,
+        )  # fmt: skip
+        counts = count_parameters(init_params(config))
+        rows = analysis.parameter_groups(counts)
+        assert sum(c for _, _, c in rows) == sum(counts.values())
+        groups = {g for g, _, _ in rows}
+        assert {"embedding", "layer 1", "layer 2", "output head"} <= groups and "other" not in groups
+        assert ("embedding", "positional_embedding", 64 * 16) in rows  # a learned table is an embedding
 
 
 def test_exports():

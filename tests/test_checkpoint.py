@@ -15,10 +15,10 @@ from explorer import checkpoint
 from explorer.bundle import ModelBundle
 from explorer.checkpoint import CheckpointError
 from explorer.config import ModelConfig
-from explorer.corpus import corpus_vocab
+from explorer.texts import vocab_for
 from explorer.training import init_params_shapes
 
-CONFIG = ModelConfig(vocab_size=64, d_model=16, num_heads=2, num_layers=1, ffn_size=32, max_len=32, layer_norm="pre")
+CONFIG = ModelConfig(vocab_size=300, d_model=16, num_heads=2, num_layers=1, ffn_size=32, max_len=32, layer_norm="pre")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def bundle() -> ModelBundle:
     # Random (not init-like) values in every parameter, so an exact comparison means something.
     rng = np.random.default_rng(0)
     params = jax.tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), init_params_shapes(CONFIG))
-    vocab = corpus_vocab(CONFIG.vocab_size)
+    vocab = vocab_for("grammar", CONFIG.vocab_size)
     return ModelBundle(CONFIG, jax.device_put(params), vocab, "test", task="reverse", info={"steps": 7})
 
 
@@ -170,7 +170,8 @@ def test_config_mismatch_is_rejected(bundle):
 
 def test_non_finite_parameters_are_rejected(bundle):
     def poison(arrays, meta):
-        arrays["params/encoder/output_head/b"] = np.full_like(arrays["params/encoder/output_head/b"], np.nan)
+        name = "params/encoder/token_embedding/embeddings"
+        arrays[name] = np.full_like(arrays[name], np.nan)
 
     with pytest.raises(CheckpointError, match="NaN"):
         checkpoint.from_bytes(_rewrite(checkpoint.to_bytes(bundle), poison))

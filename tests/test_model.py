@@ -170,12 +170,16 @@ def numpy_reference(config, params, ids, mask):
                 x = x + fn(layer_norm(x, f"{prefix}/{norm}"))
     if config.layer_norm == "pre":
         x = layer_norm(x, "encoder/final_norm")
-    return linear(x, "encoder/output_head"), np.stack(all_weights)
+    if "encoder/output_head" in params:
+        return linear(x, "encoder/output_head"), np.stack(all_weights)
+    table = np.asarray(params["encoder/token_embedding"]["embeddings"], np.float64)  # tied: the table backwards
+    return x @ table.T + np.asarray(params["encoder"]["output_bias"], np.float64), np.stack(all_weights)
 
 
+@pytest.mark.parametrize("tie", [True, False])
 @pytest.mark.parametrize("layer_norm", ["post", "pre"])
-def test_matches_numpy_reference(tiny_config, layer_norm):
-    config = dataclasses.replace(tiny_config, layer_norm=layer_norm)
+def test_matches_numpy_reference(tiny_config, layer_norm, tie):
+    config = dataclasses.replace(tiny_config, layer_norm=layer_norm, tie_embeddings=tie)
     params = init_params(config, seed=8)
     ids, mask = random_batch(config, 2, 11, seed=9, lengths=[11, 6])
     out = run(config, params, ids, mask)
@@ -185,12 +189,15 @@ def test_matches_numpy_reference(tiny_config, layer_norm):
 
 
 def test_parameter_counts(tiny_config):
-    counts = count_parameters(init_params(tiny_config))
+    counts = count_parameters(init_params(dataclasses.replace(tiny_config, tie_embeddings=False)))
     D, F, V = tiny_config.d_model, tiny_config.ffn_size, tiny_config.vocab_size
     assert counts["encoder/token_embedding"] == V * D
     assert counts["encoder/layer_0/attention/query"] == D * D + D
     assert counts["encoder/layer_1/ffn/expand"] == D * F + F
     assert counts["encoder/output_head"] == D * V + V
+    tied = count_parameters(init_params(dataclasses.replace(tiny_config, tie_embeddings=True)))
+    assert "encoder/output_head" not in tied and tied["encoder/output_bias"] == V  # the head reuses the table
+    assert sum(tied.values()) == sum(counts.values()) - D * V
 
 
 def test_too_long_input_is_explained(tiny_config):

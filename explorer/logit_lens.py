@@ -17,7 +17,7 @@ from typing import NamedTuple
 import haiku as hk
 import numpy as np
 
-from explorer.analysis import layer_norm_parameters, softmax
+from explorer.analysis import layer_norm_parameters
 from explorer.config import ModelConfig
 from explorer.tokenizer import Tokenizer
 from explorer.vocab import SPECIAL_TOKENS, Vocab
@@ -59,7 +59,7 @@ def lens_logits(params: hk.Params, config: ModelConfig, hidden_states: np.ndarra
       ``[S, T, V]`` logits; the last snapshot's are the model's own logits.
     """
     check_output_head(params)
-    hidden = np.asarray(hidden_states, np.float64)
+    hidden = np.asarray(hidden_states, np.float32)
     if hidden.ndim != 3 or hidden.shape[-1] != config.d_model:
         raise ValueError(f"Expected hidden states of shape [S, T, {config.d_model}], got {hidden.shape}.")
     if config.layer_norm == "pre":
@@ -68,22 +68,26 @@ def lens_logits(params: hk.Params, config: ModelConfig, hidden_states: np.ndarra
                 f"This pre-LN model has no final layer norm ({FINAL_NORM}); its parameters are incomplete."
             )
         scale, offset = layer_norm_parameters(params, FINAL_NORM)
-        hidden = layer_norm(hidden, scale, offset)  # [S, T, D]
+        hidden = layer_norm(hidden, scale, offset).astype(np.float32)  # [S, T, D]
     head = params[OUTPUT_HEAD]
-    return hidden @ np.asarray(head["w"], np.float64) + np.asarray(head["b"], np.float64)  # [S, T, V]
+    # float32, as the model computes it: for 512 tokens and a large vocabulary [S, T, V] is big already.
+    return hidden @ np.asarray(head["w"], np.float32) + np.asarray(head["b"], np.float32)  # [S, T, V]
 
 
 def logit_lens(params: hk.Params, config: ModelConfig, hidden_states: np.ndarray, k: int = 5) -> LogitLens:
     """The ``k`` most probable tokens at every snapshot and position (see ``lens_logits``)."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}.")
-    probabilities = softmax(lens_logits(params, config, hidden_states))  # [S, T, V]
-    k = min(k, probabilities.shape[-1])
-    top = np.argpartition(-probabilities, k - 1, axis=-1)[..., :k]  # [S, T, k] unordered
-    top_probabilities = np.take_along_axis(probabilities, top, axis=-1)  # [S, T, k]
-    order = np.argsort(-top_probabilities, axis=-1, kind="stable")  # [S, T, k]
-    ids = np.take_along_axis(top, order, axis=-1)  # [S, T, k]
-    return LogitLens(ids=ids, probabilities=np.take_along_axis(top_probabilities, order, axis=-1))
+    logits = lens_logits(params, config, hidden_states)  # [S, T, V]
+    k = min(k, logits.shape[-1])
+    top = np.argpartition(-logits, k - 1, axis=-1)[..., :k]  # [S, T, k] unordered
+    top_logits = np.take_along_axis(logits, top, axis=-1)  # [S, T, k]
+    order = np.argsort(-top_logits, axis=-1, kind="stable")  # [S, T, k]
+    # Probabilities of the kept tokens only, exp(logit - logsumexp): no second [S, T, V] array is kept.
+    peak = logits.max(axis=-1, keepdims=True)  # [S, T, 1]
+    log_total = peak + np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True))  # [S, T, 1]
+    probabilities = np.exp(np.take_along_axis(top_logits, order, axis=-1) - log_total)  # [S, T, k]
+    return LogitLens(ids=np.take_along_axis(top, order, axis=-1), probabilities=probabilities)
 
 
 def token_text(vocab: Vocab, tokenizer: Tokenizer, model_id: int) -> str:

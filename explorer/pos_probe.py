@@ -210,6 +210,8 @@ def tagged_features(
       ``(features [S, N, D], labels [N] indices into UNIVERSAL_TAGS, ids [N] model ids)``; tokens of only
       whitespace (no word) are left out.
     """
+    if not sentences:
+        raise ValueError("There are no sentences to read features from.")
     index_of = {tag: i for i, tag in enumerate(UNIVERSAL_TAGS)}
     features: list[np.ndarray] = [np.empty(0)] * len(sentences)
     runs = tagged_sentences.run_in_batches(

@@ -1,9 +1,9 @@
 """Figure builders: arrays and token strings in, ``plotly.graph_objects.Figure`` out.
 
-Pure functions, one module per page (tokens, embeddings, attention, layer norm, model). They never
-touch Streamlit, so tests check traces, axis labels and hover text without a browser. Colours are chosen
-to read on both the light and the dark theme: backgrounds are left to the app's theme, colourscales are
-perceptually uniform (weights) or diverging around zero (signed values).
+Pure functions, one module per page (tokens, embeddings, attention, layer norm, model, training,
+interpretability). They never touch Streamlit, so tests check traces, axis labels and hover text without a
+browser. Colours are chosen to read on both the light and the dark theme: backgrounds are left to the
+app's theme, colourscales are perceptually uniform (weights) or diverging around zero (signed values).
 """
 
 from __future__ import annotations

@@ -1,0 +1,132 @@
+"""Brown Corpus sentences as a model reads them: its tokens, each with the universal tag of its word.
+
+The interpretability views read many real sentences at once: head roles are measured over held-out
+sentences, and the part-of-speech probe is fitted on some and scored on others. Both need the sentence as
+the model tokenizes it (BPE over its own vocabulary) and, for the probe, a tag per token. A token takes
+the tag of the word its first non-space character falls in: `` County`` is the noun "County", and in
+"investigation" split as ``␣investig`` + ``ation`` both pieces are the noun.
+
+Glossary of shapes (as in ``explorer.model``): T tokens, S residual-stream snapshots (2L+1), D model width.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import haiku as hk
+import numpy as np
+
+from explorer import brown
+from explorer.inference import InferenceEngine, Inspection
+from explorer.tokenizer import Tokenized, Tokenizer
+from explorer.vocab import Vocab
+
+# Longer sentences are skipped rather than cut (a cut sentence has tokens whose word is missing); models
+# here train on 64-token windows, and nine in ten Brown sentences are shorter than that.
+MAX_TOKENS = 64
+# Sentences per engine call. The batch size is a compiled shape, so it stays fixed (the last batch is
+# padded with copies); 32 sentences of at most 64 tokens keep one call's outputs to tens of megabytes.
+BATCH_SIZE = 32
+_WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    """One corpus sentence, tokenized for one model.
+
+    Attributes:
+      text: the sentence as a person would type it (``brown.detokenize``).
+      tokens: the model tokenizer's view of ``text``.
+      model_ids: ``[T]`` the model's ids of the tokens.
+      tags: ``[T]`` universal tag of the word each token starts in; None for a token of only whitespace.
+    """
+
+    text: str
+    tokens: Tokenized
+    model_ids: np.ndarray
+    tags: tuple[str | None, ...]
+
+
+def token_words(text: str, spans: Sequence[tuple[int, int]], byte_counts: Sequence[int]) -> list[int | None]:
+    """The word each token belongs to: the one whose character span holds the token's first non-space
+    character; None for a token of only whitespace.
+
+    Tokens are byte pieces (a token may end inside a multi-byte character), so everything is compared in
+    UTF-8 byte offsets: ``spans`` are character spans of the words in ``text``, ``byte_counts`` the bytes
+    each token covers, in order, from the start of ``text``.
+    """
+    data = text.encode("utf-8")
+    char_bytes = np.concatenate([[0], np.cumsum([len(c.encode("utf-8")) for c in text])])  # [chars + 1]
+    starts = [int(char_bytes[a]) for a, _ in spans]
+    ends = [int(char_bytes[b]) for _, b in spans]
+    words: list[int | None] = []
+    offset = 0
+    for count in byte_counts:
+        first = next((i for i in range(offset, offset + count) if data[i] not in _WHITESPACE), None)
+        word = None
+        if first is not None:
+            index = bisect.bisect_right(starts, first) - 1
+            if index >= 0 and first < ends[index]:
+                word = index
+        words.append(word)
+        offset += count
+    return words
+
+
+def tag_sentence(sentence: brown.Sentence, vocab: Vocab, tokenizer: Tokenizer) -> TaggedSentence | None:
+    """``sentence`` tokenized with ``tokenizer`` (``vocab.tokenizer()``); None when it has more than
+    ``MAX_TOKENS`` tokens."""
+    text, spans = brown.detokenize(sentence.words)
+    # mask=False: a sentence that says "[MASK]" means the characters, and byte offsets must stay exact.
+    tokens = tokenizer.encode(text, max_tokens=MAX_TOKENS, mask=False)
+    if tokens.truncated or tokens.chars_cut or len(tokens) == 0:
+        return None
+    universal = sentence.universal_tags
+    words = token_words(text, spans, tokens.byte_counts)
+    model_ids, _ = vocab.to_model_ids(tokens.ids)
+    tags = tuple(None if w is None else universal[w] for w in words)
+    return TaggedSentence(text=text, tokens=tokens, model_ids=model_ids, tags=tags)
+
+
+def sample_sentences(vocab: Vocab, count: int, held_out: bool, seed: int = 0) -> list[TaggedSentence]:
+    """``count`` sentences of the corpus's training or held-out texts, drawn at random (seeded) among
+    those of at most ``MAX_TOKENS`` tokens.
+
+    Raises:
+      brown.CorpusMissing: the corpus is not on this machine (the message says how to fetch it).
+    """
+    pool = [s for s in brown.sentences() if s.held_out == held_out]
+    order = np.random.default_rng([seed, int(held_out)]).permutation(len(pool))
+    tokenizer = vocab.tokenizer()
+    out: list[TaggedSentence] = []
+    for index in order:
+        tagged = tag_sentence(pool[index], vocab, tokenizer)
+        if tagged is not None:
+            out.append(tagged)
+            if len(out) == count:
+                break
+    return out
+
+
+def run_in_batches(
+    engine: InferenceEngine,
+    params: hk.Params,
+    batch_ids: Sequence[np.ndarray],
+    causal: bool = False,
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[tuple[int, Inspection]]:
+    """Runs many sentences in fixed-size batches; yields ``(index into batch_ids, Inspection)``.
+
+    Sentences are grouped by length, so a batch pads to the bucket of similar sentences rather than of
+    the longest one. An ``Inspection`` holds views into its whole batch's outputs (logits included):
+    copy what you keep, so the batch is freed when the next one runs.
+    """
+    order = sorted(range(len(batch_ids)), key=lambda i: len(batch_ids[i]))
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        ids = [batch_ids[i] for i in chosen]
+        ids += [ids[-1]] * (batch_size - len(ids))  # the batch size is a compiled shape: keep it fixed
+        results = engine.run_batch(params, ids, causal=causal)
+        yield from zip(chosen, results[: len(chosen)], strict=True)

@@ -19,10 +19,10 @@ import numpy as np
 
 from explorer.analysis import layer_norm_parameters
 from explorer.config import ModelConfig
+from explorer.model import OUTPUT_HEAD, TIED_BIAS, output_logits
 from explorer.tokenizer import Tokenizer
 from explorer.vocab import SPECIAL_TOKENS, Vocab
 
-OUTPUT_HEAD = "encoder/output_head"  # the Linear that makes the logits (explorer.model)
 FINAL_NORM = "encoder/final_norm"  # pre-LN only
 LAYER_NORM_EPS = 1e-5  # hk.LayerNorm's default, which the model uses
 
@@ -41,11 +41,10 @@ def layer_norm(x: np.ndarray, scale: np.ndarray, offset: np.ndarray, eps: float 
 
 def check_output_head(params: hk.Params) -> None:
     """Raises a ``ValueError`` that says why when a model has no output head to read the stream with."""
-    if OUTPUT_HEAD not in params:
+    if OUTPUT_HEAD not in params and TIED_BIAS[1] not in params.get(TIED_BIAS[0], {}):
         raise ValueError(
-            f"This model has no output head ({OUTPUT_HEAD}), so its residual stream cannot be read as token "
-            f"predictions: the logit lens needs a model trained with a prediction head (e.g. masked-token "
-            f"prediction)."
+            "This model has no output head, so its residual stream cannot be read as token predictions: the "
+            "logit lens needs a model trained with a prediction head (e.g. masked-token prediction)."
         )
 
 
@@ -68,10 +67,12 @@ def lens_logits(params: hk.Params, config: ModelConfig, hidden_states: np.ndarra
                 f"This pre-LN model has no final layer norm ({FINAL_NORM}); its parameters are incomplete."
             )
         scale, offset = layer_norm_parameters(params, FINAL_NORM)
-        hidden = layer_norm(hidden, scale, offset).astype(np.float32)  # [S, T, D]
-    head = params[OUTPUT_HEAD]
+        hidden = layer_norm(hidden, scale, offset, config.layer_norm_eps).astype(np.float32)  # [S, T, D]
     # float32, as the model computes it: for 512 tokens and a large vocabulary [S, T, V] is big already.
-    return hidden @ np.asarray(head["w"], np.float32) + np.asarray(head["b"], np.float32)  # [S, T, V]
+    numpy_params = {
+        module: {k: np.asarray(v, np.float32) for k, v in leaves.items()} for module, leaves in params.items()
+    }
+    return np.asarray(output_logits(numpy_params, hidden))  # [S, T, V]
 
 
 def logit_lens(params: hk.Params, config: ModelConfig, hidden_states: np.ndarray, k: int = 5) -> LogitLens:

@@ -50,7 +50,8 @@ def attention_input(
     if not 0 <= layer < config.num_layers:
         raise ValueError(f"The model has {config.num_layers} layers; layer {layer} does not exist.")
     if config.layer_norm == "pre":
-        return np.asarray(layer_norm_outputs[2 * layer])  # [T, D]
+        first = 1 if config.embedding_norm else 0  # an embedding layer norm comes first in the list
+        return np.asarray(layer_norm_outputs[first + 2 * layer])  # [T, D]
     return np.asarray(hidden_states[2 * layer])  # [T, D]
 
 

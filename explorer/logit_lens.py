@@ -20,8 +20,7 @@ import numpy as np
 from explorer.analysis import layer_norm_parameters
 from explorer.config import ModelConfig
 from explorer.model import OUTPUT_HEAD, TIED_BIAS, output_logits
-from explorer.tokenizer import Tokenizer
-from explorer.vocab import SPECIAL_TOKENS, Vocab
+from explorer.vocab import Vocab
 
 FINAL_NORM = "encoder/final_norm"  # pre-LN only
 LAYER_NORM_EPS = 1e-5  # hk.LayerNorm's default, which the model uses
@@ -91,20 +90,14 @@ def logit_lens(params: hk.Params, config: ModelConfig, hidden_states: np.ndarray
     return LogitLens(ids=np.take_along_axis(top, order, axis=-1), probabilities=probabilities)
 
 
-def token_text(vocab: Vocab, tokenizer: Tokenizer, model_id: int) -> str:
-    """The text of one model id: its token's text, or the special token's name."""
-    tiktoken_id = vocab.to_tiktoken_id(int(model_id))
-    return SPECIAL_TOKENS[int(model_id)] if tiktoken_id is None else tokenizer.piece(tiktoken_id)
-
-
-def lens_rows(lens: LogitLens, vocab: Vocab, tokenizer: Tokenizer) -> list[list[dict]]:
+def lens_rows(lens: LogitLens, vocab: Vocab) -> list[list[dict]]:
     """The lens in JSON-ready form: one row per snapshot, each ``[T]`` of
     ``{"token", "probability", "top": [{"token", "probability"}, ...k]}`` (``token`` is the top one)."""
     texts: dict[int, str] = {}
 
     def text(model_id: int) -> str:
         if model_id not in texts:
-            texts[model_id] = token_text(vocab, tokenizer, model_id)
+            texts[model_id] = vocab.token_text(model_id)
         return texts[model_id]
 
     rows = []

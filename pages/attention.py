@@ -5,9 +5,19 @@ import streamlit as st
 
 from explorer import analysis, export
 from explorer.figures import attention as figs
+from explorer.head_roles import role_badge
 from explorer.pipeline import NO_OUTPUT_HEAD
 from explorer.vocab import MASK
-from pages.common import chart, current_sentence, model_token_labels, sidebar, sync_url, url_value, window_control
+from pages.common import (
+    chart,
+    current_sentence,
+    model_head_roles,
+    model_token_labels,
+    sidebar,
+    sync_url,
+    url_value,
+    window_control,
+)
 
 sidebar()
 st.title("Attention")
@@ -113,8 +123,17 @@ if view == "Overview grid":
             f"This model has {config.num_layers * config.num_heads} heads; the grid shows the chosen layers "
             f"({', '.join(f'L{layer}' for layer in keep)})."
         )
+    roles, _ = model_head_roles(sentence.bundle)  # once per model; None without the English corpus
+    rows = numbers or layer_options
+    badges = (
+        None
+        if roles is None
+        else [[role_badge(roles[ly - 1][h]["role"]) for h in range(config.num_heads)] for ly in rows]
+    )
+    if roles is not None:
+        st.caption("Badges: each head's role over held-out sentences (the Interpret page explains them).")
     chart(
-        figs.attention_grid(grid, labels, layer_numbers=numbers),
+        figs.attention_grid(grid, labels, layer_numbers=numbers, badges=badges),
         "attention_grid",
         json=lambda: export.to_json({"tokens": labels, "causal": causal, "weights": out.attention_weights}),
     )

@@ -20,11 +20,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import DEFAULT_CHECKPOINT, checkpoint, pretrained
+from explorer.brown import CorpusMissing
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
+from explorer.head_roles import bundle_head_roles, role_badge
 from explorer.inference import InferenceEngine, Inspection, enable_compilation_cache, use_synchronous_dispatch
 from explorer.model import init_params
 from explorer.pipeline import EmptyText, PreparedText, prepare_text
+from explorer.pos_probe import PosProbe, probe_bundle
 from explorer.tokenizer import Tokenized, Tokenizer, display_text
 from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED
 from explorer.vocab import Vocab
@@ -455,3 +458,41 @@ def window_control(length: int, key: str) -> slice:
         key=key,
     )
     return slice(start, start + WINDOW)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-model analyses, computed once per model and shared: bundles never change, so a model's source, its
+# architecture and its training step name it (``id`` separates two bundles that share all three).
+
+
+def _bundle_key(bundle: ModelBundle) -> tuple:
+    return (id(bundle), bundle.source, bundle.config, bundle.info.get("steps"))
+
+
+@st.cache_data(
+    show_spinner="Labelling every head over held-out sentences…", max_entries=16, hash_funcs={ModelBundle: _bundle_key}
+)
+def model_head_roles(bundle: ModelBundle) -> tuple[list[list[dict]] | None, str | None]:
+    """Every head's role and score (``explorer.head_roles``), or None and why not."""
+    try:
+        return bundle_head_roles(bundle, get_engine(bundle.config)), None
+    except (CorpusMissing, ValueError) as error:
+        return None, f"Head roles need held-out English sentences: {error}"
+
+
+@st.cache_data(
+    show_spinner="Fitting a part-of-speech probe at every depth…", max_entries=8, hash_funcs={ModelBundle: _bundle_key}
+)
+def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
+    """The part-of-speech probe of ``bundle`` (``explorer.pos_probe``), or None and why not."""
+    try:
+        return probe_bundle(bundle, get_engine(bundle.config)), None
+    except (CorpusMissing, ValueError) as error:
+        return None, f"The probe needs the tagged English corpus: {error}"
+
+
+def head_badge(roles: list[list[dict]] | None, layer: int, head: int) -> str:
+    """A short role badge for one head (0-based layer and head), or "" when roles are unknown."""
+    if roles is None:
+        return ""
+    return f" {role_badge(roles[layer][head]['role'])}"

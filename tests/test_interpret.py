@@ -137,13 +137,13 @@ def test_logit_lens_rows_are_json_and_name_tokens():
     config, params, result = tiny_run("post")
     vocab = small_vocab()  # ids below 40 are the specials and bytes: any closed vocabulary names them
     lens = logit_lens.logit_lens(params, config, result.hidden_states, k=2)
-    rows = logit_lens.lens_rows(lens, vocab, vocab.tokenizer())
+    rows = logit_lens.lens_rows(lens, vocab)
     assert len(rows) == 5 and len(rows[0]) == 9
     cell = rows[-1][0]
     assert set(cell) == {"token", "probability", "top"} and len(cell["top"]) == 2
     assert cell["token"] == cell["top"][0]["token"] and cell["probability"] == cell["top"][0]["probability"]
     assert json.loads(json.dumps(rows)) == rows
-    assert logit_lens.token_text(vocab, vocab.tokenizer(), 1) == "[MASK]"
+    assert vocab.token_text(1) == "[MASK]"
 
 
 def test_logit_lens_without_an_output_head_says_why():

@@ -39,9 +39,7 @@ def figure_texts(fig) -> list[str]:
 def lens_rows_for(length: int = 5):
     config, params, result = tiny_run("post", length)
     vocab = small_vocab()
-    rows = logit_lens.lens_rows(
-        logit_lens.logit_lens(params, config, result.hidden_states, k=3), vocab, vocab.tokenizer()
-    )
+    rows = logit_lens.lens_rows(logit_lens.logit_lens(params, config, result.hidden_states, k=3), vocab)
     return config, result, rows
 
 

@@ -183,12 +183,13 @@ def attention_grid(
     labels: list[str],
     max_positions: int = GRID_MAX_POSITIONS,
     layer_numbers: list[int] | None = None,
+    badges: list[list[str]] | None = None,
 ) -> go.Figure:
     """Every layer x every head in one figure (rows: layers, columns: heads).
 
     Sentences longer than ``max_positions`` are block-averaged (hover then names the position range), so
     the grid stays light at 512 tokens. ``layer_numbers`` (1-based) name the rows when ``weights`` holds a
-    subset of the layers.
+    subset of the layers; ``badges`` ``[L][H]`` (e.g. head-role badges) follow each panel's name.
     """
     check_attention(weights, labels, ndim=4)
     weights = np.asarray(weights, np.float32)
@@ -200,7 +201,11 @@ def attention_grid(
     fig = make_subplots(
         rows=layers,
         cols=heads,
-        subplot_titles=[f"L{numbers[ly]} H{h + 1}" for ly in range(layers) for h in range(heads)],
+        subplot_titles=[
+            f"L{numbers[ly]} H{h + 1}" + (f" {badges[ly][h]}" if badges else "")
+            for ly in range(layers)
+            for h in range(heads)
+        ],
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if layers < 6 else 0.02,
     )

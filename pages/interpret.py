@@ -1,0 +1,126 @@
+"""Interpret page: what the heads do (roles), how far each token reaches (rollout), what each depth would
+predict (logit lens), where a head puts queries and keys (query/key map) and where syntax lives (a
+part-of-speech probe). Only the open view is computed."""
+
+import numpy as np
+import streamlit as st
+
+from explorer import analysis, export
+from explorer.figures import interpret as figs
+from explorer.logit_lens import lens_rows, logit_lens
+from explorer.model import hidden_state_names
+from explorer.pipeline import NO_OUTPUT_HEAD
+from explorer.pos_probe import tag_tokens
+from explorer.qk_map import align, attention_input, queries_and_keys, query_key_map
+from explorer.rollout import attention_rollout
+from pages.common import (
+    WINDOW,
+    chart,
+    current_sentence,
+    model_head_roles,
+    model_pos_probe,
+    sidebar,
+    sync_url,
+    url_value,
+)
+
+VIEWS = ("Head roles", "Rollout", "Logit lens", "Query/key map", "Part of speech")
+
+sidebar()
+st.title("Interpret")
+st.caption(
+    "Attention maps show where a head looks; these views ask what it does. Each comes from the interpretability "
+    "literature: automatic head roles, attention rollout (Abnar & Zuidema, 2020), the logit lens, AttentionViz's "
+    "query/key map and a linear part-of-speech probe."
+)
+sentence = current_sentence()
+if sentence is None:
+    st.stop()
+bundle, config = sentence.bundle, sentence.bundle.config
+st.session_state.setdefault("interpret_view", url_value("iview", VIEWS[0], lambda v: VIEWS[VIEWS.index(v)]))
+view = st.segmented_control("View", VIEWS, key="interpret_view") or VIEWS[0]
+sync_url("iview", view, VIEWS[0])
+shown = slice(0, min(len(sentence), WINDOW))
+labels = sentence.labels[shown]
+if len(sentence) > WINDOW:
+    st.caption(f"Showing the first {WINDOW} of {len(sentence)} tokens.")
+out = sentence.run(causal=bundle.task == "causal")
+snapshot_names = hidden_state_names(config)
+
+if view == "Head roles":
+    roles, problem = model_head_roles(bundle)
+    if roles is None:
+        st.info(problem)
+        st.stop()
+    st.markdown(
+        "Each head is labelled by the pattern its attention follows over 64 held-out sentences; the score is the "
+        "share of attention the pattern explains (for *broad*, how close the attention is to uniform). "
+        "**·** means no pattern fits."
+    )
+    chart(figs.head_roles_figure(roles), "interpret_roles", json=lambda: export.to_json(roles))
+elif view == "Rollout":
+    rollout = attention_rollout(out.attention_weights)[shown, shown]
+    st.markdown(
+        "Per layer, attention averaged over heads, plus the residual connection (0.5·A + 0.5·I), multiplied from the "
+        "first layer up: how much each input token (column) reaches each position (row) after all layers."
+    )
+    chart(
+        figs.rollout_figure(rollout, labels),
+        "interpret_rollout",
+        csv=lambda: export.matrix_csv(rollout, labels, labels, "position"),
+    )
+elif view == "Logit lens":
+    if not config.output_head:
+        st.info(NO_OUTPUT_HEAD)
+        st.stop()
+    rows = lens_rows(logit_lens(bundle.params, config, out.hidden_states[:, shown], k=5), bundle.vocab)
+    masks = [p for p in sentence.prepared.mask_positions if p < len(labels)]
+    options = analysis.unique_labels(labels)
+    st.session_state.setdefault("interpret_position", options[masks[0]] if masks else options[-1])
+    if st.session_state["interpret_position"] not in options:
+        st.session_state["interpret_position"] = options[-1]
+    pick = st.selectbox("Position", options, key="interpret_position", help="A [MASK] in the text is a good choice.")
+    position = options.index(pick)
+    st.markdown(
+        "The output head applied to the residual stream after every sub-layer: what the model would predict if it "
+        "stopped there. The last row is the model's own prediction."
+    )
+    chart(figs.logit_lens_position_figure(rows, position, snapshot_names, labels), "interpret_lens_position")
+    chart(figs.logit_lens_figure(rows, snapshot_names, labels), "interpret_lens", json=lambda: export.to_json(rows))
+elif view == "Query/key map":
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox("Layer", range(config.num_layers), key="interpret_qk_layer", format_func=lambda v: f"L{v + 1}")
+    head = c2.selectbox("Head", range(config.num_heads), key="interpret_qk_head", format_func=lambda v: f"H{v + 1}")
+    x = attention_input(config, out.hidden_states, out.layer_norm_outputs, layer)[shown]
+    queries, keys = align(*queries_and_keys(bundle.params, config, x, layer, head))
+    qk = query_key_map(queries, keys, out.attention_weights[layer, head][shown, shown])
+    st.markdown(
+        "This head's query (●) and key (◆) vectors for the sentence, projected together onto their two main "
+        "directions. A line joins each query to the key it attends to most: tokens that attend to each other sit close."
+    )
+    chart(figs.query_key_map_figure(qk, labels, analysis.head_label(layer, head)), "interpret_qk")
+else:
+    probe, problem = model_pos_probe(bundle)
+    if probe is None:
+        st.info(problem)
+        st.stop()
+    st.markdown(
+        f"A linear probe per depth predicts each token's part of speech (12 universal tags) from the residual "
+        f"stream, trained on {probe.train_tokens:,} tokens of the Brown Corpus and scored on {probe.held_out_tokens:,} "
+        "held-out ones. The dashed line knows only the token itself: its most frequent tag."
+    )
+    chart(
+        figs.probe_accuracy_figure(probe.accuracy, probe.baseline_accuracy, list(probe.snapshot_names)),
+        "interpret_probe",
+        json=lambda: export.to_json(probe.to_dict()),
+    )
+    best = int(np.argmax(probe.accuracy))
+    st.session_state.setdefault("interpret_snapshot", best)
+    snapshot = st.selectbox(
+        "Tag this sentence at",
+        range(len(snapshot_names)),
+        key="interpret_snapshot",
+        format_func=lambda i: snapshot_names[i],
+    )
+    tags, confidence = tag_tokens(probe, out.hidden_states[:, shown], snapshot)
+    chart(figs.tag_strip_figure(labels, tags, confidence, snapshot_names[snapshot]), "interpret_tags")

@@ -91,6 +91,22 @@ def inspect_payload(
         }
         for n, name in enumerate(layer_norm_names(bundle.config))
     ]
+    from explorer.brown import CorpusMissing
+    from explorer.head_roles import bundle_head_roles
+    from explorer.logit_lens import lens_rows, logit_lens
+    from explorer.rollout import attention_rollout
+
+    try:
+        head_roles = bundle_head_roles(bundle, engine)
+    except CorpusMissing as error:
+        head_roles = None
+        notices.append(f"No head roles: {error}")
+    lens = None
+    if bundle.config.output_head:
+        lens = lens_rows(logit_lens(bundle.params, bundle.config, result.hidden_states, k=3), bundle.vocab)
+        lens = [
+            [{"token": cell["token"], "probability": round(cell["probability"], 6)} for cell in row] for row in lens
+        ]
     predictions = meaning = None
     if bundle.trained and bundle.config.output_head:
         meaning, rows = position_predictions(bundle, engine, run.model_ids, k=3)
@@ -109,6 +125,9 @@ def inspect_payload(
         "layer_norm": layer_norm,
         "residual_norm": _rounded(np.linalg.norm(result.hidden_states, axis=-1)),  # [2L+1][T]
         "predictions": predictions,  # [T][k] or None for an untrained model
+        "attention_rollout": _rounded(attention_rollout(result.attention_weights)),  # [T][T]
+        "logit_lens": lens,  # [2L+1][T] of {"token", "probability"}; None without an output head
+        "head_roles": head_roles,  # [L][H] of {"role", "score", "scores"} over held-out sentences
         "predictions_meaning": meaning,
         "config": bundle.config.to_dict(),
         "model": {"source": bundle.source, "task": bundle.task, "info": bundle.info},

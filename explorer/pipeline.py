@@ -215,3 +215,21 @@ def position_predictions(
         results = engine.run_batch(bundle.params, copies)
         rows += [results[i].logits[position] for i, position in enumerate(positions)]
     return PREDICTION_MEANING["mlm"], top_predictions(bundle, np.stack(rows), k)
+
+
+def prediction_at(
+    bundle: ModelBundle,
+    engine: InferenceEngine,
+    model_ids: np.ndarray,
+    position: int,
+    head_mask: np.ndarray | None = None,
+    causal: bool = False,
+) -> np.ndarray:
+    """The model's logits ``[V]`` at one position, in the sense of its task (see ``PREDICTION_MEANING``):
+    an MLM model gets that position masked first, as in ``position_predictions``."""
+    _require_output_head(bundle)
+    model_ids = np.asarray(model_ids, np.int32)
+    if bundle.task == "mlm":
+        model_ids = model_ids.copy()
+        model_ids[position] = MASK
+    return engine.run(bundle.params, model_ids, head_mask=head_mask, causal=causal).logits[position]

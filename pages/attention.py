@@ -6,9 +6,9 @@ import streamlit as st
 from explorer import analysis, export
 from explorer.figures import attention as figs
 from explorer.head_roles import role_badge
-from explorer.pipeline import NO_OUTPUT_HEAD
-from explorer.vocab import MASK
+from explorer.pipeline import DEFAULT_MEANING, NO_OUTPUT_HEAD, PREDICTION_MEANING, prediction_at
 from pages.common import (
+    WINDOW,
     chart,
     current_sentence,
     model_head_roles,
@@ -81,7 +81,7 @@ selected = [(layer - 1, head - 1) for layer in sorted(layers) for head in sorted
 if not selected:
     st.info("Choose at least one layer and one head to draw their attention.")
 else:
-    if length > 96:
+    if length > WINDOW:
         st.caption(
             f"Showing queries and keys {window.start}–{window.stop - 1} of {length}; move the window to page through."
         )
@@ -268,23 +268,17 @@ elif view == "Head ablation":
     options = analysis.unique_labels(labels)
     pick = st.selectbox("Token to predict", options, key="attention_predict")
     position = options.index(pick)
-    if bundle.task == "mlm":
-        st.markdown(f"The token at position {position} is replaced by **[MASK]**; the model predicts what was there.")
-        ids = sentence.model_ids.copy()
-        ids[position] = MASK
-        base = sentence.run(causal=causal, model_ids=ids).logits[position]
-        changed = sentence.run(head_mask=mask, causal=causal, model_ids=ids).logits[position]
-    else:
-        what = {"causal": "the next token", None: "an untrained output"}.get(
-            bundle.task, f"the {bundle.task} task's output"
+    meaning = PREDICTION_MEANING.get(bundle.task, DEFAULT_MEANING)
+    st.markdown(f"The model's prediction at position {position}: {meaning}.")
+    if not bundle.trained:
+        st.warning(
+            "This model is untrained, so its predictions are noise; train one on the Train page to see "
+            "ablation change real predictions."
         )
-        st.markdown(f"The model's output at position {position} ({what}).")
-        if not bundle.trained:
-            st.warning(
-                "This model is untrained, so its predictions are noise; train one on the Train page to see "
-                "ablation change real predictions."
-            )
-        base, changed = out.logits[position], ablated.logits[position]
+    base, changed = (
+        prediction_at(bundle, sentence.engine, sentence.model_ids, position, head_mask=m, causal=causal)
+        for m in (None, mask)
+    )
     left, right = st.columns(2)
     for column, logits, is_ablated, name in (
         (left, base, False, "all heads"),

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import DEFAULT_CHECKPOINT, checkpoint, pretrained
+from explorer.analysis import token_window
 from explorer.brown import CorpusMissing
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
@@ -448,8 +449,8 @@ def window_control(length: int, key: str) -> slice:
     if length <= WINDOW:
         return slice(0, length)
     st.session_state.setdefault(key, 0)
-    if st.session_state[key] > length - WINDOW:  # the text got shorter since the slider was set
-        st.session_state[key] = length - WINDOW
+    # The text may have got shorter since the slider was set: clip its value to the new range first.
+    st.session_state[key] = token_window(length, st.session_state[key], WINDOW).start
     start = st.slider(
         f"Long input: show positions from (window of {WINDOW})",
         min_value=0,
@@ -457,7 +458,7 @@ def window_control(length: int, key: str) -> slice:
         step=8,
         key=key,
     )
-    return slice(start, start + WINDOW)
+    return token_window(length, start, WINDOW)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -51,17 +51,24 @@ elif view == "Positional encoding":
     if config.positional == "none":
         st.info("This model uses no positional encoding: it sees the sentence as a bag of tokens.")
     else:
-        kind = "sinusoidal (fixed)" if config.positional == "sinusoidal" else "learned"
-        st.markdown(
-            f"Positional encoding: **{kind}**. Each pair of dimensions is a sine/cosine clock with its own period; "
-            "low dimensions tick fast, high ones slowly."
-        )
+        if config.positional == "sinusoidal":
+            st.markdown(
+                "Positional encoding: **sinusoidal (fixed)**. Each pair of dimensions is a sine/cosine clock with its "
+                "own period; low dimensions tick fast, high ones slowly."
+            )
+        else:
+            st.markdown(
+                "Positional encoding: **learned**. A table with one trained row per position, added to the token "
+                "embedding; nothing forces its dimensions into clocks, so each curve is whatever training made it."
+            )
         chart(
             vector_heatmap(out.positional_encodings[window], shown, "Positional encodings [T, D]", start=window.start),
             "embeddings_positions",
             **matrix_downloads(out.positional_encodings, "positional_encodings"),
         )
-        default_dims = [d for d in (0, 1, 10, 11, config.d_model - 2) if d < config.d_model]
+        # Distinct dimensions, in order: with a small d_model the fixed picks would repeat (d_model 12 gave
+        # 0, 1, 10, 11, 10).
+        default_dims = sorted({d for d in (0, 1, 10, 11, config.d_model - 2) if 0 <= d < config.d_model})
         st.session_state.setdefault("embeddings_dims", default_dims)
         chosen = st.multiselect("Dimensions to plot", list(range(config.d_model)), key="embeddings_dims")
         if chosen:

@@ -138,3 +138,22 @@ def test_predict_without_a_mask_exits_2_with_one_line_on_how_to_use_it():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "[MASK]" in lines[0] and "e.g." in lines[0]
+
+
+def test_inspect_json_carries_rollout_logit_lens_and_head_roles(inspected):
+    config = inspected["config"]
+    T, L, H = len(inspected["tokens"]), config["num_layers"], config["num_heads"]
+    attention = np.asarray(inspected["attention"], np.float64)
+    # Rollout recomputed here from the returned attention (Abnar & Zuidema): mean over heads, half identity,
+    # rows renormalised, multiplied from the first layer up.
+    expected = np.eye(T)
+    for layer in range(L):
+        mixed = 0.5 * attention[layer].mean(0) + 0.5 * np.eye(T)
+        expected = (mixed / mixed.sum(-1, keepdims=True)) @ expected
+    np.testing.assert_allclose(inspected["attention_rollout"], expected, atol=1e-4)
+    lens = inspected["logit_lens"]
+    assert len(lens) == 2 * L + 1 and all(len(row) == T for row in lens)
+    assert all(0 <= cell["probability"] <= 1 and isinstance(cell["token"], str) for row in lens for cell in row)
+    roles = inspected["head_roles"]
+    assert len(roles) == L and all(len(row) == H for row in roles)
+    assert all(isinstance(cell["role"], str) and 0 <= cell["score"] <= 1 for row in roles for cell in row)

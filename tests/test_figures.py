@@ -11,7 +11,7 @@ import pytest
 from explorer import analysis
 from explorer.config import ModelConfig
 from explorer.figures import attention, embeddings, layernorm, model, tokens
-from explorer.positional import sinusoidal_encoding
+from explorer.positional import sinusoidal_encoding, wavelengths
 
 LABELS = ["The", "␣cat", "␣sat", "␣the"]
 
@@ -91,7 +91,7 @@ def test_head_view_draws_lines_and_tokens():
     line_traces = [t for t in fig.data if t.mode == "lines"]
     assert line_traces and all(t.name in ("L1 H1", "L1 H2") for t in line_traces)
     hover = [h for t in line_traces for h in t.hovertext if h]
-    assert any("→" in h and "␣cat" in h for h in hover) or any("→" in h for h in hover)
+    assert any("→" in h and "␣cat" in h for h in hover)
     with pytest.raises(ValueError, match="sentence"):
         attention.head_view_figure(lines, LABELS[:2])
 
@@ -126,8 +126,10 @@ def test_embedding_figures():
     with pytest.raises(ValueError):
         embeddings.vector_heatmap(matrix, LABELS[:3], "x")
     pe = sinusoidal_encoding(4, 8)
-    fig = embeddings.positional_curves(pe, [0, 1, 6], LABELS)
+    fig = embeddings.positional_curves(pe, [0, 1, 6], LABELS, wavelengths(8))
     assert len(fig.data) == 3 and list(fig.data[1].customdata) == LABELS and "cos" in fig.data[1].name
+    learned = embeddings.positional_curves(pe, [0, 1], LABELS)  # a learned table: no sines, no periods
+    assert not any("sin" in t.name or "cos" in t.name or "period" in t.name for t in learned.data)
     with pytest.raises(ValueError, match="do not exist"):
         embeddings.positional_curves(pe, [8], LABELS)
     fig = embeddings.similarity_heatmap(analysis.position_similarity(pe), LABELS)

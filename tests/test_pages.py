@@ -18,6 +18,7 @@ PAGES = {
     "pages/fill_mask.py": "Fill mask",
     "pages/embeddings.py": "Embeddings & positions",
     "pages/attention.py": "Attention",
+    "pages/interpret.py": "Interpret",
     "pages/layernorm.py": "Layer norm & residual stream",
     "pages/model.py": "Model",
     "pages/compare.py": "Compare",
@@ -275,3 +276,12 @@ def test_tokens_page_shows_where_the_model_cuts_words_differently_from_cl100k():
     assert not at.warning  # no [UNK]
     set_text(at, "My sister said that she would call me tomorrow.")
     assert any("exactly the cl100k_base tokens" in s.value for s in at.success)
+
+
+@pytest.mark.parametrize("view", ["Head roles", "Rollout", "Logit lens", "Query/key map", "Part of speech"])
+def test_every_interpret_view_draws_on_the_default_model(view):
+    at = app("pages/interpret.py", text="She opened the [MASK] and walked in.")
+    at.segmented_control(key="interpret_view").set_value(view).run()
+    assert_ok(at, "Interpret")
+    assert figures(at), f"{view} drew no chart"
+    assert at.query_params.get("iview", "Head roles") == view

@@ -11,7 +11,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.analysis import AblationEffect, HeadViewLines, block_mean, check_attention, unique_labels
+from explorer.analysis import (
+    AblationEffect,
+    HeadViewLines,
+    apply_threshold,
+    block_mean,
+    check_attention,
+    unique_labels,
+)
 from explorer.figures import PALETTE, WEIGHT_SCALE, add_to_pair, finish, heatmap_height, label_pair_axis, stacked_pair
 
 # The overview grid pools long sentences to this many positions per axis.
@@ -46,7 +53,7 @@ def attention_heatmap(
             f"Attention of shape {weights.shape} does not match {len(labels)} query and {len(key_labels)} key "
             f"labels; pass the labels of the same sentence."
         )
-    z = np.where(weights >= threshold, weights, np.nan) if threshold > 0 else weights
+    z = apply_threshold(weights, threshold) if threshold > 0 else weights
     rows = unique_labels(labels, start)
     cols = unique_labels(key_labels, start if key_start is None else key_start)
     scale = (
@@ -148,7 +155,7 @@ def heads_figure(
         )
         z = weights[index]
         if threshold > 0:
-            z = np.where(z >= threshold, z, np.nan)
+            z = apply_threshold(z, threshold)
         data.append(
             {
                 "type": "heatmap",

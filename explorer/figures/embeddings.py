@@ -42,9 +42,10 @@ def vector_heatmap(
 def positional_curves(
     encodings: np.ndarray, dims: list[int], labels: list[str] | None = None, wavelengths: np.ndarray | None = None
 ) -> go.Figure:
-    """``PE[:, d]`` against position for each chosen dimension ``d``: sines and cosines of many periods.
+    """``PE[:, d]`` against position for each chosen dimension ``d``.
 
-    Hover names the token at each position when ``labels`` are given.
+    ``wavelengths`` (sinusoidal encodings only) name each curve's sine or cosine and its period; a learned
+    table's dimensions have neither. Hover names the token at each position when ``labels`` are given.
     """
     encodings = np.asarray(encodings, np.float32)
     if encodings.ndim != 2:
@@ -59,10 +60,9 @@ def positional_curves(
     hover = labels if labels is not None else [str(p) for p in positions]
     fig = go.Figure()
     for i, dim in enumerate(dims):
-        kind = "sin" if dim % 2 == 0 else "cos"
-        name = f"dim {dim} ({kind})"
-        if wavelengths is not None:
-            name += f", period {wavelengths[dim // 2]:.0f}"
+        name = f"dim {dim}"
+        if wavelengths is not None:  # only sinusoids are sines and cosines with a period
+            name += f" ({'sin' if dim % 2 == 0 else 'cos'}), period {wavelengths[dim // 2]:.0f}"
         fig.add_trace(
             go.Scatter(
                 x=positions,

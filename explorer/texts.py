@@ -120,3 +120,11 @@ def token_streams(text: TrainingText, vocab: Vocab) -> tuple[np.ndarray, np.ndar
         np.asarray(encoding.encode(part, allowed_special=set(), disallowed_special=()), np.int32) + NUM_SPECIAL
         for part in (text.train, text.held_out)
     )
+
+
+def unigram_loss(train: np.ndarray, held_out: np.ndarray, vocab_size: int) -> float:
+    """Held-out cross-entropy (nats) of always predicting the training stream's token frequencies
+    (add-one smoothed, so an unseen token costs a finite amount): the loss a model reaches without context."""
+    counts = np.bincount(np.asarray(train), minlength=vocab_size).astype(np.float64) + 1.0  # [V]
+    log_probs = np.log(counts / counts.sum())  # [V]
+    return float(-log_probs[np.asarray(held_out)].mean())

@@ -36,7 +36,7 @@ from explorer.tasks import (
     ideal_attention,
     toy_source,
 )
-from explorer.texts import TrainingText, named_text, text_vocab, token_streams, uploaded_text
+from explorer.texts import TrainingText, named_text, text_vocab, token_streams, unigram_loss, uploaded_text
 from explorer.tokenizer import DEFAULT_ENCODING, display_text
 from explorer.training import (
     TrainConfig,
@@ -209,8 +209,10 @@ class Trainer:
             train, held_out = token_streams(text, self.vocab)
             check_stream(train, self.spec.seq_len, "training part")
             check_stream(held_out, self.spec.seq_len, "held-out part")
+            self.unigram_loss: float | None = unigram_loss(train, held_out, self.vocab.size)
         else:
             train = held_out = toy_source(self.vocab, self.spec.num_symbols)
+            self.unigram_loss = None
         self._train_source = jax.device_put(train)
         self._eval_source = jax.device_put(held_out)
         self._functions = compile_functions(model_config, train_config)

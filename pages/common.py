@@ -47,7 +47,7 @@ PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose m
 TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
 TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
 URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
-DEFAULT_TEXT = "The old man opened the door and walked into the [MASK] to find his wife."
+DEFAULT_TEXT = "She opened the [MASK] and walked into the room where her father was waiting."
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
 

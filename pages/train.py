@@ -182,7 +182,12 @@ def draw_live() -> None:
         st.success(status.message + " This model is now the one every page shows.")
     else:
         st.caption(status.message)
-    chart(figs.loss_figure(status.steps, status.loss, status.eval_steps, status.eval_loss), key="train_loss_chart")
+    chart(
+        figs.loss_figure(
+            status.steps, status.loss, status.eval_steps, status.eval_loss, baseline=trainer.unigram_loss
+        ),
+        key="train_loss_chart",
+    )
     snapshot = trainer.snapshot()
     left, right = st.columns([3, 2])
     if snapshot is not None:

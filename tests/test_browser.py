@@ -83,13 +83,14 @@ def test_attention_page_heads_toggle(app):
 
 
 @pytest.mark.parametrize(
-    "title", ["Embeddings & positions", "Layer norm & residual stream", "Model", "Compare", "Tokens"]
+    "title",
+    ["Fill mask", "Embeddings & positions", "Interpret", "Layer norm & residual stream", "Model", "Compare", "Tokens"],
 )
 def test_every_page_renders(app, title):
     _, page = app
     go_to(page, title)
     assert exceptions_on_page(page) == []
-    if title != "Model":
+    if title not in ("Model", "Fill mask"):  # the sentence has no [MASK]: Fill mask explains instead
         page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
     assert page.get_by_label("Text").input_value() == SENTENCE  # the sentence follows every page
 
@@ -129,3 +130,38 @@ def test_training_briefly_draws_the_loss_curve_and_publishes_the_model(app):
     assert re.search(r"Model: trained here: \w+, step 120", sidebar.inner_text())
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
     assert exceptions_on_page(page) == []
+
+
+def set_text(page, text: str) -> None:
+    box = page.get_by_label("Text")
+    box.fill(text)
+    box.press("Control+Enter")
+    wait_idle(page)
+
+
+def test_fill_mask_guesses_a_typed_mask(app):
+    _, page = app
+    go_to(page, "Fill mask")
+    set_text(page, "She opened the [MASK] and walked into the room.")
+    page.get_by_text("Best guess").wait_for()
+    assert charts(page, "[MASK] #1").count() == 1
+    assert exceptions_on_page(page) == []
+    set_text(page, SENTENCE)
+
+
+def test_the_model_picker_switches_every_page_to_the_pretrained_encoder(app):
+    _, page = app
+    go_to(page, "Tokens")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=re.compile("MiniLM")).click()
+    wait_idle(page)
+    page.get_by_text("[CLS]").first.wait_for()  # WordPiece tokens, with BERT's markers
+    assert "model=minilm" in page.url
+    go_to(page, "Attention")
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    assert "Model: pretrained: all-MiniLM-L6-v2" in sidebar.inner_text()
+    assert exceptions_on_page(page) == []
+    sidebar.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=re.compile("English")).click()
+    wait_idle(page)

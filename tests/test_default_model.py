@@ -63,7 +63,7 @@ def test_it_beats_the_neighbour_baseline_on_held_out_text(bundle, engine):
     [
         ("She opened the [MASK] and walked into the room.", " door"),
         ("The president of the United [MASK] spoke on television.", " States"),
-        ("He drank a cup of [MASK] every morning.", " coffee"),
+        ("When the rain stopped, the children went [MASK] to play in the garden.", " out"),
     ],
 )
 def test_it_completes_everyday_cloze_sentences(bundle, engine, text, expected):

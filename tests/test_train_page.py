@@ -159,3 +159,30 @@ def test_running_training_does_not_replace_the_model_until_it_ends():
     assert not at.exception, at.exception
     assert _model_label(at) == f"**Model:** trained here: copy, step {trainer.status().step}"
     assert not any("Training on the Train page" in c.value for c in at.sidebar.caption)
+
+
+def test_english_masked_lm_trains_on_the_page_and_its_loss_chart_shows_the_unigram_baseline():
+    at = _open_train_page()
+    at.selectbox(key="train_task").set_value("mlm")
+    assert at.selectbox(key="train_text").value == "english"  # the default text of the text tasks
+    at.number_input(key="train_steps").set_value(40)
+    at.select_slider(key="train_layers").set_value(1)
+    at.select_slider(key="train_d_model").set_value(32)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    trainer = at.session_state["train_trainer"]
+    assert trainer.wait(timeout=120) and trainer.status().state == "finished", trainer.status().message
+    assert trainer.vocab.closed and trainer.text.name == "english" and 6 < trainer.unigram_loss < 9
+    at.run()
+    loss_chart = next(c for c in at.get("plotly_chart") if "train_loss_chart" in c.proto.id)
+    assert "unigram baseline" in loss_chart.proto.spec
+
+
+def test_english_text_without_the_corpus_says_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_DATA_DIR", str(tmp_path))  # an empty data folder: no corpus here
+    at = _open_train_page()
+    at.selectbox(key="train_task").set_value("mlm")
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    assert any("make corpus" in error.value for error in at.error)
+    assert at.session_state.get("train_trainer") is None

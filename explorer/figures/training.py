@@ -27,8 +27,13 @@ def loss_figure(
     eval_steps: list[int] | np.ndarray,
     eval_loss: list[float] | np.ndarray,
     title: str = "Loss",
+    baseline: float | None = None,
 ) -> go.Figure:
-    """Training loss per step (thin line) and held-out loss at each evaluation (markers)."""
+    """Training loss per step (thin line) and held-out loss at each evaluation (markers).
+
+    ``baseline`` (text tasks): the held-out loss of always guessing the training text's token frequencies,
+    drawn as a dashed line, so a learner sees when the model starts to use context.
+    """
     steps, loss = np.asarray(steps), np.asarray(loss, np.float64)
     eval_steps, eval_loss = np.asarray(eval_steps), np.asarray(eval_loss, np.float64)
     if len(steps) != len(loss) or len(eval_steps) != len(eval_loss):
@@ -55,6 +60,13 @@ def loss_figure(
             hovertemplate="step %{x}: held-out loss %{y:.4f}<extra></extra>",
         )
     )
+    if baseline is not None and np.isfinite(baseline):
+        fig.add_hline(
+            y=baseline,
+            line={"dash": "dash", "color": PALETTE[7], "width": 1},
+            annotation_text=f"unigram baseline {baseline:.2f}",
+            annotation_position="bottom left",
+        )
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="cross-entropy (nats)", type="log")
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})

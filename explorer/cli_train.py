@@ -56,8 +56,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     train.add_argument(
         "--tie-embeddings",
         action=argparse.BooleanOptionalAction,
-        default=defaults.tie_embeddings,
-        help=f"output head reads the embedding table (default: {defaults.tie_embeddings})",
+        help="output head reads the embedding table (default: yes for mlm/causal, no for the toy tasks)",
     )
     train.add_argument("--mask-rate", type=float, default=0.15, help="share of positions mlm hides (default: 0.15)")
     train.add_argument("--steps-per-chunk", type=int, default=20, help="steps fused into one compiled call")
@@ -87,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Trains as ``args`` say, saves the checkpoint atomically, prints the summary."""
     from explorer import checkpoint
     from explorer.config import ModelConfig
-    from explorer.tasks import TEXT_TASKS
+    from explorer.tasks import TEXT_TASKS, ties_embeddings
     from explorer.texts import text_available
     from explorer.trainer import DIVERGED, Trainer
     from explorer.training import default_train_config
@@ -102,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
         positional=args.positional,
         layer_norm=args.layer_norm,
         dropout=args.dropout,
-        tie_embeddings=args.tie_embeddings,
+        tie_embeddings=ties_embeddings(args.task) if args.tie_embeddings is None else args.tie_embeddings,
     )
     changes = dict(
         steps=args.steps,

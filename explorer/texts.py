@@ -36,9 +36,11 @@ TEXT_LABELS = {
 # Uploaded text is cut here: a 2 MB text is ~500k tokens, more than a small model sees in a live session.
 MAX_UPLOAD_CHARS = 2_000_000
 HELD_OUT_FRACTION = 0.1  # of an uploaded text or the grammar, from its end
-# Vocabulary sizes: English needs thousands of tokens to keep everyday words whole; the grammar has a few
-# hundred distinct tokens, and a small table keeps toy models small and fast.
-VOCAB_SIZES = {"english": ENGLISH_VOCAB_SIZE, "grammar": 512, UPLOADED: ENGLISH_VOCAB_SIZE}
+# Vocabulary sizes: English needs thousands of tokens to keep everyday words whole; the grammar's few
+# hundred distinct tokens, their BPE ancestors and the 256 bytes fit in 1024, and a small table keeps
+# toy models small and fast.
+GRAMMAR_VOCAB_SIZE = 1024
+VOCAB_SIZES = {"english": ENGLISH_VOCAB_SIZE, "grammar": GRAMMAR_VOCAB_SIZE, UPLOADED: ENGLISH_VOCAB_SIZE}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from explorer.bundle import TASKS
 from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
 from explorer.figures import attention as attention_figs
 from explorer.figures import training as figs
-from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
+from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS, ties_embeddings
 from explorer.texts import DEFAULT_TEXT, TEXT_LABELS, TEXT_NAMES, UPLOADED, default_vocab_size, text_available
 from explorer.trainer import DIVERGED, FAILED, FINISHED, RUNNING, STOPPED, Trainer
 from explorer.training import default_train_config
@@ -90,6 +90,7 @@ def start_training() -> None:
             ffn_size=4 * d_model,
             positional=state["train_positional"],
             layer_norm=state["train_layer_norm"],
+            tie_embeddings=ties_embeddings(task),
         )
         base = default_train_config(task)
         steps = int(state["train_steps"])
@@ -183,9 +184,7 @@ def draw_live() -> None:
     else:
         st.caption(status.message)
     chart(
-        figs.loss_figure(
-            status.steps, status.loss, status.eval_steps, status.eval_loss, baseline=trainer.unigram_loss
-        ),
+        figs.loss_figure(status.steps, status.loss, status.eval_steps, status.eval_loss, baseline=trainer.unigram_loss),
         key="train_loss_chart",
     )
     snapshot = trainer.snapshot()

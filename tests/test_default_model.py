@@ -88,5 +88,5 @@ def test_an_old_checkpoint_with_an_open_vocabulary_still_loads_and_says_what_is_
     np.savez(buffer, **arrays)
     loaded = checkpoint.from_bytes(buffer.getvalue())
     assert not loaded.vocab.closed
-    prepared = prepare_text(loaded, "The cat sat.")
+    prepared = prepare_text(loaded, "The cat sat on the mat.")
     assert prepared.unknown.any() and any("[UNK]" in notice for notice in prepared.notices)

@@ -98,10 +98,10 @@ def test_bad_input_gives_a_message_not_a_traceback(page, title, name):
 
 
 def test_text_is_shared_across_pages():
-    at = set_text(app(), "Mary lost her key in the garden.")
+    at = set_text(app(), "The man lost his key in the garden.")
     at.switch_page("pages/attention.py").run()
-    assert at.text_area(key="sidebar_text").value == "Mary lost her key in the garden."
-    assert any("2 ␣her" in fig["data"][0]["y"] for fig in figures(at))
+    assert at.text_area(key="sidebar_text").value == "The man lost his key in the garden."
+    assert any("3 ␣his" in fig["data"][0]["y"] for fig in figures(at))
 
 
 def test_url_carries_text_and_attention_selection():
@@ -130,7 +130,9 @@ def test_tokens_page_chips_metrics_and_encoding():
     assert at.dataframe, "the id table appears on demand"
     at.selectbox(key="tokens_encoding").set_value("o200k_base").run()
     assert_ok(at, "Tokens")
-    assert any("o200k_base" in m.value for m in at.info)
+    chips = [html.proto.body for html in at.get("html")]
+    assert len(chips) == 2 and "&lt;" in chips[1]  # the model's tokens, then o200k_base's
+    assert not at.dataframe or "tokens_differences" not in str(at.dataframe)  # differences only for its own encoding
 
 
 def test_attention_page_widgets_and_views():
@@ -139,7 +141,7 @@ def test_attention_page_widgets_and_views():
     charts = figures(at)
     assert len(charts) == 1 and len(charts[0]["data"]) == 4  # one figure, a panel per head: fast to redraw
     assert "→" in charts[0]["data"][0]["hovertemplate"]
-    assert charts[0]["data"][0]["y"][0] == "0 There"
+    assert charts[0]["data"][0]["y"][0] == "0 She"
     at.pills(key="attention_heads").set_value([2]).run()
     assert head_panels(at) == ["Layer 1 · head 2"]
     at.pills(key="attention_layers").set_value([1, 2]).run()
@@ -215,13 +217,14 @@ def test_model_page_shapes_and_jit():
 def test_compare_page():
     at = app("pages/compare.py")
     assert_ok(at, "Compare")
-    assert len(at.get("plotly_chart")) == 2  # one figure per sentence, a panel per head
+    assert len(at.get("plotly_chart")) == 3  # one figure per sentence (a panel per head), and similarity
+    assert at.metric[0].label == "Cosine similarity of A and B" and -1 <= float(at.metric[0].value) <= 1
     at.text_area(key="compare_text").set_value("").run()
     assert_ok(at, "Compare")
     assert any("empty" in m.value for m in at.info)
     at.text_area(key="compare_text").set_value("A dog runs.").run()
     at.pills(key="compare_heads").set_value([3]).run()
-    panels = [a["text"] for fig in figures(at) for a in fig["layout"]["annotations"]]
+    panels = [a["text"] for fig in figures(at)[:2] for a in fig["layout"]["annotations"]]
     assert panels == ["A · layer 1 · head 3", "B · layer 1 · head 3"]
 
 

@@ -61,7 +61,7 @@ def test_old_config_dicts_load_with_the_old_behaviour():
         "dropout": 0.0,
     }
     config = ModelConfig.from_dict(old)
-    assert config == ModelConfig()
+    assert config == ModelConfig(vocab_size=512, d_model=64, ffn_size=256, tie_embeddings=False)
     assert (config.scale_embeddings, config.token_types, config.embedding_norm, config.output_head) == (
         True,
         0,
@@ -274,8 +274,10 @@ def test_mapping_rejects_non_finite_and_integer_tensors_and_reports_all_at_once(
 
 
 def test_mapping_rejects_a_config_with_parts_bert_lacks():
-    message = _mapping_error(fake_bert_tensors(TINY_BERT), dataclasses.replace(TINY_BERT, output_head=True))
-    assert "encoder/output_head/w has no counterpart" in message
+    untied = dataclasses.replace(TINY_BERT, output_head=True, tie_embeddings=False)
+    assert "encoder/output_head/w has no counterpart" in _mapping_error(fake_bert_tensors(TINY_BERT), untied)
+    tied = dataclasses.replace(TINY_BERT, output_head=True, tie_embeddings=True)
+    assert "encoder/output_bias has no counterpart" in _mapping_error(fake_bert_tensors(TINY_BERT), tied)
 
 
 def test_bert_config_is_read_and_checked():
@@ -407,12 +409,13 @@ def test_long_text_is_truncated_keeping_sep(minilm):
 def test_pipeline_flags_unknown_and_refuses_predictions(minilm):
     bundle, engine = minilm
     run = run_text(bundle, engine, "snow ☃ man")
-    assert run.unknown.tolist() == [False, False, True, False, False] and "[UNK]" in run.unknown_message()
+    assert run.unknown.tolist() == [False, False, True, False, False]
+    assert any("[UNK]" in notice for notice in run.prepared.notices)
     assert run.result.logits.shape == (5, 0)
     with pytest.raises(ValueError, match="no prediction head") as error:
-        position_predictions(bundle, engine, bundle.vocab.tokenizer(), run.model_ids)
+        position_predictions(bundle, engine, run.model_ids)
     assert str(error.value) == NO_OUTPUT_HEAD
-    with pytest.raises(ValueError, match="text is empty"):
+    with pytest.raises(ValueError, match="The text is only whitespace"):
         run_text(bundle, engine, " ")
 
 

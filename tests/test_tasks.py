@@ -8,6 +8,7 @@ import pytest
 
 from explorer.corpus import TOY_SYMBOLS, corpus_text, generate_sentences
 from explorer.tasks import (
+    TASKS,
     TaskSpec,
     attention_closeness,
     check_stream,
@@ -16,7 +17,7 @@ from explorer.tasks import (
     sample_batches,
     toy_source,
 )
-from explorer.texts import named_text, token_streams, vocab_for
+from explorer.texts import GRAMMAR_VOCAB_SIZE, named_text, token_streams, vocab_for
 from explorer.tokenizer import Tokenizer
 from explorer.vocab import MASK, MIN_CLOSED_SIZE
 
@@ -27,7 +28,7 @@ sample_batches = jax.jit(sample_batches, static_argnums=(0, 3))
 
 @pytest.fixture(scope="module")
 def vocab():
-    return vocab_for("grammar", 512)
+    return vocab_for("grammar", GRAMMAR_VOCAB_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def _model_tokens(text: str, vocab) -> list[str]:
 def test_typed_grammar_sentences_are_whole_words_to_the_grammar_vocabulary(text):
     # A typed text starts with no space before its first word: "The" is another token than " The". The
     # grammar's vocabulary knows both forms, so its sentences reach a grammar model as whole words.
-    assert _model_tokens(text, vocab_for("grammar", 512)) == list(Tokenizer().encode(text, 512).pieces)
+    assert _model_tokens(text, vocab_for("grammar", GRAMMAR_VOCAB_SIZE)) == list(Tokenizer().encode(text, 512).pieces)
 
 
 def test_sentence_starts_occur_with_and_without_a_space():
@@ -78,7 +79,7 @@ def test_sentence_starts_occur_with_and_without_a_space():
     assert "\nThe " in text and ". The " in text
     assert "\nShe " in text and ". She " in text  # also inside a two-sentence item
     # Every sentence of the grammar, typed on its own, is whole words to the default-size vocabulary.
-    vocab = vocab_for("grammar", 512)
+    vocab = vocab_for("grammar", GRAMMAR_VOCAB_SIZE)
     base = Tokenizer()
     for sentence in generate_sentences(300, seed=7):
         assert _model_tokens(sentence, vocab) == list(base.encode(sentence, 512).pieces), sentence
@@ -95,6 +96,7 @@ def test_short_text_is_rejected_with_what_is_needed():
         check_stream(np.arange(50), 64, "training part")
 
 
+@pytest.mark.parametrize("task", TASKS)
 def test_batches_have_consistent_shapes(task, vocab, stream):
     spec = TaskSpec(task=task, batch_size=4, seq_len=12, num_symbols=8)
     source = stream if spec.is_text else toy_source(vocab, 8)

@@ -3,6 +3,7 @@ thread starts/stops/resumes, and the CLI writes a checkpoint the app can open.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from explorer import checkpoint
 from explorer.bundle import TASKS
 from explorer.config import ModelConfig
 from explorer.tasks import sample_batch
+from explorer.texts import GRAMMAR_VOCAB_SIZE
 from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED, Trainer
 from explorer.training import (
     BATCH_AXIS,
@@ -35,7 +37,9 @@ from explorer.training import (
 
 # Small enough to compile and train in seconds on 2 cores, big enough to learn each task. Every setting
 # is one the CLI can express, so the CLI test reuses compiled programs (compile_functions is cached).
-SMALL = ModelConfig(vocab_size=128, d_model=32, num_heads=2, num_layers=2, ffn_size=64, max_len=64)
+SMALL = ModelConfig(
+    vocab_size=GRAMMAR_VOCAB_SIZE, d_model=32, num_heads=2, num_layers=2, ffn_size=64, max_len=64, tie_embeddings=False
+)
 
 
 def small_train_config(task: str, **changes) -> TrainConfig:
@@ -195,6 +199,9 @@ def test_param_layout_round_trips():
     params = state_params(SMALL, state)
     np.testing.assert_array_equal(np.asarray(layout.flatten(params)), np.asarray(state.flat_params))
     assert layout.groups == ("embedding", "layer 1", "layer 2", "output")
+    # A tied output head reads the embedding table, so its gradient counts under "embedding".
+    tied = param_layout(dataclasses.replace(SMALL, tie_embeddings=True))
+    assert tied.groups == ("embedding", "layer 1", "layer 2")
     # Group norms (summed over static slices for speed) agree with a per-entry segment sum.
     flat = jax.random.normal(jax.random.PRNGKey(0), (layout.size,))
     expected = jnp.sqrt(jax.ops.segment_sum(flat**2, layout.group_ids, num_segments=len(layout.groups)))
@@ -254,7 +261,18 @@ def test_cli_trains_and_saves_a_checkpoint(tmp_path, capsys):
 
     out = tmp_path / "copy.npz"
     argv = ["train", "--task", "copy", "--steps", "120", "--out", str(out), "--json"]
-    argv += ["--d-model", "32", "--heads", "2", "--ffn", "64", "--vocab-size", "128", "--max-len", "64"]
+    argv += [
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--ffn",
+        "64",
+        "--vocab-size",
+        str(GRAMMAR_VOCAB_SIZE),
+        "--max-len",
+        "64",
+    ]
     argv += ["--seq-len", "8", "--steps-per-chunk", "20", "--batch-size", "16", "--eval-every", "60"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from explorer.config import ModelConfig
 from explorer.texts import vocab_for
 from explorer.tokenizer import Tokenizer, differences
 from explorer.vocab import (
@@ -29,7 +30,7 @@ def base():
 
 @pytest.fixture(scope="module")
 def english_vocab():
-    return vocab_for("english", 4096)
+    return vocab_for("english", ModelConfig().vocab_size)  # the default model's
 
 
 def test_bpe_path_matches_tiktoken_on_whole_tokens(base):
@@ -64,7 +65,7 @@ def test_frequent_tokens_alone_are_not_closed_but_with_ancestors_they_are(base):
 
 
 def test_every_kept_token_is_reachable_in_the_english_vocabulary(english_vocab):
-    assert english_vocab.closed and english_vocab.size == 4096
+    assert english_vocab.closed and english_vocab.size == ModelConfig().vocab_size
     assert unreachable_tokens(english_vocab) == []
     # ... and tiktoken's own BPE over the subset produces each one from its bytes
     tokenizer = english_vocab.tokenizer()

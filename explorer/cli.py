@@ -144,7 +144,8 @@ def _print_inspection(payload: dict[str, Any]) -> None:
     print(f"{len(payload['tokens'])} tokens ({payload['encoding']}):")
     labels = [display_text(t) for t in payload["tokens"]]
     for i, (label, tid, unk) in enumerate(zip(labels, payload["ids"], payload["unknown"], strict=True)):
-        print(f"  {i:>3}  {tid:>7}  {label}{'  [UNK]' if unk else ''}")
+        shown = "mask" if tid is None else tid  # a [MASK] typed in the text has no tiktoken id
+        print(f"  {i:>3}  {shown:>7}  {label}{'  [UNK]' if unk else ''}")
     if payload["predictions"]:
         print(f"predictions ({payload['predictions_meaning']}):")
         for label, row in zip(labels, payload["predictions"], strict=True):

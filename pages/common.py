@@ -38,8 +38,8 @@ CHOICE_KEY = "model_choice"  # which model every page shows: one of MODEL_CHOICE
 CHOICE_WIDGET_KEY = "sidebar_model"  # the picker's own widget key
 DEFAULT, PRETRAINED, OWN = "default", "minilm", "own"
 MODEL_CHOICES = {
-    DEFAULT: "English masked-LM (default)",
-    PRETRAINED: "MiniLM-L6 (pretrained BERT, 22M)",
+    DEFAULT: "English MLM (default)",
+    PRETRAINED: "MiniLM-L6 (pretrained)",
     OWN: "Your model",
 }
 TRAINER_KEY = "train_trainer"  # this user's Trainer (or None), started on the Train page
@@ -47,7 +47,9 @@ PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose m
 TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
 TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
 URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
-DEFAULT_TEXT = "She opened the [MASK] and walked into the room where her father was waiting."
+# No [MASK] here: a mask draws most of layer 1's attention to itself, and the default view should show the
+# heads' own patterns (previous token, next token, function words). The Fill mask page offers examples.
+DEFAULT_TEXT = "She opened the door and walked into the room where her father was waiting."
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
 

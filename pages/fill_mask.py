@@ -10,9 +10,9 @@ from pages.common import TEXT_KEY, chart, current_bundle, current_text, prepare,
 
 EXAMPLES = (
     "The cat sat on the [MASK].",
-    "She opened the [MASK] and walked into the room.",
-    "He drank a cup of [MASK] every morning.",
-    "The children [MASK] playing in the garden.",
+    "She opened the [MASK] slowly.",
+    "The United [MASK] of America.",
+    "After school we went [MASK].",
 )
 
 
@@ -49,7 +49,10 @@ top = st.slider("Guesses per mask", min_value=1, max_value=20, key="fill_top")
 fills = fill_mask(bundle, sentence.engine, sentence.prepared, k=top)
 pieces = list(sentence.tokenized.pieces)
 for fill in fills:
-    pieces[fill.position] = f"**{fill.predictions[0][0]}**"
+    guess = fill.predictions[0][0]
+    core = guess.lstrip()
+    # The space stays outside the bold marks: "** door**" is not bold in Markdown.
+    pieces[fill.position] = f"{guess[: len(guess) - len(core)]}**{core}**" if core else guess
 st.markdown("Best guess: " + "".join(pieces).replace("\n", " "))
 for number, fill in enumerate(fills, start=1):
     names = [display_text(token) for token, _ in fill.predictions]

@@ -80,7 +80,7 @@ def test_mlm_predictions_mask_each_position():
 
 
 def test_inspect_table(tmp_path):
-    result = cli("inspect", "Mary met John.")
+    result = cli("inspect", "Mary met [MASK].")
     assert result.returncode == 0, result.stderr
     assert "tokens" in result.stdout and "L1 H1" in result.stdout
 

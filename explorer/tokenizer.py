@@ -186,6 +186,16 @@ def display_text(piece: str) -> str:
 MASK_TEXT = "[MASK]"  # typed in a text, it is the mask token (the fill-mask convention)
 
 
+def bounded_text(text: str, max_tokens: int) -> tuple[str, bool]:
+    """``text`` made safe to tokenize: lone surrogates replaced, and cut to a length that still holds more
+    than ``max_tokens`` tokens (see ``CHARS_PER_TOKEN_BOUND``). Returns ``(text, whether it was cut)``."""
+    if not isinstance(text, str):
+        raise ValueError(f"Text must be a string, got {type(text).__name__}.")
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    char_limit = max(max_tokens * CHARS_PER_TOKEN_BOUND, MIN_CHAR_LIMIT)
+    return (text[:char_limit], True) if len(text) > char_limit else (text, False)
+
+
 @dataclass(frozen=True)
 class Tokenized:
     """One text, tokenized.
@@ -271,13 +281,7 @@ class Tokenizer:
         """
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}.")
-        if not isinstance(text, str):
-            raise ValueError(f"Text must be a string, got {type(text).__name__}.")
-        text = text.encode("utf-8", errors="replace").decode("utf-8")
-        char_limit = max(max_tokens * CHARS_PER_TOKEN_BOUND, MIN_CHAR_LIMIT)
-        chars_cut = len(text) > char_limit
-        if chars_cut:
-            text = text[:char_limit]
+        text, chars_cut = bounded_text(text, max_tokens)
         segments = text.split(MASK_TEXT) if mask else [text]
         ids: list[int] = []
         for i, segment in enumerate(segments):

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from explorer.tokenizer import CHARS_PER_TOKEN_BOUND, MASK_TEXT, MIN_CHAR_LIMIT, Tokenized
+from explorer.tokenizer import MASK_TEXT, Tokenized, bounded_text
 
 WORDPIECE_ENCODING = "bert-base-uncased WordPiece"
 CLS_TEXT, SEP_TEXT, PAD_TEXT, UNK_TEXT = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
@@ -97,13 +97,7 @@ class WordPieceTokenizer:
         """
         if max_tokens < 2:
             raise ValueError(f"max_tokens must be at least 2 ([CLS] and [SEP]), got {max_tokens}.")
-        if not isinstance(text, str):
-            raise ValueError(f"Text must be a string, got {type(text).__name__}.")
-        text = text.encode("utf-8", errors="replace").decode("utf-8")
-        char_limit = max(max_tokens * CHARS_PER_TOKEN_BOUND, MIN_CHAR_LIMIT)
-        chars_cut = len(text) > char_limit
-        if chars_cut:
-            text = text[:char_limit]
+        text, chars_cut = bounded_text(text, max_tokens)
         segments = text.split(MASK_TEXT) if mask else [text]
         pieces: list[tuple[int, str, int, int]] = []
         start = 0

@@ -47,6 +47,7 @@ def test_everyday_sentences_reach_it_with_no_unknown_token(bundle, text):
     assert not prepared.unknown.any() and prepared.notices == ()
 
 
+@pytest.mark.slow
 def test_it_beats_the_neighbour_baseline_on_held_out_text(bundle, engine):
     train, held_out = token_streams(named_text("english"), bundle.vocab)
     cloze = cloze_set(held_out, 1500, seed=1)  # another slice than the README's table (seed 0)

@@ -41,6 +41,7 @@ def test_no_compiles_while_typing(engine_and_params, tiny_config):
     assert engine.stats.traces == traces  # not one new program for 67 sentences, masks and toggles
 
 
+@pytest.mark.slow
 def test_sliced_results_equal_the_unpadded_model(engine_and_params, tiny_config):
     engine, params = engine_and_params
     model = build_model(tiny_config)

@@ -224,6 +224,7 @@ def test_masked_softmax_gradient_matches_autodiff():
 
 
 @pytest.mark.parametrize("layer_norm,causal", list(itertools.product(["post", "pre"], [False, True])))
+@pytest.mark.slow
 def test_predict_at_equals_the_full_pass_at_those_positions(tiny_config, layer_norm, causal):
     """Training's shortcut (the last layer only at the scored positions) changes no value and no gradient."""
     config = dataclasses.replace(tiny_config, layer_norm=layer_norm)

@@ -288,3 +288,40 @@ def test_every_interpret_view_draws_on_the_default_model(view):
     assert_ok(at, "Interpret")
     assert figures(at), f"{view} drew no chart"
     assert at.query_params.get("iview", "Head roles") == view
+
+
+@pytest.mark.parametrize("page,title", PAGES.items())
+def test_every_page_renders_with_the_pretrained_minilm(page, title):
+    from explorer import pretrained
+
+    if pretrained.available():
+        pytest.fail(pretrained.available())  # `make test` installs it: its absence is a set-up bug
+    at = app(page, model="minilm", text="The Café is playing [MASK] music ☃!")
+    assert_ok(at, title)
+    assert any("all-MiniLM-L6-v2" in m.value for m in at.sidebar.markdown)
+    if page == "pages/tokens.py":
+        assert "[CLS]" in at.get("html")[0].proto.body and "[SEP]" in at.get("html")[0].proto.body
+    if page in ("pages/fill_mask.py",):
+        assert any("not trained to fill masks" in w.value for w in at.warning)
+    if page == "pages/interpret.py":
+        at.segmented_control(key="interpret_view").set_value("Logit lens").run()
+        assert_ok(at, title)
+        assert any("no prediction head" in i.value for i in at.info)
+    if page == "pages/model.py":
+        parameters = next(c for c in at.get("plotly_chart") if "model_parameters" in c.proto.id)
+        assert "token_type_embedding" in parameters.proto.spec and "embedding_norm" in parameters.proto.spec
+
+
+def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkeypatch):
+    from explorer import pretrained
+    from pages import common
+
+    monkeypatch.setattr(pretrained, "available", lambda: pretrained.INSTALL_HINT)
+    common.pretrained_bundle.clear()
+    try:
+        at = app("pages/attention.py", model="minilm")
+        assert_ok(at, "Attention")
+        assert any(pretrained.INSTALL_HINT in w.value for w in at.sidebar.warning)
+        assert any("checkpoint default" in m.value for m in at.sidebar.markdown)  # the default meanwhile
+    finally:
+        common.pretrained_bundle.clear()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+pytestmark = pytest.mark.slow  # trainings and trainer threads: seconds each
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -35,6 +35,8 @@ from explorer.training import (
     training_devices,
 )
 
+pytestmark = pytest.mark.slow  # trainings and trainer threads: seconds each
+
 # Small enough to compile and train in seconds on 2 cores, big enough to learn each task. Every setting
 # is one the CLI can express, so the CLI test reuses compiled programs (compile_functions is cached).
 SMALL = ModelConfig(

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from explorer import export
+from explorer import analysis, export
 from explorer.figures.attention import predictions_figure
-from explorer.pipeline import fill_mask
+from explorer.pipeline import fill_mask, prediction_at, top_predictions
 from explorer.tokenizer import MASK_TEXT, display_text
 from pages.common import TEXT_KEY, chart, current_bundle, current_text, prepare, sidebar
 
@@ -40,12 +40,27 @@ if bundle.task != "mlm":
         "default, or train one with the mlm task on the Train page)."
     )
     st.stop()
-if not sentence.prepared.mask_positions:
-    st.info(f"The text has no {MASK_TEXT}. Put one where a word is missing, or try an example above.")
-    st.stop()
-
 st.session_state.setdefault("fill_top", 5)
 top = st.slider("Guesses per mask", min_value=1, max_value=20, key="fill_top")
+if not sentence.prepared.mask_positions:
+    st.info(
+        f"The text has no {MASK_TEXT}. Put one where a word is missing, try an example above, or hide a token here."
+    )
+    options = analysis.unique_labels(sentence.labels)
+    st.session_state.setdefault("fill_hide", options[len(options) // 2])
+    if st.session_state["fill_hide"] not in options:  # the text changed since the choice
+        st.session_state["fill_hide"] = options[len(options) // 2]
+    position = options.index(st.selectbox("Token to hide", options, key="fill_hide"))
+    logits = prediction_at(bundle, sentence.engine, sentence.model_ids, position)  # masks it first
+    (guesses,) = top_predictions(bundle, logits[None], top)
+    names = [display_text(token) for token, _ in guesses]
+    chart(
+        predictions_figure(
+            names, [p for _, p in guesses], f"{options[position]} hidden as {MASK_TEXT}", series="guess"
+        ),
+        key="fill_hidden",
+    )
+    st.stop()
 fills = fill_mask(bundle, sentence.engine, sentence.prepared, k=top)
 pieces = list(sentence.tokenized.pieces)
 for fill in fills:

@@ -1,0 +1,129 @@
+"""Resources built once per process and shared by every session (``st.cache_resource``/``st.cache_data``),
+never mutated: tokenizers, compiled engines, the default and pretrained models, and per-model analyses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import streamlit as st
+
+from explorer import DEFAULT_CHECKPOINT, checkpoint, pretrained
+from explorer.brown import CorpusMissing
+from explorer.bundle import ModelBundle
+from explorer.config import ModelConfig
+from explorer.head_roles import bundle_head_roles
+from explorer.inference import InferenceEngine, enable_compilation_cache, use_synchronous_dispatch
+from explorer.model import init_params
+from explorer.pos_probe import PosProbe, probe_bundle
+from explorer.tokenizer import Tokenizer
+
+
+@st.cache_resource(show_spinner="Loading the tokenizer…")
+def get_tokenizer(name: str) -> Tokenizer:
+    return Tokenizer(name)
+
+
+@dataclass
+class WarmupReport:
+    """Compile times of an engine's buckets (seconds per bucket length), filled once at start-up."""
+
+    seconds: dict[int, float] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_WARMUPS: dict[ModelConfig, WarmupReport] = {}
+
+
+def _warm(engine: InferenceEngine, params: Any, lengths: tuple[int, ...], report: WarmupReport) -> None:
+    for length in lengths:
+        start = time.perf_counter()
+        engine.warmup(params, (length,))
+        report.seconds[length] = time.perf_counter() - start
+
+
+@st.cache_resource(show_spinner=False)
+def get_engine(config: ModelConfig) -> InferenceEngine:
+    """One engine per architecture; its compiled programs take parameters as input, so any user's
+    trained parameters for the same config run without a compile.
+
+    Every bucket is compiled in a background thread, shortest first, so the first page appears without
+    waiting and a typed sentence (short buckets, ready within about a second) never waits for a compile.
+    Only the engine's own compile cache is touched by that thread, never any user's state.
+    """
+    enable_compilation_cache()
+    use_synchronous_dispatch()
+    engine = InferenceEngine(config)
+    report = WarmupReport()
+    _WARMUPS[config] = report
+
+    def background() -> None:
+        try:
+            # Tracing the initialiser for parameter shapes takes ~1 s: also kept off the page's path.
+            shapes = jax.eval_shape(lambda: init_params(config))
+            params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # values do not matter
+            _warm(engine, params, engine.buckets, report)
+        finally:
+            report.done.set()
+
+    # Not a daemon: finishing a compile beats being killed in the middle of one at interpreter exit.
+    threading.Thread(target=background, name=f"warmup-{id(engine)}", daemon=False).start()
+    return engine
+
+
+def warmup_report(config: ModelConfig) -> WarmupReport | None:
+    """Compile times recorded when the engine for ``config`` was built (None before that)."""
+    return _WARMUPS.get(config)
+
+
+@st.cache_resource(show_spinner="Loading the default model…")
+def default_bundle() -> tuple[ModelBundle, str | None]:
+    """The shipped checkpoint, or (when it is missing or unreadable) a labelled random model."""
+    return checkpoint.load_default(DEFAULT_CHECKPOINT)
+
+
+@st.cache_resource(show_spinner="Loading the pretrained MiniLM-L6…")
+def pretrained_bundle() -> tuple[ModelBundle | None, str | None]:
+    """all-MiniLM-L6-v2 (shared by every session, never mutated), or None and why it is not here."""
+    problem = pretrained.available()
+    if problem:
+        return None, problem
+    try:
+        return pretrained.load_minilm(), None
+    except (pretrained.PretrainedUnavailable, ValueError) as error:
+        return None, f"The pretrained model could not be loaded: {error}"
+
+
+# Per-model analyses, computed once per model and shared: bundles never change, so a model's source, its
+# architecture and its training step name it (``id`` separates two bundles that share all three).
+
+
+def _bundle_key(bundle: ModelBundle) -> tuple:
+    return (id(bundle), bundle.source, bundle.config, bundle.info.get("steps"))
+
+
+@st.cache_data(
+    show_spinner="Labelling every head over held-out sentences…", max_entries=16, hash_funcs={ModelBundle: _bundle_key}
+)
+def model_head_roles(bundle: ModelBundle) -> tuple[list[list[dict]] | None, str | None]:
+    """Every head's role and score (``explorer.head_roles``), or None and why not."""
+    try:
+        return bundle_head_roles(bundle, get_engine(bundle.config)), None
+    except (CorpusMissing, ValueError) as error:
+        return None, f"Head roles need held-out English sentences: {error}"
+
+
+@st.cache_data(
+    show_spinner="Fitting a part-of-speech probe at every depth…", max_entries=8, hash_funcs={ModelBundle: _bundle_key}
+)
+def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
+    """The part-of-speech probe of ``bundle`` (``explorer.pos_probe``), or None and why not."""
+    try:
+        return probe_bundle(bundle, get_engine(bundle.config)), None
+    except (CorpusMissing, ValueError) as error:
+        return None, f"The probe needs the tagged English corpus: {error}"

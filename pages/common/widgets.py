@@ -1,0 +1,140 @@
+"""Widgets and drawing helpers every page shares: the sidebar (text, model picker, training status), charts
+with their downloads, and the window over long inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from explorer.analysis import token_window
+from explorer.trainer import RUNNING
+from pages.common.resources import default_bundle, pretrained_bundle
+from pages.common.session import (
+    CHOICE_KEY,
+    CHOICE_WIDGET_KEY,
+    DEFAULT,
+    MODEL_CHOICES,
+    MODEL_KEY,
+    OWN,
+    PRETRAINED,
+    TRAINER_KEY,
+    current_bundle,
+    model_choice,
+    publish_trained,
+)
+from pages.common.text import text_box
+from pages.common.url_state import route_through_app, sync_url
+
+# Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
+WINDOW = 96
+
+
+def _watch_training() -> None:
+    """While this user's training runs, says so in the sidebar; when it ends, reruns the page so the
+    page and the sidebar show the trained model without waiting for the user's next click."""
+    trainer = st.session_state.get(TRAINER_KEY)
+    status = trainer.status() if trainer is not None else None
+    if status is None or status.state != RUNNING:
+        publish_trained()
+        st.rerun()  # the whole page; without a running trainer the sidebar stops drawing this fragment
+    st.caption(
+        f"Training on the Train page: step {status.step} of {status.total_steps}. Its model replaces this one "
+        "when it ends."
+    )
+
+
+def sidebar(watch_training: bool = True) -> None:
+    """The thin sidebar of every page: the text box and which model the pages show.
+
+    ``watch_training``: while this user's training runs, tick twice a second to pick up its end (the
+    Train page does that in its own live view).
+    """
+    route_through_app()
+    text_box()
+    publish_trained()
+    model_choice()
+    options = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in st.session_state]
+    # As with the text box: the choice lives under its own key, which survives pages switching; the
+    # widget's key is reset to it on every run.
+    st.session_state[CHOICE_WIDGET_KEY] = st.session_state[CHOICE_KEY]
+    st.sidebar.selectbox(
+        "Model",
+        options,
+        key=CHOICE_WIDGET_KEY,
+        format_func=MODEL_CHOICES.get,
+        on_change=lambda: st.session_state.update({CHOICE_KEY: st.session_state[CHOICE_WIDGET_KEY]}),
+    )
+    sync_url("model", st.session_state[CHOICE_KEY] if st.session_state[CHOICE_KEY] != OWN else DEFAULT, DEFAULT)
+    if st.session_state[CHOICE_KEY] == PRETRAINED and pretrained_bundle()[1]:
+        st.sidebar.warning(f"{pretrained_bundle()[1]} Showing the default model meanwhile.")
+    bundle = current_bundle()
+    st.sidebar.markdown(f"**Model:** {bundle.source}")
+    if not bundle.config.output_head:
+        st.sidebar.caption("A sentence encoder without a prediction head: views of predictions say so.")
+    elif not bundle.trained:
+        st.sidebar.warning("Untrained model: random weights, so attention patterns and predictions are noise.")
+    else:
+        st.sidebar.caption(f"Trained on the **{bundle.task}** task.")
+    problem = default_bundle()[1]
+    if problem and bundle is default_bundle()[0]:
+        st.sidebar.caption(problem)
+    trainer = st.session_state.get(TRAINER_KEY)
+    if watch_training and trainer is not None and trainer.status().state == RUNNING:
+        with st.sidebar:
+            st.fragment(run_every=0.5)(_watch_training)()
+
+
+def plotly_config(name: str) -> dict[str, Any]:
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+
+
+def chart(
+    fig: go.Figure,
+    key: str,
+    csv: Callable[[], str] | None = None,
+    json: Callable[[], str] | None = None,
+) -> None:
+    """Draws a figure (PNG download in its toolbar) and offers its numbers as CSV and/or JSON.
+
+    ``csv``/``json`` are callables: they run only when someone clicks, so a rerun serialises nothing.
+    """
+    # theme=None: the figures carry their own light/dark-neutral style (explorer.figures.finish), and
+    # skipping Streamlit's in-browser restyling makes every chart update faster.
+    st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None)
+    if csv is None and json is None:
+        return
+    downloads = (("csv", csv, "text/csv"), ("json", json, "application/json"))
+    for column, (kind, make, mime) in zip(st.columns([1, 1, 6]), downloads, strict=False):
+        if make is None:
+            continue
+        column.download_button(
+            kind.upper(),
+            make,
+            file_name=f"{key}.{kind}",
+            mime=mime,
+            key=f"{key}_{kind}",
+            on_click="ignore",
+            type="tertiary",
+            icon=":material/download:",
+        )
+
+
+def window_control(length: int, key: str) -> slice:
+    """For inputs longer than ``WINDOW`` tokens, a slider that pages through positions; else all of them."""
+    if length <= WINDOW:
+        return slice(0, length)
+    st.session_state.setdefault(key, 0)
+    # The text may have got shorter since the slider was set: clip its value to the new range first.
+    st.session_state[key] = token_window(length, st.session_state[key], WINDOW).start
+    start = st.slider(
+        f"Long input: show positions from (window of {WINDOW})",
+        min_value=0,
+        max_value=length - WINDOW,
+        step=8,
+        key=key,
+    )
+    return token_window(length, start, WINDOW)

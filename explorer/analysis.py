@@ -104,7 +104,12 @@ def pca(points: np.ndarray, components: int = 2) -> Projection:
         return Projection(coords, explained, axes, np.zeros(dims))
     mean = points.mean(axis=0)
     centred = points - mean
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, D), D]
+    if not np.all(np.isfinite(centred)):  # weights near overflow (a run about to blow up): nothing to show
+        return Projection(coords, explained, axes, np.nan_to_num(mean))
+    try:
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, D), D]
+    except np.linalg.LinAlgError:
+        return Projection(coords, explained, axes, mean)
     k = min(components, vt.shape[0])
     # Sign convention: the largest-magnitude loading of each axis is positive, so reruns do not flip.
     signs = np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(axis=1)])

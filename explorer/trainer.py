@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from explorer.analysis import pca, softmax
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
 from explorer.tasks import (
@@ -77,7 +78,6 @@ class Snapshot:
     confidence: np.ndarray  # [P] probability of that prediction
     embedding_points: np.ndarray  # [N, 2] tracked token embeddings, principal-component plane
     embedding_labels: tuple[str, ...]  # [N]
-    hidden_points: np.ndarray  # [T, 2] the probe's final hidden states, principal-component plane
     closeness: np.ndarray | None  # [L, H] probe attention vs the ideal (toy tasks)
 
 
@@ -144,25 +144,6 @@ def _stop_all_trainers() -> None:
     a JAX computation aborts the process instead of letting it exit cleanly."""
     for trainer in list(_LIVE_TRAINERS):
         trainer.stop(timeout=10)
-
-
-def _pca_2d(points: np.ndarray) -> np.ndarray:
-    """Projects ``[N, D]`` points on their two principal components ``[N, 2]`` (signs fixed so that
-    successive snapshots do not flip at random)."""
-    points = np.asarray(points, np.float64)
-    centred = points - points.mean(axis=0, keepdims=True)
-    if centred.shape[0] < 2 or not np.all(np.isfinite(centred)) or not np.any(centred):
-        return np.zeros((points.shape[0], 2), np.float32)
-    try:
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    except np.linalg.LinAlgError:  # weights near overflow (a run about to blow up): nothing to show
-        return np.zeros((points.shape[0], 2), np.float32)
-    axes = vt[:2]  # [2, D]
-    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
-    projected = centred @ (axes * signs[:, None]).T  # [N, 2]
-    if projected.shape[1] < 2:
-        projected = np.pad(projected, ((0, 0), (0, 2 - projected.shape[1])))
-    return projected.astype(np.float32)
 
 
 class Trainer:
@@ -513,8 +494,7 @@ class Trainer:
             self._functions.inspect(params, self._eval_source, probe.inputs[None], probe.positions[None])
         )
         logits = out["probe_logits"]  # [P, V]
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
+        probs = softmax(logits)  # [P, V]
         predicted_ids = probs.argmax(-1)  # [P]
         closeness = probe_closeness = None
         if probe.ideal is not None:
@@ -530,9 +510,8 @@ class Trainer:
             attention=np.asarray(out["probe_attention"]),
             predicted=tuple(self.token_label(int(i)) for i in predicted_ids),
             confidence=probs[np.arange(len(predicted_ids)), predicted_ids].astype(np.float32),
-            embedding_points=_pca_2d(table),
+            embedding_points=pca(table, components=2).coords.astype(np.float32),
             embedding_labels=tuple(self.token_label(int(i)) for i in tracked),
-            hidden_points=_pca_2d(np.asarray(out["probe_hidden"])),
             closeness=probe_closeness,
         )
         with self._lock:

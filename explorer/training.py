@@ -441,7 +441,6 @@ def compile_functions(
             "loss": jnp.sum(losses) / total,
             "accuracy": jnp.sum(correct) / total,
             "probe_attention": probe.attention_weights[:, 0],  # [L, H, T', T']
-            "probe_hidden": probe.final_hidden[0],  # [T', D]
             "probe_logits": scored_logits(params, probe.final_hidden, probe_positions)[0],  # [P', V]
         }
         if not spec.is_text:  # attention on a whole held-out batch, to score against the ideal pattern

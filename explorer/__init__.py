@@ -11,7 +11,7 @@ from pathlib import Path
 import jax
 
 # The checkpoint the app opens on; made by `python -m explorer train` (see the README).
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.npz"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.safetensors"
 
 
 def _cpu_devices() -> int:

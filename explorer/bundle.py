@@ -34,7 +34,7 @@ class ModelBundle:
     params: Haiku parameters as device arrays.
     vocab: maps tiktoken ids to the model's rows (``Vocab``), or a pretrained model's WordPiece ids
       (``WordPieceVocab``, whose ids are the rows).
-    source: a short human label ("random weights (seed 0)", "checkpoint default.npz", ...).
+    source: a short human label ("random weights (seed 0)", "checkpoint default.safetensors", ...).
     task: the task the model was trained on (one of ``TASKS``, or of ``PRETRAINED_TASKS`` for a model
       trained elsewhere), or None for an untrained model.
     info: free-form facts shown to the user (training steps, final loss, ...).

@@ -1,9 +1,11 @@
-"""Checkpoints: parameters, config and vocabulary in one ``.npz`` file, never a pickle.
+"""Checkpoints: parameters, config and vocabulary in one ``.safetensors`` file, never a pickle.
 
-Layout: every parameter is an array named ``params/<module>/<name>``; ``meta`` is a uint8 array holding
-UTF-8 JSON with a format marker, the config, the vocabulary and free-form info (task, step, metrics).
-``np.load(allow_pickle=False)`` cannot execute code, and everything read is validated against the
-config before use, so a foreign, corrupt or hostile file gives a clear ``CheckpointError``.
+Layout: every parameter is a float32 tensor named ``params/<module>/<name>``; the file's string metadata
+holds, under ``explorer``, JSON with a format marker, the config, the vocabulary and free-form info (task,
+step, metrics). safetensors is the ecosystem's format for tensors that cannot execute code. Checkpoints
+saved before it, ``.npz`` files with the same names and a ``meta`` uint8 array of that JSON, still load
+(``np.load(allow_pickle=False)``, zip-bomb checked). Everything read is validated against the config
+before use, so a foreign, corrupt or hostile file gives a clear ``CheckpointError``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import haiku as hk
 import jax
 import numpy as np
+import safetensors.numpy
 
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
@@ -26,6 +29,8 @@ from explorer.model import build_model
 from explorer.vocab import Vocab
 
 FORMAT = "encoder-explorer-checkpoint"
+METADATA_KEY = "explorer"  # where a .safetensors checkpoint keeps our JSON metadata
+MAX_HEADER_BYTES = 16 * 1024 * 1024  # a header larger than this is not one of ours: refuse before parsing
 VERSION = 1
 # Far above any toy model (the default is ~1 MB) yet small enough to refuse a file that would fill memory.
 MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024
@@ -48,7 +53,7 @@ def _expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def to_bytes(bundle: ModelBundle, info: dict[str, Any] | None = None) -> bytes:
-    """Serialises a model bundle to ``.npz`` bytes (for a download button or a file)."""
+    """Serialises a model bundle to ``.safetensors`` bytes (for a download button or a file)."""
     arrays = {
         f"params/{module}/{name}": np.asarray(value, np.float32)
         for module, leaves in bundle.params.items()
@@ -62,10 +67,7 @@ def to_bytes(bundle: ModelBundle, info: dict[str, Any] | None = None) -> bytes:
         "task": bundle.task,
         "info": info if info is not None else dict(bundle.info),
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+    return safetensors.numpy.save(arrays, metadata={METADATA_KEY: json.dumps(meta)})
 
 
 def save(bundle: ModelBundle, path: str | os.PathLike, info: dict[str, Any] | None = None) -> Path:
@@ -94,15 +96,34 @@ def save(bundle: ModelBundle, path: str | os.PathLike, info: dict[str, Any] | No
     return path
 
 
-def from_bytes(data: bytes, source: str = "uploaded checkpoint") -> ModelBundle:
-    """Reads and validates a checkpoint; raises ``CheckpointError`` with a clear reason."""
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(
-            f"The file is {len(data) / 2**20:.0f} MB; checkpoints of this app are at most "
-            f"{MAX_CHECKPOINT_BYTES // 2**20} MB."
-        )
-    if not data.startswith(b"PK"):
-        raise CheckpointError("This is not a checkpoint of this app (expected an .npz file saved by it).")
+def _read_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], Any]:
+    """Tensors and our metadata from ``.safetensors`` bytes (an 8-byte header length, a JSON header, data)."""
+    not_ours = "This is not a checkpoint of this app (expected a .safetensors file saved by it)."
+    if len(data) < 8:
+        raise CheckpointError(not_ours)
+    header_size = int.from_bytes(data[:8], "little")
+    if header_size > min(len(data) - 8, MAX_HEADER_BYTES):
+        raise CheckpointError(not_ours)
+    try:
+        header = json.loads(data[8 : 8 + header_size].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(not_ours) from error
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
+        raise CheckpointError("This .safetensors file was not saved by this app (it has no explorer metadata).")
+    try:
+        meta = json.loads(metadata[METADATA_KEY])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError("The checkpoint's metadata is not valid JSON; the file is damaged.") from error
+    try:
+        arrays = safetensors.numpy.load(data)
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for every defect
+        raise CheckpointError(f"The checkpoint file is damaged and cannot be read ({error}).") from error
+    return arrays, meta
+
+
+def _read_npz(data: bytes) -> tuple[dict[str, np.ndarray], Any]:
+    """Arrays and metadata of a checkpoint saved before safetensors (``.npz``, a ``meta`` JSON array)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             # An entry may be compressed: check what it would inflate to before numpy inflates it.
@@ -119,8 +140,19 @@ def from_bytes(data: bytes, source: str = "uploaded checkpoint") -> ModelBundle:
         meta = json.loads(arrays.pop("meta").astype(np.uint8).tobytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise CheckpointError("The checkpoint's metadata is not valid JSON; the file is damaged.") from error
+    return arrays, meta
+
+
+def from_bytes(data: bytes, source: str = "uploaded checkpoint") -> ModelBundle:
+    """Reads and validates a checkpoint; raises ``CheckpointError`` with a clear reason."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"The file is {len(data) / 2**20:.0f} MB; checkpoints of this app are at most "
+            f"{MAX_CHECKPOINT_BYTES // 2**20} MB."
+        )
+    arrays, meta = _read_npz(data) if data.startswith(b"PK") else _read_safetensors(data)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError("This .npz file was not saved by this app (its format marker is missing).")
+        raise CheckpointError("This file was not saved by this app (its format marker is missing).")
     if meta.get("version") != VERSION:
         raise CheckpointError(
             f"Checkpoint format version {meta.get('version')!r} is not supported (expected {VERSION})."

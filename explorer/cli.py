@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = commands.add_parser("inspect", help="tokens, ids and every head's attention for a text")
     inspect.add_argument("text", help="the sentence to run through the encoder")
-    inspect.add_argument("--checkpoint", help="a .npz checkpoint saved by this app (default: the shipped model)")
+    inspect.add_argument("--checkpoint", help="a checkpoint saved by this app (default: the shipped model)")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.add_argument("--model", choices=MODELS, default="default", help="minilm: the pretrained MiniLM-L6")
     inspect.add_argument("--encoding", help=argparse.SUPPRESS)  # models carry their vocabulary: refused

@@ -31,7 +31,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     train = subparsers.add_parser("train", help="train a model on a task and save a checkpoint")
     train.add_argument("--task", choices=TASKS, default="mlm", help="what to learn (default: mlm)")
     train.add_argument("--steps", type=int, default=2000, help="training steps (default: 2000)")
-    train.add_argument("--out", required=True, help="where to write the .npz checkpoint")
+    train.add_argument("--out", required=True, help="where to write the checkpoint (.safetensors)")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
     train.add_argument(
         "--text",

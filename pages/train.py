@@ -290,16 +290,20 @@ with c1:
     bundle = current_bundle()
     st.markdown(f"Download the model every page shows now: *{bundle.source}*.")
     st.download_button(
-        "Download checkpoint (.npz)",
+        "Download checkpoint (.safetensors)",
         data=lambda: checkpoint.to_bytes(bundle),
-        file_name=f"encoder-{bundle.task or 'untrained'}.npz",
+        file_name=f"encoder-{bundle.task or 'untrained'}.safetensors",
         mime="application/octet-stream",
         key="train_download",
         on_click="ignore",
         icon=":material/download:",
     )
 with c2:
-    upload = st.file_uploader("Open a checkpoint saved by this app (.npz)", type=["npz"], key="train_checkpoint_upload")
+    upload = st.file_uploader(
+        "Open a checkpoint saved by this app (.safetensors, or .npz from older versions)",
+        type=["safetensors", "npz"],
+        key="train_checkpoint_upload",
+    )
     if upload is not None:
         seen = state.get(UPLOAD_KEY)
         if seen is None or seen[0] != upload.file_id:

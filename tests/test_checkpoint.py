@@ -10,6 +10,7 @@ import zipfile
 import jax
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from explorer import checkpoint
 from explorer.bundle import ModelBundle
@@ -31,16 +32,18 @@ def bundle() -> ModelBundle:
 
 
 def _meta(data: bytes) -> dict:
-    with np.load(io.BytesIO(data)) as npz:
-        return json.loads(npz["meta"].tobytes().decode())
+    """Our metadata, read from a .safetensors file's header with nothing but json (not the code under test)."""
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(json.loads(data[8 : 8 + size])["__metadata__"]["explorer"])
 
 
-def _rewrite(data: bytes, change) -> bytes:
-    """Re-saves a checkpoint after ``change(arrays, meta)`` edits it in place."""
-    with np.load(io.BytesIO(data)) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    meta = json.loads(arrays.pop("meta").tobytes().decode())
+def _rewrite(data: bytes, change, as_npz: bool = False) -> bytes:
+    """Re-saves a checkpoint after ``change(arrays, meta)`` edits it in place: as .safetensors, or in the
+    .npz layout of older versions (which must still load, and load safely)."""
+    arrays, meta = dict(safetensors.numpy.load(data)), _meta(data)
     change(arrays, meta)
+    if not as_npz:
+        return safetensors.numpy.save(arrays, metadata={"explorer": json.dumps(meta)})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -76,7 +79,7 @@ def test_pickle_is_never_loaded(bundle):
     def add_object(arrays, meta):
         arrays["params/encoder/evil"] = np.array([object()], dtype=object)
 
-    data = _rewrite(checkpoint.to_bytes(bundle), add_object)
+    data = _rewrite(checkpoint.to_bytes(bundle), add_object, as_npz=True)  # safetensors cannot hold objects
     with pytest.raises(CheckpointError, match="damaged|not match"):
         checkpoint.from_bytes(data)
 
@@ -186,3 +189,38 @@ def test_meta_of_saved_file_carries_config_and_vocab(bundle):
     meta = _meta(checkpoint.to_bytes(bundle))
     assert meta["config"] == CONFIG.to_dict()
     assert len(meta["vocab"]["tiktoken_ids"]) + 3 == CONFIG.vocab_size
+
+
+def test_an_older_npz_checkpoint_still_loads_exactly(bundle):
+    legacy = _rewrite(checkpoint.to_bytes(bundle), lambda arrays, meta: None, as_npz=True)
+    assert legacy.startswith(b"PK")
+    loaded = checkpoint.from_bytes(legacy)
+    assert loaded.config == bundle.config and loaded.vocab == bundle.vocab and loaded.info == {"steps": 7}
+    for a, b in zip(jax.tree.leaves(bundle.params), jax.tree.leaves(loaded.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # ... and saving it again writes the current format
+    assert not checkpoint.to_bytes(loaded).startswith(b"PK") and checkpoint.to_bytes(loaded) == checkpoint.to_bytes(
+        bundle
+    )
+
+
+def test_foreign_or_malformed_safetensors_are_rejected(bundle):
+    foreign = safetensors.numpy.save({"weight": np.zeros(3, np.float32)})
+    with pytest.raises(CheckpointError, match="no explorer metadata"):
+        checkpoint.from_bytes(foreign)
+    huge_header = (10**12).to_bytes(8, "little") + b"{}"
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        checkpoint.from_bytes(huge_header)
+
+    def integers(arrays, meta):
+        name = "params/encoder/token_embedding/embeddings"
+        arrays[name] = arrays[name].astype(np.int32)
+
+    with pytest.raises(CheckpointError, match="not floating-point"):
+        checkpoint.from_bytes(_rewrite(checkpoint.to_bytes(bundle), integers))
+
+    def bad_json(arrays, meta):
+        meta.clear()
+
+    with pytest.raises(CheckpointError, match="format marker"):
+        checkpoint.from_bytes(_rewrite(checkpoint.to_bytes(bundle), bad_json))

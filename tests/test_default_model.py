@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from explorer import checkpoint
 from explorer.cloze import NeighbourBaseline, accuracy, cloze_set, model_guesses
@@ -77,13 +78,15 @@ def test_an_old_checkpoint_with_an_open_vocabulary_still_loads_and_says_what_is_
     from explorer.bundle import ModelBundle
     from explorer.config import ModelConfig
 
-    config = ModelConfig(vocab_size=8, d_model=8, num_heads=2, num_layers=1, ffn_size=16, max_len=32)
+    config = ModelConfig(
+        vocab_size=8, d_model=8, num_heads=2, num_layers=1, ffn_size=16, max_len=32, tie_embeddings=False
+    )
     old = ModelBundle.random(config, Vocab("cl100k_base", (791, 8415, 7731, 13, 16)))  # "The", " cat", ...
     data = checkpoint.to_bytes(old)
-    with np.load(io.BytesIO(data)) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    meta = json.loads(arrays["meta"].tobytes())
-    del meta["vocab"]["closed"]
+    # Rewritten in the layout of that time: an .npz whose "meta" array holds JSON without the newer fields.
+    arrays = dict(safetensors.numpy.load(data))
+    meta = json.loads(json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])["__metadata__"]["explorer"])
+    del meta["vocab"]["closed"], meta["config"]["tie_embeddings"]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)

@@ -26,11 +26,12 @@ EXIT_DIVERGED = 1
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers the ``train`` subcommand on ``subparsers`` (and ``run_train`` as its handler)."""
     from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
+    from explorer.training import TrainConfig
 
-    defaults = ModelConfig()
+    defaults, run = ModelConfig(), TrainConfig()  # every default is the config dataclasses' own
     train = subparsers.add_parser("train", help="train a model on a task and save a checkpoint")
-    train.add_argument("--task", choices=TASKS, default="mlm", help="what to learn (default: mlm)")
-    train.add_argument("--steps", type=int, default=2000, help="training steps (default: 2000)")
+    train.add_argument("--task", choices=TASKS, default=run.task, help=f"what to learn (default: {run.task})")
+    train.add_argument("--steps", type=int, default=run.steps, help=f"training steps (default: {run.steps})")
     train.add_argument("--out", required=True, help="where to write the checkpoint (.safetensors)")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
     train.add_argument(
@@ -39,11 +40,15 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help=f"what mlm/causal train on: {' or '.join(TEXT_NAMES)} (named texts), or a UTF-8 .txt file "
         f"(default: {DEFAULT_TEXT})",
     )
-    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument(
+        "--lr", type=float, default=run.learning_rate, help=f"peak learning rate (default: {run.learning_rate:g})"
+    )
+    train.add_argument("--batch-size", type=int, default=run.batch_size)
     train.add_argument("--seq-len", type=int, help="training sequence length (default: 64 text, 16 toy)")
-    train.add_argument("--warmup", type=int, default=100, help="warm-up steps (default: 100)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--warmup", type=int, default=run.warmup_steps, help=f"warm-up steps (default: {run.warmup_steps})"
+    )
+    train.add_argument("--seed", type=int, default=run.seed)
     train.add_argument("--layers", type=int, default=defaults.num_layers)
     train.add_argument("--heads", type=int, default=defaults.num_heads)
     train.add_argument("--d-model", type=int, default=defaults.d_model)
@@ -58,9 +63,16 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         action=argparse.BooleanOptionalAction,
         help="output head reads the embedding table (default: yes for mlm/causal, no for the toy tasks)",
     )
-    train.add_argument("--mask-rate", type=float, default=0.15, help="share of positions mlm hides (default: 0.15)")
-    train.add_argument("--steps-per-chunk", type=int, default=20, help="steps fused into one compiled call")
-    train.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
+    train.add_argument(
+        "--mask-rate",
+        type=float,
+        default=run.mask_rate,
+        help=f"share of positions mlm hides (default: {run.mask_rate})",
+    )
+    train.add_argument(
+        "--steps-per-chunk", type=int, default=run.steps_per_chunk, help="steps fused into one compiled call"
+    )
+    train.add_argument("--eval-every", type=int, default=run.eval_every, help="steps between held-out evaluations")
     train.set_defaults(run=run_train)
     return train
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -98,6 +99,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Where the Train page starts (the rest of its defaults are TrainConfig's and ModelConfig's): a toy task
+# that learns in seconds, at a size that trains live on a laptop while its attention visibly forms.
+LIVE_TASK = "reverse"
+LIVE_STEPS = 600
+LIVE_MODEL = {"num_layers": 2, "num_heads": 4, "d_model": 64}
+
+
+def live_chunk_size(batch_size: int, seq_len: int) -> int:
+    """Steps fused per compiled call for live training: ~0.2-0.4 s of work at the page's sizes, so the
+    live view gets fresh numbers about twice a second."""
+    return int(min(50, max(2, round(10_240 / (batch_size * seq_len)))))
+
+
+def live_eval_every(steps: int, chunk: int) -> int:
+    """Steps between evaluations (and snapshots) of a live run: about 40 over the run, on chunk ends."""
+    return max(chunk, math.ceil(steps / 40 / chunk) * chunk)
 
 
 def default_train_config(task: str, **changes) -> TrainConfig:

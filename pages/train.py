@@ -6,8 +6,6 @@ this script never waits for it. While it runs, a ``run_every`` fragment redraws 
 and the latest snapshot twice a second, so the rest of the app stays usable.
 """
 
-import math
-
 import streamlit as st
 
 from explorer import checkpoint
@@ -16,9 +14,17 @@ from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
 from explorer.figures import attention as attention_figs
 from explorer.figures import training as figs
 from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS, ties_embeddings
-from explorer.texts import DEFAULT_TEXT, TEXT_LABELS, TEXT_NAMES, UPLOADED, default_vocab_size, text_available
+from explorer.texts import TEXT_LABELS, TEXT_NAMES, UPLOADED, default_vocab_size, text_available
 from explorer.trainer import DIVERGED, FAILED, FINISHED, RUNNING, STOPPED, Trainer
-from explorer.training import default_train_config
+from explorer.training import (
+    LIVE_MODEL,
+    LIVE_STEPS,
+    LIVE_TASK,
+    TrainConfig,
+    default_train_config,
+    live_chunk_size,
+    live_eval_every,
+)
 from pages.common import TRAINER_KEY, chart, current_bundle, publish_trained, route_through_app, set_bundle, sidebar
 
 UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload
@@ -30,18 +36,19 @@ LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 1e4]
 route_through_app()
 
 state = st.session_state
+run, architecture = TrainConfig(), ModelConfig()  # every default comes from the library (explorer/training.py)
 for key, value in {
-    "train_task": "reverse",
-    "train_text": DEFAULT_TEXT,
-    "train_steps": 600,
-    "train_batch": 32,
-    "train_layers": 2,
-    "train_heads": 4,
-    "train_d_model": 64,
-    "train_positional": "sinusoidal",
-    "train_layer_norm": "post",
-    "train_lr": 3e-3,
-    "train_seed": 0,
+    "train_task": LIVE_TASK,
+    "train_text": run.text,
+    "train_steps": LIVE_STEPS,
+    "train_batch": run.batch_size,
+    "train_layers": LIVE_MODEL["num_layers"],
+    "train_heads": LIVE_MODEL["num_heads"],
+    "train_d_model": LIVE_MODEL["d_model"],
+    "train_positional": architecture.positional,
+    "train_layer_norm": architecture.layer_norm,
+    "train_lr": run.learning_rate,
+    "train_seed": run.seed,
 }.items():
     state.setdefault(key, value)
 
@@ -54,11 +61,6 @@ st.caption(
     "Train a small encoder here and watch it learn: the loss falls, attention heads settle into patterns and "
     "the gradients calm down. When training ends, the trained model becomes the one every page shows."
 )
-
-
-def chunk_size(batch_size: int, seq_len: int) -> int:
-    """Steps fused per compiled call: ~0.2-0.4 s of work, so the live view gets fresh numbers twice a second."""
-    return int(min(50, max(2, round(10_240 / (batch_size * seq_len)))))
 
 
 def start_training() -> None:
@@ -94,7 +96,7 @@ def start_training() -> None:
         )
         base = default_train_config(task)
         steps = int(state["train_steps"])
-        chunk = chunk_size(state["train_batch"], base.seq_len)
+        chunk = live_chunk_size(state["train_batch"], base.seq_len)
         train_config = base.replace(
             steps=steps,
             batch_size=int(state["train_batch"]),
@@ -102,7 +104,7 @@ def start_training() -> None:
             text=text_name,
             seed=int(state["train_seed"]),
             steps_per_chunk=chunk,
-            eval_every=max(chunk, math.ceil(steps / 40 / chunk) * chunk),  # ~40 snapshots to replay
+            eval_every=live_eval_every(steps, chunk),
         )
         trainer = Trainer(model_config, train_config, text=text)
     except ValueError as error:

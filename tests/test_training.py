@@ -324,3 +324,49 @@ def test_cpu_device_count_setting(value, devices, warns):
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.strip()) == devices
     assert ("EXPLORER_CPU_DEVICES must be a positive whole number" in result.stderr) == warns
+
+
+def test_cli_flag_defaults_are_the_config_dataclasses_own():
+    from explorer.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--out", "x.safetensors"])
+    run, model = TrainConfig(), ModelConfig()
+    assert (args.task, args.steps, args.lr, args.batch_size, args.warmup, args.seed) == (
+        run.task, run.steps, run.learning_rate, run.batch_size, run.warmup_steps, run.seed
+    )  # fmt: skip
+    assert (args.mask_rate, args.steps_per_chunk, args.eval_every, args.text) == (
+        run.mask_rate, run.steps_per_chunk, run.eval_every, run.text
+    )  # fmt: skip
+    assert (args.d_model, args.layers, args.heads, args.vocab_size) == (
+        model.d_model, model.num_layers, model.num_heads, model.vocab_size
+    )  # fmt: skip
+
+
+def test_cli_trains_on_a_text_file_and_on_a_named_text(tmp_path, capsys):
+    from explorer.cli import main
+
+    text = tmp_path / "story.txt"
+    text.write_text("Der Hund schläft im Garten, und die Katze sitzt auf dem Dach. " * 200, encoding="utf-8")
+    small = ["--d-model", "32", "--heads", "2", "--ffn", "64", "--vocab-size", str(GRAMMAR_VOCAB_SIZE)]
+    small += [
+        "--max-len",
+        "64",
+        "--seq-len",
+        "32",
+        "--steps-per-chunk",
+        "20",
+        "--batch-size",
+        "16",
+        "--eval-every",
+        "60",
+    ]
+    for source, name in ((str(text), "uploaded text"), ("grammar", "agreement grammar (bundled)")):
+        out = tmp_path / f"{len(name)}.safetensors"
+        argv = ["train", "--task", "mlm", "--steps", "60", "--text", source, "--out", str(out), "--json", *small]
+        assert main(argv) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["eval"][-1]["loss"] < summary["eval"][0]["loss"]
+        bundle = checkpoint.load(out)
+        assert bundle.info["text"] == name and bundle.vocab.closed
+    assert main(["train", "--task", "reverse", "--text", str(text), "--out", str(tmp_path / "x")]) == 2
+    assert "toy tasks" in capsys.readouterr().err

@@ -17,13 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.appserver import AppServer, browser_page, wait_idle  # noqa: E402
 
-TEXT = "She opened the [MASK] and walked into the room where her father was waiting."
+TEXT = "She opened the door and walked into the room where her father was waiting."
 VIEWS = {
     "tokens": f"/?text={quote(TEXT)}",
-    "fill_mask": f"/fill_mask?text={quote(TEXT)}",
+    "fill_mask": f"/fill_mask?text={quote('She opened the [MASK] and walked into the room.')}",
     "attention": f"/attention?text={quote(TEXT)}",
     "interpret_roles": f"/interpret?text={quote(TEXT)}",
-    "interpret_lens": f"/interpret?iview={quote('Logit lens')}&text={quote(TEXT)}",
+    "interpret_lens": f"/interpret?iview={quote('Logit lens')}&text={quote('She opened the [MASK] and walked in.')}",
     "interpret_probe": f"/interpret?iview={quote('Part of speech')}&text={quote(TEXT)}",
     "minilm_attention": f"/attention?model=minilm&text={quote(TEXT)}",
     "compare_minilm": f"/compare?model=minilm&text={quote('A man is playing a guitar.')}"

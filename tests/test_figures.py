@@ -199,3 +199,20 @@ def test_figures_are_readable_on_light_and_dark_pages():
     fig = attention.attention_heatmap(attention_stack()[0, 0], LABELS, "x")
     assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)" and fig.layout.plot_bgcolor == "rgba(0,0,0,0)"
     assert fig.layout.font.color == "#7d7d7d"  # mid grey: legible on white and on near-black
+
+
+def test_every_token_axis_names_every_token():
+    """Plotly thins crowded category labels; every token axis must show all of them (dtick 1)."""
+    labels = [f"{i} tok" for i in range(40)]
+    weights = np.full((2, 40, 40), 1 / 40, np.float32)
+    figures_to_check = [
+        attention.heads_figure(weights, labels, ["L1 H1", "L1 H2"]),
+        embeddings.similarity_heatmap(np.eye(40), labels),
+        embeddings.vector_heatmap(np.zeros((40, 8)), labels, "x"),
+    ]
+    for fig in figures_to_check:
+        layout = fig.to_dict()["layout"]
+        category_axes = [
+            v for k, v in layout.items() if k.startswith(("xaxis", "yaxis")) and v.get("type") == "category"
+        ]
+        assert category_axes and all(axis.get("dtick") == 1 for axis in category_axes)

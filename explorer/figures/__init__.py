@@ -56,6 +56,10 @@ def finish(fig: go.Figure | dict, title: str, height: int) -> go.Figure:
     axes = [k for k in layout if k.startswith(("xaxis", "yaxis"))] or ["xaxis", "yaxis"]
     for key in axes:
         layout[key] = {**_AXIS_STYLE, **layout.get(key, {})}
+        if layout[key].get("type") == "category":
+            # Plotly thins crowded category labels to every other or every third one; a token axis must
+            # name every token (windows keep it at most WINDOW long).
+            layout[key].setdefault("dtick", 1)
     for key in [k for k in layout if k.startswith("scene")]:
         for axis in ("xaxis", "yaxis", "zaxis"):
             layout[key][axis] = {**_SCENE_AXIS_STYLE, **layout[key].get(axis, {})}

@@ -252,3 +252,12 @@ def scores_over_snapshots(per_snapshot: Sequence[list[list[dict]]], role: str | 
             for roles in per_snapshot
         ]
     )
+
+
+def roles_over_training(
+    attentions: Sequence[np.ndarray], token_ids: Sequence[int], pieces: Sequence[str], causal: bool = False
+) -> list[list[list[dict]]]:
+    """The head roles at each of ``S`` training snapshots, from each snapshot's attention ``[L, H, T, T]``
+    on one fixed probe input (its ``token_ids`` and ``pieces``): cheap enough to follow a live run, and
+    enough to see the step where a head settles into its pattern. Feed to ``scores_over_snapshots``."""
+    return [head_roles([attention], [token_ids], [pieces], causal) for attention in attentions]

@@ -12,7 +12,9 @@ from explorer import checkpoint
 from explorer.bundle import TASKS
 from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
 from explorer.figures import attention as attention_figs
+from explorer.figures import interpret as interpret_figs
 from explorer.figures import training as figs
+from explorer.head_roles import role_badge, roles_over_training, scores_over_snapshots
 from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS, ties_embeddings
 from explorer.texts import TEXT_LABELS, TEXT_NAMES, UPLOADED, default_vocab_size, text_available
 from explorer.trainer import DIVERGED, FAILED, FINISHED, RUNNING, STOPPED, Trainer
@@ -238,7 +240,22 @@ def draw_replay(trainer: Trainer) -> None:
     step = st.select_slider("Snapshot step", options=steps, key="train_scrub")
     snapshot = trainer.snapshot(step)
     probe = trainer.probe
-    chart(attention_figs.attention_grid(snapshot.attention, list(probe.labels)), key="train_replay_attention")
+    pieces = [trainer.vocab.token_text(int(i)) for i in probe.inputs]
+    history = roles_over_training(
+        [trainer.snapshot(s).attention for s in steps], probe.inputs.tolist(), pieces, trainer.spec.causal
+    )
+    roles_now = history[steps.index(step)]
+    badges = [[role_badge(cell["role"]) for cell in row] for row in roles_now]
+    chart(
+        attention_figs.attention_grid(snapshot.attention, list(probe.labels), badges=badges),
+        key="train_replay_attention",
+    )
+    chart(
+        interpret_figs.role_timeline_figure(
+            steps, scores_over_snapshots(history), "Each head's score for the role it ends with", roles=history[-1]
+        ),
+        key="train_role_timeline",
+    )
     if snapshot.closeness is not None:
         st.caption(
             "Closeness of this probe's attention to the ideal pattern, per layer (rows) and head (columns): "

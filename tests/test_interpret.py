@@ -305,3 +305,20 @@ def test_query_key_map_keeps_the_weights_and_links_each_query_to_its_strongest_k
         qk_map.query_key_map(queries[:3], keys, weights)
     with pytest.raises(ValueError, match="does not exist"):
         qk_map.queries_and_keys(params, config, x, 1, 4)
+
+
+def test_roles_over_training_follow_a_head_as_it_settles():
+    from explorer.head_roles import roles_over_training, scores_over_snapshots
+
+    T = 12
+    uniform = np.full((1, 1, T, T), 1 / T)  # [L, H, T, T] at the first snapshot: no pattern yet
+    previous = np.zeros((1, 1, T, T))
+    previous[0, 0, 0, 0] = 1.0
+    previous[0, 0, np.arange(1, T), np.arange(T - 1)] = 1.0  # by the last snapshot: a previous-token head
+    halfway = 0.5 * uniform + 0.5 * previous
+    ids = list(range(100, 100 + T))
+    pieces = [f" w{i}" for i in range(T)]
+    history = roles_over_training([uniform, halfway, previous], ids, pieces)
+    assert history[0][0][0]["role"] == "broad" and history[-1][0][0]["role"] == "previous token"
+    scores = scores_over_snapshots(history)[:, 0, 0]  # each snapshot's score for the final role
+    assert scores[0] < scores[1] < scores[2] and scores[2] > 0.99

@@ -136,6 +136,9 @@ def test_ended_training_is_published_on_whichever_page_runs_next():
     steps = list(trainer.snapshot_steps())
     assert len(steps) >= 2, steps
     at.select_slider(key="train_scrub").set_value(steps[1]).run()
+    # The replay shows each head's role at that step and a timeline of the roles' scores over the snapshots.
+    timeline = next(c for c in at.get("plotly_chart") if "train_role_timeline" in c.proto.id)
+    assert "step" in timeline.proto.spec
     at.button(key="train_use_snapshot").click().run()
     assert not at.exception, at.exception
     chosen = f"**Model:** trained here: copy, step {steps[1]}"

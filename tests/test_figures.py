@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import numpy as np
 import plotly.graph_objects as go
@@ -216,3 +217,19 @@ def test_every_token_axis_names_every_token():
             v for k, v in layout.items() if k.startswith(("xaxis", "yaxis")) and v.get("type") == "category"
         ]
         assert category_axes and all(axis.get("dtick") == 1 for axis in category_axes)
+
+
+def test_no_figure_prints_long_floats():
+    """Numbers shown in cells are rounded for people (2-3 digits); hover may say more."""
+    import re
+
+    from explorer.figures import training
+
+    entropy = np.array([[1.9199999570846558, 0.5], [0.25, 1.0]], np.float32)
+    closeness = np.array([[0.98000001, 0.1], [0.33333334, 0.5]], np.float32)
+    for fig in (attention.entropy_figure(entropy, 2.0), training.closeness_figure(closeness)):
+        trace = fig.to_dict()["data"][0]
+        assert trace.get("texttemplate") == "%{z:.2f}" and "text" not in trace
+        assert not re.search(
+            r"\d\.\d{5,}", json.dumps({k: v for k, v in trace.items() if k in ("text", "texttemplate")})
+        )

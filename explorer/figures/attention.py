@@ -327,8 +327,8 @@ def entropy_figure(entropy: np.ndarray, max_bits: float) -> go.Figure:
             zmin=0.0,
             zmax=max(max_bits, 1e-6),
             colorscale=WEIGHT_SCALE,
-            text=np.round(entropy, 2),
-            texttemplate="%{text}",
+            # Formatted in the browser: rounding float32 here would still print 1.9199999570846558.
+            texttemplate="%{z:.2f}",
             colorbar={"title": {"text": "bits"}, "thickness": 12},
             hovertemplate="%{y} %{x}: %{z:.2f} bits<extra></extra>",
         )

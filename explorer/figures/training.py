@@ -131,8 +131,8 @@ def closeness_figure(closeness: np.ndarray, title: str = "Attention vs the ideal
             zmin=0.0,
             zmax=1.0,
             colorscale=WEIGHT_SCALE,
-            text=np.round(closeness, 2),
-            texttemplate="%{text}",
+            # Formatted in the browser: rounding float32 here would still print 0.9800000190734863.
+            texttemplate="%{z:.2f}",
             textfont={"size": 13},
             colorbar={"title": {"text": "on target"}, "thickness": 12},
             hovertemplate="%{y} %{x}: %{z:.1%} of attention on the ideal keys<extra></extra>",

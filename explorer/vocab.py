@@ -48,6 +48,9 @@ class Vocab:
     tiktoken_ids: tuple[int, ...]
     closed: bool = False
     _index: dict[int, int] = field(init=False, repr=False, compare=False, hash=False)
+    # Built on first use and kept: finding it in a shared cache would hash the whole id tuple every time
+    # (~27 us for 8192 ids), and labelling a vocabulary calls it once per token.
+    _tokenizer: Tokenizer | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if len(set(self.tiktoken_ids)) != len(self.tiktoken_ids):
@@ -69,9 +72,10 @@ class Vocab:
     def tokenizer(self) -> Tokenizer:
         """The tokenizer that makes this model's tokens: BPE over the subset for a closed vocabulary, the
         full encoding (with unknown tokens) for an older one. Reported ids are the encoding's ids."""
-        if not self.closed:
-            return Tokenizer(self.encoding)
-        return _subset_tokenizer(self.encoding, self.tiktoken_ids)
+        if self._tokenizer is None:
+            tokenizer = _subset_tokenizer(self.encoding, self.tiktoken_ids) if self.closed else Tokenizer(self.encoding)
+            object.__setattr__(self, "_tokenizer", tokenizer)
+        return self._tokenizer
 
     def to_model_ids(self, tiktoken_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Returns ``(model_ids [T] int32, unknown [T] bool)``.
@@ -133,6 +137,12 @@ class Vocab:
 
 def _ranks(encoding: str) -> dict[bytes, int]:
     return load_encoding(encoding)[0]._mergeable_ranks
+
+
+@functools.cache
+def _token_bytes(encoding: str) -> dict[int, bytes]:
+    """Every token of ``encoding`` by id (the inverse of its merge ranks), built once."""
+    return {rank: token for token, rank in _ranks(encoding).items()}
 
 
 def bpe_path(token: bytes, ranks: dict[bytes, int]) -> list[bytes]:
@@ -206,15 +216,14 @@ def closed_vocab(encoding: str, token_ids: Iterable[int], size: int) -> Vocab:
 
 def unreachable_tokens(vocab: Vocab) -> list[int]:
     """The kept tokens that BPE over the subset cannot produce from their own bytes ([] when closed)."""
-    ranks = _ranks(vocab.encoding)
-    by_id = {rank: token for token, rank in ranks.items()}
-    kept = set(vocab.tiktoken_ids)
+    by_id = _token_bytes(vocab.encoding)
     subset = {by_id[tid]: tid for tid in vocab.tiktoken_ids if tid in by_id}
-    missing = [tid for tid in vocab.tiktoken_ids if tid not in by_id]
-    for tid in kept - set(missing):
-        token = by_id[tid]
-        path = bpe_path(token, subset)
-        if len(token) > 1 and (not path or path[-1] != token):
+    missing = []
+    for tid in vocab.tiktoken_ids:
+        token = by_id.get(tid)
+        if token is None:  # not a token of the encoding at all
+            missing.append(tid)
+        elif len(token) > 1 and bpe_path(token, subset)[-1:] != [token]:
             missing.append(tid)
     return sorted(missing)
 
@@ -224,8 +233,7 @@ def _subset_tokenizer(encoding: str, tiktoken_ids: tuple[int, ...]) -> Tokenizer
     import tiktoken
 
     base, _ = load_encoding(encoding)
-    ranks = base._mergeable_ranks
-    by_id = {rank: token for token, rank in ranks.items()}
+    by_id = _token_bytes(encoding)
     subset = tiktoken.Encoding(
         name=f"{encoding}[{len(tiktoken_ids)}]",
         pat_str=base._pat_str,

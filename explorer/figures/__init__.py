@@ -97,3 +97,24 @@ def label_pair_axis(fig: go.Figure, count: int) -> None:
     fig.update_xaxes(type="category", tickangle=-60)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_xaxes(showticklabels=count <= 96, row=2, col=1)
+
+
+def layer_head_grid(values, zmax: float, colorbar: str, **trace) -> go.Figure:
+    """One cell per head, ``[L, H]`` values coloured from 0 to ``zmax`` (rows L1 …, columns H1 …, top to
+    bottom). ``trace`` adds what differs between views: the cells' text, hover and font."""
+    layers, heads = len(values), len(values[0])
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=[f"H{h + 1}" for h in range(heads)],
+            y=[f"L{layer + 1}" for layer in range(layers)],
+            zmin=0.0,
+            zmax=zmax,
+            colorscale=WEIGHT_SCALE,
+            colorbar={"title": {"text": colorbar}, "thickness": 12},
+            **trace,
+        )
+    )
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return fig

@@ -19,7 +19,16 @@ from explorer.analysis import (
     check_attention,
     unique_labels,
 )
-from explorer.figures import PALETTE, WEIGHT_SCALE, add_to_pair, finish, heatmap_height, label_pair_axis, stacked_pair
+from explorer.figures import (
+    PALETTE,
+    WEIGHT_SCALE,
+    add_to_pair,
+    finish,
+    heatmap_height,
+    label_pair_axis,
+    layer_head_grid,
+    stacked_pair,
+)
 
 # The overview grid pools long sentences to this many positions per axis.
 GRID_MAX_POSITIONS = 48
@@ -318,23 +327,15 @@ def entropy_figure(entropy: np.ndarray, max_bits: float) -> go.Figure:
     entropy = np.asarray(entropy, np.float32)
     if entropy.ndim != 2:
         raise ValueError(f"Expected per-head entropy of shape [L, H], got {entropy.shape}.")
-    layers, heads = entropy.shape
-    fig = go.Figure(
-        go.Heatmap(
-            z=entropy,
-            x=[f"H{h + 1}" for h in range(heads)],
-            y=[f"L{ly + 1}" for ly in range(layers)],
-            zmin=0.0,
-            zmax=max(max_bits, 1e-6),
-            colorscale=WEIGHT_SCALE,
-            # Formatted in the browser: rounding float32 here would still print 1.9199999570846558.
-            texttemplate="%{z:.2f}",
-            colorbar={"title": {"text": "bits"}, "thickness": 12},
-            hovertemplate="%{y} %{x}: %{z:.2f} bits<extra></extra>",
-        )
+    fig = layer_head_grid(
+        entropy,
+        max(max_bits, 1e-6),
+        "bits",
+        # Formatted in the browser: rounding float32 here would still print 1.9199999570846558.
+        texttemplate="%{z:.2f}",
+        hovertemplate="%{y} %{x}: %{z:.2f} bits<extra></extra>",
     )
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(type="category")
+    layers = entropy.shape[0]
     return finish(fig, f"Mean attention entropy per head (uniform = {max_bits:.2f} bits)", 120 + 50 * layers)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.analysis import head_label, unique_labels
-from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish, heatmap_height
+from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish, heatmap_height, layer_head_grid
 from explorer.head_roles import ROLES, role_badge
 from explorer.qk_map import QueryKeyMap
 from explorer.tokenizer import display_text
@@ -67,23 +67,15 @@ def head_roles_figure(roles: list[list[dict]]) -> go.Figure:
         ]
         for ly, row in enumerate(roles)
     ]
-    fig = go.Figure(
-        go.Heatmap(
-            z=score,
-            x=[f"H{h + 1}" for h in range(heads)],
-            y=[f"L{ly + 1}" for ly in range(layers)],
-            zmin=0.0,
-            zmax=1.0,
-            colorscale=WEIGHT_SCALE,
-            text=badge,
-            texttemplate="%{text}",
-            hovertext=hover,
-            hovertemplate="%{hovertext}<extra></extra>",
-            colorbar={"title": {"text": "score"}, "thickness": 12},
-        )
+    fig = layer_head_grid(
+        score,
+        1.0,
+        "score",
+        text=badge,
+        texttemplate="%{text}",
+        hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>",
     )
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(type="category", autorange="reversed")
     return finish(fig, "What each head does (its role and how strongly)", 120 + 50 * layers)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish
+from explorer.figures import PALETTE, check_labels, finish, layer_head_grid
 
 # A live curve with tens of thousands of points slows every redraw; the shape survives thinning.
 MAX_CURVE_POINTS = 1500
@@ -122,23 +122,16 @@ def closeness_figure(closeness: np.ndarray, title: str = "Attention vs the ideal
     closeness = np.asarray(closeness, np.float32)
     if closeness.ndim != 2:
         raise ValueError(f"Closeness is [layers, heads]; got shape {closeness.shape}.")
-    layers, heads = closeness.shape
-    fig = go.Figure(
-        go.Heatmap(
-            z=closeness,
-            x=[f"H{h + 1}" for h in range(heads)],
-            y=[f"L{layer + 1}" for layer in range(layers)],
-            zmin=0.0,
-            zmax=1.0,
-            colorscale=WEIGHT_SCALE,
-            # Formatted in the browser: rounding float32 here would still print 0.9800000190734863.
-            texttemplate="%{z:.2f}",
-            textfont={"size": 13},
-            colorbar={"title": {"text": "on target"}, "thickness": 12},
-            hovertemplate="%{y} %{x}: %{z:.1%} of attention on the ideal keys<extra></extra>",
-        )
+    fig = layer_head_grid(
+        closeness,
+        1.0,
+        "on target",
+        # Formatted in the browser: rounding float32 here would still print 0.9800000190734863.
+        texttemplate="%{z:.2f}",
+        textfont={"size": 13},
+        hovertemplate="%{y} %{x}: %{z:.1%} of attention on the ideal keys<extra></extra>",
     )
-    fig.update_yaxes(autorange="reversed")
+    layers = closeness.shape[0]
     return finish(fig, title, 120 + 40 * layers)
 
 

@@ -33,6 +33,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USER_ERROR)
 
 
+def _print_json(payload: Any, indent: int | None = None) -> None:
+    """One JSON document on stdout, text kept readable (``ensure_ascii=False``), ending in a newline."""
+    json.dump(payload, sys.stdout, ensure_ascii=False, indent=indent)
+    sys.stdout.write("\n")
+
+
 def _rounded(array: np.ndarray, digits: int = 6) -> Any:
     return np.round(np.asarray(array, np.float64), digits).tolist()
 
@@ -103,7 +109,7 @@ def inspect_payload(
         notices.append(f"No head roles: {error}")
     lens = None
     if bundle.config.output_head:
-        lens = lens_rows(logit_lens(bundle.params, bundle.config, result.hidden_states, k=3), bundle.vocab)
+        lens = lens_rows(logit_lens(bundle.params, bundle.config, result.hidden_states, k=1), bundle.vocab)
         lens = [
             [{"token": cell["token"], "probability": round(cell["probability"], 6)} for cell in row] for row in lens
         ]
@@ -164,8 +170,7 @@ def _print_inspection(payload: dict[str, Any]) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     payload = inspect_payload(args.text, args.checkpoint, args.encoding, args.model)
     if args.json:
-        json.dump(payload, sys.stdout, ensure_ascii=False)
-        sys.stdout.write("\n")
+        _print_json(payload)
     else:
         _print_inspection(payload)
     return 0
@@ -176,8 +181,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     report = benchmark.run_all(quick=args.quick, model=args.model)
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(report, indent=2)
     else:
         print(benchmark.format_report(report))
     return 0
@@ -215,8 +219,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     payload = predict_payload(args.text, args.checkpoint, args.top, args.model)
     if args.json:
-        json.dump(payload, sys.stdout, ensure_ascii=False)
-        sys.stdout.write("\n")
+        _print_json(payload)
         return 0
     for notice in payload["notices"]:
         print(f"note: {notice}")
@@ -235,8 +238,7 @@ def _cmd_similarity(args: argparse.Namespace) -> int:
     use_synchronous_dispatch()
     score = text_similarity(bundle, InferenceEngine(bundle.config), args.a, args.b)
     if args.json:
-        json.dump({"cosine_similarity": round(score, 6), "model": bundle.source, "notices": notices}, sys.stdout)
-        sys.stdout.write("\n")
+        _print_json({"cosine_similarity": round(score, 6), "model": bundle.source, "notices": notices})
     else:
         for notice in notices:
             print(f"note: {notice}")

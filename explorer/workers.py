@@ -1,0 +1,564 @@
+"""Training in worker processes that many users share: a pool of niced processes, a server-wide limit on
+concurrent trainings with a queue, and a proxy that makes a Trainer in a worker look like a local one.
+
+Why processes: a training thread inside the web server's process competes with every other user's edits
+for the GIL and the cores (edits there slowed ~3.7x while one session trained). A worker process at a
+lower OS priority gives the server's threads the CPU first, and a worker that crashes or is killed takes
+only its own trainings with it.
+
+- ``TrainingPool`` pre-starts worker processes with the "spawn" context (forking a process that has JAX
+  running is unsafe), each at ``os.nice`` ``nice``, with JAX's persistent compilation cache on and
+  ``explorer`` imported, so the first chunk after Start pays neither the process start nor the imports.
+  ``explorer/__init__.py`` runs in every worker too, so the data-parallel step gets its CPU devices
+  (``EXPLORER_CPU_DEVICES``) there as in the server.
+- At most ``max_trainings`` trainings run at once (``EXPLORER_MAX_TRAININGS``, by default half the
+  cores: the rest stays with the web server). A start beyond that waits in a first-come queue; the
+  proxy reports it as ``QUEUED`` with its position.
+- Each ``RemoteTrainer`` forwards any public method call (name, args, kwargs) to its ``Trainer`` in the
+  worker and returns the result (pickled over a pipe), so new Trainer methods work through it unchanged.
+  Only the methods that start training (``starting_methods``) go through the queue.
+- One trainer per ``owner`` (a browser session): making a new one closes the owner's previous one.
+- An ``alive`` callable per trainer (the page passes one that asks the web framework whether the session
+  is still connected) is checked every ``check_every`` seconds; once it has said False for
+  ``abandon_after`` seconds the trainer is closed, which stops its training and frees its memory.
+- A worker that dies is noticed at once (its pipe closes): its trainers report ``FAILED``, their slots
+  free up, and a fresh worker replaces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import multiprocessing
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from explorer.trainer import FAILED, RUNNING, TrainerStatus
+
+QUEUED = "queued"  # a start waiting for a free training slot (shown to users like the Trainer's states)
+ENV_MAX_TRAININGS = "EXPLORER_MAX_TRAININGS"
+STARTING_METHODS = ("start", "resume", "play")  # calls that make a trainer train: they need a slot
+LEAVING_METHODS = ("stop", "reset", "pause", "close")  # calls that give up a queued start
+# Data attributes a Trainer may replace while it lives (a live learning-rate change); all others are fixed
+# at construction and fetched from the worker once.
+FRESH_ATTRIBUTES = ("train_config",)
+WATCH_SECONDS = 0.1  # how often a worker checks whether a started training has ended
+
+
+class TrainingLost(RuntimeError):
+    """The worker process that held a trainer is gone (killed, crashed) or the trainer was closed."""
+
+
+def default_max_trainings() -> int:
+    """``EXPLORER_MAX_TRAININGS``, or half the cores (at least one): a training's data-parallel step uses
+    several cores, and the web server needs the rest to stay responsive."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    wanted = os.environ.get(ENV_MAX_TRAININGS, "").strip()
+    if wanted.isdigit() and int(wanted) >= 1:
+        return int(wanted)
+    if wanted:
+        raise ValueError(f"{ENV_MAX_TRAININGS} must be a positive whole number, not {wanted!r}.")
+    return max(1, cores // 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# The worker process
+
+
+class _Callable:
+    """Sent instead of an attribute's value when the attribute is a method."""
+
+
+def _serve(conn: Any, nice: int, cache_dir: str | None) -> None:
+    """A worker's main loop: runs every request in its own thread (a long call, such as building a
+    trainer, must not hold up another session's status poll), replies on the same pipe."""
+    os.nice(nice)
+    import explorer  # noqa: F401 - configures JAX's CPU devices before anything runs
+    from explorer.inference import enable_compilation_cache
+    from explorer.trainer import Trainer
+
+    enable_compilation_cache(cache_dir)
+    trainers: dict[int, Trainer] = {}
+    send_lock = threading.Lock()
+
+    def send(message: tuple) -> None:
+        with send_lock:
+            conn.send(message)
+
+    def reply(request_id: int, ok: bool, value: Any) -> None:
+        try:
+            send(("reply", request_id, ok, value))
+        except Exception as error:  # noqa: BLE001 - an unpicklable result must become an error reply
+            send(("reply", request_id, False, TypeError(f"the result can't be sent between processes: {error}")))
+
+    def watch(trainer_id: int, trainer: Trainer) -> None:
+        # Polls the public status, so it works whatever thread or pause mechanism the Trainer uses.
+        while trainers.get(trainer_id) is trainer and trainer.status().state == RUNNING:
+            time.sleep(WATCH_SECONDS)
+        send(("ended", trainer_id))
+
+    def handle(request_id: int, trainer_id: int, op: str, name: str, args: tuple, kwargs: dict) -> None:
+        try:
+            if op == "create":
+                trainers[trainer_id] = Trainer(*args, **kwargs)
+                value = None
+            elif op == "close":
+                trainer = trainers.pop(trainer_id, None)
+                if trainer is not None:
+                    trainer.stop()
+                value = None
+            else:
+                trainer = trainers[trainer_id]
+                value = getattr(trainer, name)
+                if op == "getattr":
+                    value = _Callable() if callable(value) else value
+                else:
+                    value = value(*args, **kwargs)
+                    if op == "start":
+                        threading.Thread(target=watch, args=(trainer_id, trainer), daemon=True).start()
+        except Exception as error:  # noqa: BLE001 - the caller re-raises it
+            reply(request_id, False, error)
+        else:
+            reply(request_id, True, value)
+
+    send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message is None:
+            break
+        threading.Thread(target=handle, args=message, daemon=True).start()
+    for trainer in list(trainers.values()):
+        trainer.stop(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------------
+# The server side
+
+
+class _Reply:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.value: Any = None
+
+
+class _Worker:
+    """One worker process, its pipe, and the replies it owes."""
+
+    def __init__(self, pool: TrainingPool, context: Any, nice: int, cache_dir: str | None):
+        self.pool = pool
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child, nice, cache_dir), name="explorer-training", daemon=True
+        )
+        self.process.start()
+        child.close()  # only the worker holds its end, so the pipe closes when the worker dies
+        self.lock = threading.Lock()
+        self.replies: dict[int, _Reply] = {}
+        self.ready = threading.Event()
+        self.dead = False
+        self.trainers: set[int] = set()
+        threading.Thread(target=self._read, name="explorer-training-reader", daemon=True).start()
+
+    def request(self, message: tuple) -> _Reply:
+        reply = _Reply()
+        with self.lock:
+            if self.dead:
+                raise TrainingLost("The training process has stopped.")
+            self.replies[message[0]] = reply
+            try:
+                self.conn.send(message)
+            except OSError as error:  # the worker died; the reader thread reports it
+                self.replies.pop(message[0], None)
+                raise TrainingLost("The training process has stopped.") from error
+        return reply
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == "reply":
+                _, request_id, ok, value = message
+                with self.lock:
+                    reply = self.replies.pop(request_id, None)
+                if reply is not None:
+                    reply.ok, reply.value = ok, value
+                    reply.done.set()
+            elif kind == "ended":
+                self.pool._ended(message[1])
+            elif kind == "ready":
+                self.ready.set()
+        with self.lock:
+            self.dead = True
+            pending, self.replies = list(self.replies.values()), {}
+        self.process.join(timeout=5)
+        lost = TrainingLost(f"The training process stopped unexpectedly (exit code {self.process.exitcode}).")
+        for reply in pending:
+            reply.ok, reply.value = False, lost
+            reply.done.set()
+        self.pool._worker_died(self, str(lost))
+
+
+@dataclasses.dataclass
+class _Entry:
+    """The pool's record of one remote trainer."""
+
+    trainer_id: int
+    worker: _Worker
+    owner: Any
+    alive: Callable[[], bool] | None
+    proxy: weakref.ref
+    gone_since: float | None = None
+
+
+class TrainingPool:
+    """Worker processes shared by every session of a server, and the queue for their training slots.
+
+    Args:
+      max_trainings: trainings that may run at once; None for ``default_max_trainings()``.
+      workers: processes to keep (each hosts any number of trainers, running or not); None for
+        ``max_trainings``, so trainings that run at once can each have a process.
+      nice: how much lower than the server the workers' OS priority is.
+      abandon_after: seconds a trainer's ``alive`` may say False before the trainer is closed.
+      check_every: seconds between liveness checks.
+      cache_dir: JAX's persistent compilation cache directory (None: ``enable_compilation_cache``'s).
+    """
+
+    def __init__(
+        self,
+        max_trainings: int | None = None,
+        workers: int | None = None,
+        nice: int = 10,
+        abandon_after: float = 20.0,
+        check_every: float = 5.0,
+        cache_dir: str | None = None,
+        starting_methods: tuple[str, ...] = STARTING_METHODS,
+    ):
+        self.max_trainings = default_max_trainings() if max_trainings is None else int(max_trainings)
+        if self.max_trainings < 1:
+            raise ValueError("max_trainings must be at least 1.")
+        self.abandon_after = abandon_after
+        self.check_every = check_every
+        self.starting_methods = starting_methods
+        self._context = multiprocessing.get_context("spawn")  # never fork a process running JAX
+        self._nice, self._cache_dir = nice, cache_dir
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._entries: dict[int, _Entry] = {}
+        self._running: set[int] = set()  # trainers holding a training slot
+        self._queue: deque[tuple[int, str, tuple, dict]] = deque()  # starts waiting for a slot
+        self._closed = threading.Event()
+        self._workers = [self._spawn() for _ in range(workers or self.max_trainings)]
+        threading.Thread(target=self._monitor, name="explorer-training-monitor", daemon=True).start()
+
+    # ----------------------------------------------------------------------------------------------
+    # Public
+
+    def trainer(self, *args: Any, owner: Any = None, alive: Callable[[], bool] | None = None, **kwargs: Any):
+        """Builds a ``Trainer(*args, **kwargs)`` in a worker and returns its proxy. Raises what the Trainer
+        raises (a ``ValueError`` for settings it refuses). A previous trainer of the same ``owner`` is
+        closed once the new one exists."""
+        with self._lock:
+            if self._closed.is_set():
+                raise TrainingLost("The training pool is shut down.")
+            worker = min((w for w in self._workers if not w.dead), key=lambda w: len(w.trainers))
+            trainer_id = next(self._ids)
+            worker.trainers.add(trainer_id)
+        try:
+            self._wait(worker.request((self._request_id(), trainer_id, "create", "", args, kwargs)))
+        except BaseException:
+            with self._lock:
+                worker.trainers.discard(trainer_id)
+            raise
+        proxy = RemoteTrainer(self, trainer_id)
+        with self._lock:
+            previous = [e.proxy() for e in self._entries.values() if owner is not None and e.owner == owner]
+            self._entries[trainer_id] = _Entry(trainer_id, worker, owner, alive, weakref.ref(proxy))
+        for old in previous:
+            if old is not None:
+                old.close()
+        # A session that drops its proxy without closing it must not keep a trainer alive in the worker.
+        weakref.finalize(proxy, self._close, trainer_id).atexit = False
+        return proxy
+
+    def queue_position(self, trainer_id: int) -> int | None:
+        """1 for the next start to run, 2 for the one after, ...; None if not waiting."""
+        with self._lock:
+            for position, queued in enumerate(self._queue, 1):
+                if queued[0] == trainer_id:
+                    return position
+        return None
+
+    def running(self) -> int:
+        """Trainings holding a slot now."""
+        with self._lock:
+            return len(self._running)
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers if not w.dead]
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Waits until every worker has started and imported explorer; True if they all have."""
+        deadline = time.monotonic() + timeout
+        for worker in list(self._workers):
+            if not worker.ready.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    def shutdown(self) -> None:
+        """Stops every training and worker (the workers' trainings finish their chunk first)."""
+        self._closed.set()
+        with self._lock:
+            workers, self._workers = self._workers, []
+            self._queue.clear()
+        for worker in workers:
+            with worker.lock:
+                if not worker.dead:
+                    try:
+                        worker.conn.send(None)
+                    except OSError:
+                        pass
+        for worker in workers:
+            worker.process.join(timeout=15)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+    # ----------------------------------------------------------------------------------------------
+    # Used by RemoteTrainer
+
+    def _call(self, trainer_id: int, op: str, name: str, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        with self._lock:
+            entry = self._entries.get(trainer_id)
+            if entry is None:
+                raise TrainingLost("This training was closed.")
+            if name in self.starting_methods and op == "call":
+                if trainer_id in self._running or any(q[0] == trainer_id for q in self._queue):
+                    return False  # already training or waiting: one training per trainer
+                if len(self._running) >= self.max_trainings:
+                    self._queue.append((trainer_id, name, args, kwargs))
+                    return True
+                self._running.add(trainer_id)
+                op = "start"
+            elif name in LEAVING_METHODS:
+                self._queue = deque(q for q in self._queue if q[0] != trainer_id)
+        try:
+            return self._wait(entry.worker.request((self._request_id(), trainer_id, op, name, args, kwargs)))
+        except BaseException:
+            if op == "start":  # no watcher was started: give the slot back
+                self._ended(trainer_id)
+            raise
+
+    def _close(self, trainer_id: int) -> None:
+        with self._lock:
+            entry = self._entries.pop(trainer_id, None)
+            self._queue = deque(q for q in self._queue if q[0] != trainer_id)
+            if entry is None:
+                return
+            entry.worker.trainers.discard(trainer_id)
+        try:
+            entry.worker.request((self._request_id(), trainer_id, "close", "", (), {}))  # no need to wait
+        except TrainingLost:
+            pass
+        self._ended(trainer_id)
+
+    # ----------------------------------------------------------------------------------------------
+    # Internals
+
+    _request_ids = itertools.count(1)
+
+    def _request_id(self) -> int:
+        return next(self._request_ids)
+
+    @staticmethod
+    def _wait(reply: _Reply) -> Any:
+        reply.done.wait()
+        if not reply.ok:
+            raise reply.value
+        return reply.value
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self, self._context, self._nice, self._cache_dir)
+
+    def _ended(self, trainer_id: int) -> None:
+        """A training ended (or never started): free its slot and start the next queued one."""
+        with self._lock:
+            self._running.discard(trainer_id)
+            starts = []
+            while self._queue and len(self._running) < self.max_trainings:
+                queued = self._queue.popleft()
+                entry = self._entries.get(queued[0])
+                if entry is None or entry.worker.dead:
+                    continue
+                self._running.add(queued[0])
+                starts.append((entry.worker, queued))
+        for worker, (queued_id, name, args, kwargs) in starts:
+            # Not waited for: the training's own "ended" message gives the slot back.
+            try:
+                worker.request((self._request_id(), queued_id, "start", name, args, kwargs))
+            except TrainingLost:
+                self._ended(queued_id)
+
+    def _worker_died(self, worker: _Worker, message: str) -> None:
+        with self._lock:
+            lost = [self._entries.pop(t) for t in list(worker.trainers) if t in self._entries]
+            worker.trainers.clear()
+            gone = {entry.trainer_id for entry in lost}
+            self._queue = deque(q for q in self._queue if q[0] not in gone)
+            if worker in self._workers and not self._closed.is_set():
+                self._workers[self._workers.index(worker)] = self._spawn()
+        for entry in lost:
+            proxy = entry.proxy()
+            if proxy is not None:
+                proxy._lost = message
+            self._ended(entry.trainer_id)
+
+    def _monitor(self) -> None:
+        """Closes trainers whose session has been gone for ``abandon_after`` seconds."""
+        while not self._closed.wait(self.check_every):
+            now = time.monotonic()
+            with self._lock:
+                entries = list(self._entries.values())
+            for entry in entries:
+                if entry.alive is None:
+                    continue
+                try:
+                    alive = bool(entry.alive())
+                except Exception:  # noqa: BLE001 - a broken check must not end someone's training
+                    alive = True
+                if alive:
+                    entry.gone_since = None
+                    continue
+                entry.gone_since = entry.gone_since or now
+                if now - entry.gone_since >= self.abandon_after:
+                    proxy = entry.proxy()
+                    if proxy is not None:
+                        proxy._closed_message = "Training stopped: the browser session that started it went away."
+                    self._close(entry.trainer_id)
+
+
+class RemoteTrainer:
+    """A ``Trainer`` that lives in a worker process, used like a local one.
+
+    Public method calls go to the worker (arguments and results are pickled); data attributes are fetched
+    once, except ``FRESH_ATTRIBUTES``. ``status()`` reports ``QUEUED`` while a start waits for a slot and
+    ``FAILED`` once the worker is gone or the trainer was closed; every other call then raises
+    ``TrainingLost``.
+    """
+
+    def __init__(self, pool: TrainingPool, trainer_id: int):
+        self._pool = pool
+        self._id = trainer_id
+        self._attributes: dict[str, Any] = {}
+        self._last_status: TrainerStatus | None = None
+        self._lost: str | None = None  # why the worker is gone
+        self._closed_message: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._attributes:
+            return self._attributes[name]
+        self._check()
+        value = self._pool._call(self._id, "getattr", name)
+        if isinstance(value, _Callable):
+            value = functools.partial(self._forward_call, name)
+        if name not in FRESH_ATTRIBUTES:
+            self._attributes[name] = value
+        return value
+
+    def _forward_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._forward(name, args, kwargs)
+
+    def _forward(self, name: str, args: tuple, kwargs: dict) -> Any:
+        self._check()
+        return self._pool._call(self._id, "call", name, args, kwargs)
+
+    def _check(self) -> None:
+        if self._lost or self._closed_message:
+            raise TrainingLost(self._lost or self._closed_message)
+
+    def status(self) -> TrainerStatus:
+        """The trainer's status, with ``QUEUED`` and the queue position while its start waits."""
+        if self._lost:
+            return self._final(FAILED, self._lost)
+        if self._closed_message:
+            return self._final(FAILED, self._closed_message)
+        try:
+            status = self._forward("status", (), {})
+        except TrainingLost as error:
+            return self._final(FAILED, self._lost or str(error))
+        self._last_status = status
+        position = self._pool.queue_position(self._id)
+        if position is not None:
+            ahead = "you are next" if position == 1 else f"{position - 1} ahead of you"
+            status = dataclasses.replace(
+                status,
+                state=QUEUED,
+                message=(
+                    f"Waiting for a free training slot ({ahead}): this server runs at most "
+                    f"{self._pool.max_trainings} training(s) at once."
+                ),
+            )
+        return status
+
+    def queue_position(self) -> int | None:
+        """1 if this trainer's start runs next, ...; None if it is not waiting."""
+        return self._pool.queue_position(self._id)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stops training (or leaves the queue). Nothing to stop once the worker is gone."""
+        if self._lost or self._closed_message:
+            return None
+        try:
+            return self._forward("stop", (), {"timeout": timeout})
+        except TrainingLost:
+            return None
+
+    def close(self) -> None:
+        """Stops the training and frees the trainer in its worker; the proxy then reports FAILED (nothing
+        of it can be read any more)."""
+        self._closed_message = self._closed_message or "This training was closed."
+        self._pool._close(self._id)
+
+    def _final(self, state: str, message: str) -> TrainerStatus:
+        """The last status seen, marked as ended (a view keeps its loss curve)."""
+        if self._last_status is not None:
+            return dataclasses.replace(self._last_status, state=state, message=message)
+        empty = np.zeros((0, 0), np.float32)
+        return TrainerStatus(
+            state=state,
+            message=message,
+            step=0,
+            total_steps=0,
+            task="",
+            steps=(),
+            loss=(),
+            accuracy=(),
+            grad_norm=(),
+            eval_steps=(),
+            eval_loss=(),
+            eval_accuracy=(),
+            groups=(),
+            group_grad_norms=empty,
+            group_update_ratios=empty,
+            closeness=None,
+            steps_per_second=0.0,
+            elapsed_seconds=0.0,
+            snapshot_steps=(),
+        )

@@ -107,7 +107,11 @@ def _serve(conn: Any, nice: int, cache_dir: str | None) -> None:
 
     def handle(request_id: int, trainer_id: int, op: str, name: str, args: tuple, kwargs: dict) -> None:
         try:
-            if op == "create":
+            if op == "info":
+                import jax
+
+                value = {"pid": os.getpid(), "devices": jax.device_count(), "niceness": os.nice(0)}
+            elif op == "create":
                 trainers[trainer_id] = Trainer(*args, **kwargs)
                 value = None
             elif op == "close":
@@ -308,9 +312,11 @@ class TrainingPool:
         with self._lock:
             return len(self._running)
 
-    def worker_pids(self) -> list[int]:
+    def worker_info(self) -> list[dict]:
+        """Each live worker's process id, JAX device count and OS niceness."""
         with self._lock:
-            return [w.process.pid for w in self._workers if not w.dead]
+            workers = [w for w in self._workers if not w.dead]
+        return [self._wait(w.request((self._request_id(), 0, "info", "", (), {}))) for w in workers]
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
         """Waits until every worker has started and imported explorer; True if they all have."""

@@ -1,0 +1,183 @@
+"""Training in worker processes: the same run as in-process, a server-wide limit with a queue, killed
+workers reported as failed, and abandoned sessions' trainings stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from explorer.config import ModelConfig
+from explorer.texts import GRAMMAR_VOCAB_SIZE
+from explorer.trainer import FAILED, FINISHED, RUNNING, STOPPED, Trainer
+from explorer.training import default_train_config
+from explorer.workers import QUEUED, TrainingLost, TrainingPool
+
+pytestmark = pytest.mark.slow  # worker processes import JAX and compile: seconds each
+
+SMALL = ModelConfig(
+    vocab_size=GRAMMAR_VOCAB_SIZE, d_model=32, num_heads=2, num_layers=2, ffn_size=64, max_len=64, tie_embeddings=False
+)
+
+
+def train_config(steps: int):
+    """A toy task that compiles in seconds; a huge ``steps`` keeps it running until it is stopped."""
+    return default_train_config(
+        "reverse", seq_len=8, steps=steps, batch_size=16, steps_per_chunk=20, eval_every=60, learning_rate=3e-3
+    )
+
+
+LONG = train_config(1_000_000)
+
+
+def wait_for(condition, timeout: float = 60.0, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache():
+    """Workers inherit the environment: EXPLORER_JAX_CACHE (conftest) keeps their compiles out of the
+    user's cache; this process fills the same cache for the in-process reference run."""
+    from explorer.inference import enable_compilation_cache
+
+    enable_compilation_cache()
+
+
+@pytest.fixture
+def pool_factory():
+    pools = []
+
+    def make(**kwargs) -> TrainingPool:
+        pool = TrainingPool(**kwargs)
+        pools.append(pool)
+        assert pool.wait_ready(120), "the worker processes did not start"
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.shutdown()
+
+
+def test_worker_training_matches_in_process_training(pool_factory):
+    pool = pool_factory(max_trainings=1, workers=1, nice=5)
+    info = pool.worker_info()[0]
+    assert info["pid"] != os.getpid()
+    # A lower OS priority than this process (niceness stops at 19).
+    assert info["niceness"] == min(19, os.nice(0) + 5)
+    assert info["devices"] == int(os.environ["EXPLORER_CPU_DEVICES"]), "data parallelism works in workers"
+
+    config = train_config(60)
+    remote = pool.trainer(SMALL, config)
+    assert remote.start() is True
+    assert wait_for(lambda: remote.status().state == FINISHED)
+    local = Trainer(SMALL, config)
+    local.run()
+    remote_status, local_status = remote.status(), local.status()
+    assert remote_status.steps == local_status.steps
+    assert remote_status.loss == local_status.loss  # same seed, same batches, same devices: same numbers
+    assert remote_status.eval_loss == local_status.eval_loss
+    # Methods and attributes without special handling go through unchanged.
+    assert remote.snapshot_steps() == local.snapshot_steps()
+    assert remote.token_label(5) == local.token_label(5)
+    assert remote.probe.labels == local.probe.labels
+    assert remote.bundle().info["steps"] == 60
+    assert pool.running() == 0, "a finished training gives its slot back"
+
+
+def test_queued_start_runs_when_a_slot_frees(pool_factory):
+    pool = pool_factory(max_trainings=1, workers=2)
+    first, second, third = (pool.trainer(SMALL, LONG) for _ in range(3))
+    assert first.start() is True
+    assert wait_for(lambda: first.status().state == RUNNING)
+    assert second.start() is True and third.start() is True
+    assert second.status().state == QUEUED and second.queue_position() == 1
+    assert third.status().state == QUEUED and third.queue_position() == 2
+    assert "you are next" in second.status().message
+    assert second.start() is False, "one training per trainer: a second start while waiting is refused"
+    assert pool.running() == 1
+
+    third.stop()  # leaving the queue
+    assert third.queue_position() is None and third.status().state != QUEUED
+    first.stop()
+    assert first.status().state == STOPPED
+    assert wait_for(lambda: second.status().state == RUNNING), "the queued start did not run"
+    assert wait_for(lambda: second.status().step > 0)
+    assert pool.running() == 1
+    second.stop()
+    assert wait_for(lambda: pool.running() == 0)
+
+
+def test_killed_worker_is_reported_failed_and_frees_its_slot(pool_factory):
+    pool = pool_factory(max_trainings=1, workers=1)
+    victim = pool.trainer(SMALL, LONG)
+    victim.start()
+    assert wait_for(lambda: victim.status().step > 0)
+    waiting = pool.trainer(SMALL, LONG)  # on the same (only) worker: lost with it
+    pid = pool.worker_info()[0]["pid"]
+
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: victim.status().state == FAILED, timeout=10)
+    status = victim.status()
+    assert "stopped unexpectedly" in status.message and status.step > 0, "the last progress stays visible"
+    assert waiting.status().state == FAILED
+    with pytest.raises(TrainingLost):
+        victim.snapshot_steps()
+    victim.stop()  # nothing to stop: no error
+    assert pool.running() == 0
+
+    # A fresh worker replaced the dead one, and the freed slot takes a new training at once.
+    assert wait_for(lambda: pool.worker_info()[0]["pid"] != pid, timeout=30)
+    fresh = pool.trainer(SMALL, LONG)
+    assert fresh.start() is True
+    assert fresh.status().state == RUNNING
+    fresh.stop()
+
+
+def test_abandoned_session_training_stops(pool_factory):
+    pool = pool_factory(max_trainings=1, workers=1, check_every=0.1, abandon_after=1.0)
+    connected = threading.Event()
+    connected.set()
+    remote = pool.trainer(SMALL, LONG, owner="session-1", alive=connected.is_set)
+    remote.start()
+    assert wait_for(lambda: remote.status().step > 0)
+
+    # A short disconnection (a network blip, a reload) is forgiven.
+    connected.clear()
+    time.sleep(0.4)
+    connected.set()
+    time.sleep(1.2)
+    assert remote.status().state == RUNNING
+
+    connected.clear()
+    assert wait_for(lambda: remote.status().state == FAILED, timeout=10)
+    assert "went away" in remote.status().message
+    assert pool.running() == 0
+    queued_behind = pool.trainer(SMALL, LONG)
+    assert queued_behind.start() is True and queued_behind.status().state == RUNNING
+    queued_behind.stop()
+
+
+def test_one_trainer_per_owner(pool_factory):
+    pool = pool_factory(max_trainings=2, workers=1)
+    old = pool.trainer(SMALL, LONG, owner="session-1")
+    old.start()
+    assert wait_for(lambda: old.status().state == RUNNING)
+    new = pool.trainer(SMALL, LONG, owner="session-1")
+    assert old.status().state == FAILED, "the owner's previous trainer is closed"
+    assert pool.running() == 0
+    assert new.status().state == "idle"
+
+
+def test_bad_settings_raise_the_trainers_error(pool_factory):
+    pool = pool_factory(max_trainings=1, workers=1)
+    too_long = train_config(10).replace(seq_len=SMALL.max_len + 1)
+    with pytest.raises(ValueError, match="shorter sequence length"):
+        pool.trainer(SMALL, too_long)

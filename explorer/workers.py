@@ -16,7 +16,8 @@ only its own trainings with it.
   proxy reports it as ``QUEUED`` with its position.
 - Each ``RemoteTrainer`` forwards any public method call (name, args, kwargs) to its ``Trainer`` in the
   worker and returns the result (pickled over a pipe), so new Trainer methods work through it unchanged.
-  Only the methods that start training (``starting_methods``) go through the queue.
+  Only the methods that start training (``starting_methods``) go through the queue. A ``Snapshot``
+  crosses without its parameters (they stay in the worker; ``bundle(step)`` makes a model of them).
 - One trainer per ``owner`` (a browser session): making a new one closes the owner's previous one.
 - An ``alive`` callable per trainer (the page passes one that asks the web framework whether the session
   is still connected) is checked every ``check_every`` seconds; once it has said False for
@@ -83,19 +84,25 @@ def _serve(conn: Any, nice: int, cache_dir: str | None) -> None:
     os.nice(nice)
     import explorer  # noqa: F401 - configures JAX's CPU devices before anything runs
     from explorer.inference import enable_compilation_cache
-    from explorer.trainer import Trainer
+    from explorer.trainer import Snapshot, Trainer
 
     enable_compilation_cache(cache_dir)
     trainers: dict[int, Trainer] = {}
     send_lock = threading.Lock()
 
     def send(message: tuple) -> None:
-        with send_lock:
-            conn.send(message)
+        try:
+            with send_lock:
+                conn.send(message)
+        except OSError:
+            pass  # the server is gone; the main loop sees the closed pipe and ends the process
 
     def reply(request_id: int, ok: bool, value: Any) -> None:
         try:
-            send(("reply", request_id, ok, value))
+            with send_lock:  # pickling comes before writing: a failure leaves the pipe clean
+                conn.send(("reply", request_id, ok, value))
+        except OSError:
+            pass  # the server is gone
         except Exception as error:  # noqa: BLE001 - an unpicklable result must become an error reply
             send(("reply", request_id, False, TypeError(f"the result can't be sent between processes: {error}")))
 
@@ -126,6 +133,10 @@ def _serve(conn: Any, nice: int, cache_dir: str | None) -> None:
                     value = _Callable() if callable(value) else value
                 else:
                     value = value(*args, **kwargs)
+                    if isinstance(value, Snapshot):
+                        # Its parameters stay here (~1 MB for the toy model: ~10 ms a poll over the pipe);
+                        # what shows a snapshot needs its attention and embeddings, a model comes from bundle().
+                        value = dataclasses.replace(value, params=None)
                     if op == "start":
                         threading.Thread(target=watch, args=(trainer_id, trainer), daemon=True).start()
         except Exception as error:  # noqa: BLE001 - the caller re-raises it
@@ -144,6 +155,9 @@ def _serve(conn: Any, nice: int, cache_dir: str | None) -> None:
         threading.Thread(target=handle, args=message, daemon=True).start()
     for trainer in list(trainers.values()):
         trainer.stop(timeout=10)
+    # Skips interpreter finalisation: a daemon thread still inside JAX when it runs aborts the process
+    # ("FATAL: exception not rethrown"). The trainings have stopped and nothing else needs flushing.
+    os._exit(0)
 
 
 # --------------------------------------------------------------------------------------------------

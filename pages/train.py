@@ -1,9 +1,10 @@
 """Train page: train a model live, watch its loss, attention and gradients, replay snapshots, and make
 the result the model every page shows.
 
-Training runs in the ``Trainer``'s worker thread, which touches only the trainer object (lock-protected);
-this script never waits for it. While it runs, a ``run_every`` fragment redraws from ``trainer.status()``
-and the latest snapshot twice a second, so the rest of the app stays usable.
+Training runs in a worker process shared by the server's sessions (``explorer.workers``; at most
+``EXPLORER_MAX_TRAININGS`` at once, later starts queue); this script talks to it through a proxy with the
+``Trainer``'s methods and never waits for a training. While it runs (or waits for a slot), a ``run_every``
+fragment redraws from ``trainer.status()`` and the latest snapshot twice a second.
 """
 
 import streamlit as st
@@ -27,7 +28,18 @@ from explorer.training import (
     live_chunk_size,
     live_eval_every,
 )
-from pages.common import TRAINER_KEY, chart, current_bundle, publish_trained, route_through_app, set_bundle, sidebar
+from explorer.workers import QUEUED, TrainingLost
+from pages.common import (
+    TRAINER_KEY,
+    browser_session,
+    chart,
+    current_bundle,
+    publish_trained,
+    route_through_app,
+    set_bundle,
+    sidebar,
+    training_pool,
+)
 
 UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload
 ERROR_KEY = "train_error"  # why the last Start did not start, or None
@@ -108,8 +120,10 @@ def start_training() -> None:
             steps_per_chunk=chunk,
             eval_every=live_eval_every(steps, chunk),
         )
-        trainer = Trainer(model_config, train_config, text=text)
-    except ValueError as error:
+        session_id, connected = browser_session()
+        # One training per session: the pool closes this session's previous trainer once this one exists.
+        trainer = training_pool().trainer(model_config, train_config, text=text, owner=session_id, alive=connected)
+    except (ValueError, TrainingLost) as error:
         state[ERROR_KEY] = str(error)
         return
     state[TRAINER_KEY] = trainer
@@ -155,14 +169,22 @@ def stop_training() -> None:
 trainer = state.get(TRAINER_KEY)
 status = trainer.status() if trainer is not None else None
 b1, b2, b3, _ = st.columns([1, 1, 1, 5])
-b1.button("Stop", key="train_stop", disabled=status is None or status.state != RUNNING, on_click=stop_training)
+b1.button(
+    "Stop", key="train_stop", disabled=status is None or status.state not in (RUNNING, QUEUED), on_click=stop_training
+)
 b2.button(
     "Resume",
     key="train_resume",
     disabled=status is None or status.state not in ("idle", STOPPED),
     on_click=lambda: state[TRAINER_KEY].resume(),
 )
-b3.button("Reset", key="train_reset", disabled=status is None, on_click=lambda: state[TRAINER_KEY].reset())
+# A failed training's worker may be gone with everything it held: start a new one instead.
+b3.button(
+    "Reset",
+    key="train_reset",
+    disabled=status is None or status.state == FAILED,
+    on_click=lambda: state[TRAINER_KEY].reset(),
+)
 
 
 def draw_live() -> None:
@@ -185,8 +207,12 @@ def draw_live() -> None:
         st.error(status.message)
     elif status.state == FINISHED:
         st.success(status.message + " This model is now the one every page shows.")
+    elif status.state == QUEUED:
+        st.info(status.message)
     else:
         st.caption(status.message)
+    if status.state == FAILED:
+        return  # the worker may be gone with the trainer: nothing more to read from it
     chart(
         figs.loss_figure(status.steps, status.loss, status.eval_steps, status.eval_loss, baseline=trainer.unigram_loss),
         key="train_loss_chart",
@@ -218,7 +244,7 @@ def draw_live() -> None:
         )
 
 
-if status is not None and status.state == RUNNING:
+if status is not None and status.state in (RUNNING, QUEUED):
     st.fragment(run_every=0.5)(draw_live)()
 else:
     draw_live()
@@ -300,7 +326,7 @@ def draw_replay(trainer: Trainer) -> None:
     )
 
 
-if trainer is not None:
+if trainer is not None and status.state != FAILED:
     draw_replay(trainer)  # while training runs too: moving the scrubber fetches the snapshots saved so far
 
 st.subheader("Checkpoints")

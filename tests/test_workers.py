@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from explorer.config import ModelConfig
@@ -86,6 +87,10 @@ def test_worker_training_matches_in_process_training(pool_factory):
     assert remote_status.eval_loss == local_status.eval_loss
     # Methods and attributes without special handling go through unchanged.
     assert remote.snapshot_steps() == local.snapshot_steps()
+    remote_snapshot, local_snapshot = remote.snapshot(30), local.snapshot(30)
+    assert remote_snapshot.step == local_snapshot.step
+    np.testing.assert_array_equal(remote_snapshot.attention, local_snapshot.attention)
+    assert remote_snapshot.params is None, "parameters stay in the worker: bundle() makes a model of them"
     assert remote.token_label(5) == local.token_label(5)
     assert remote.probe.labels == local.probe.labels
     assert remote.bundle().info["steps"] == 60

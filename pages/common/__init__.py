@@ -18,6 +18,7 @@ from pages.common.resources import (
     model_head_roles,
     model_pos_probe,
     pretrained_bundle,
+    training_pool,
     warmup_report,
 )
 from pages.common.session import (
@@ -25,6 +26,7 @@ from pages.common.session import (
     MODEL_CHOICES,
     MODEL_KEY,
     TRAINER_KEY,
+    browser_session,
     current_bundle,
     model_choice,
     publish_trained,
@@ -54,6 +56,7 @@ __all__ = [
     "WINDOW",
     "Sentence",
     "WarmupReport",
+    "browser_session",
     "chart",
     "current_bundle",
     "current_sentence",
@@ -74,6 +77,7 @@ __all__ = [
     "sidebar",
     "sync_url",
     "text_box",
+    "training_pool",
     "url_value",
     "warmup_report",
     "window_control",

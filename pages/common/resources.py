@@ -22,6 +22,7 @@ from explorer.inference import InferenceEngine, enable_compilation_cache, use_sy
 from explorer.model import init_params
 from explorer.pos_probe import PosProbe, probe_bundle
 from explorer.tokenizer import Tokenizer
+from explorer.workers import TrainingPool
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
@@ -97,6 +98,14 @@ def pretrained_bundle() -> tuple[ModelBundle | None, str | None]:
         return pretrained.load_minilm(), None
     except (pretrained.PretrainedUnavailable, ValueError) as error:
         return None, f"The pretrained model could not be loaded: {error}"
+
+
+@st.cache_resource(show_spinner=False)
+def training_pool() -> TrainingPool:
+    """The worker processes every session's training runs in (``explorer.workers``), started once per
+    server: at most ``EXPLORER_MAX_TRAININGS`` trainings at once, the rest queue."""
+    enable_compilation_cache()  # the workers use the same persistent compilation cache
+    return TrainingPool()
 
 
 # Per-model analyses, computed once per model and shared: bundles never change, so a model's source, its

@@ -7,9 +7,12 @@ Nothing here is shared between sessions: it all lives in ``st.session_state``.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer.bundle import ModelBundle
 from explorer.trainer import DIVERGED, FINISHED, STOPPED
@@ -27,6 +30,20 @@ MODEL_CHOICES = {
 }
 TRAINER_KEY = "train_trainer"  # this user's Trainer (or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
+
+
+def browser_session() -> tuple[str | None, Callable[[], bool] | None]:
+    """This user's session id and a check that their browser is still connected, for the training pool
+    (one training per session; a session gone for a while has its training stopped). The check holds
+    the id only, never the session's state. No check without a server (AppTest): nothing disconnects."""
+    context = get_script_run_ctx()
+    if context is None:
+        return None, None
+    session_id = context.session_id
+    if not runtime.exists():
+        return session_id, None
+    instance = runtime.get_instance()
+    return session_id, lambda: instance.is_active_session(session_id)
 
 
 def _ended_training() -> tuple[Any, int] | None:

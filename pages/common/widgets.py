@@ -12,6 +12,7 @@ import streamlit as st
 
 from explorer.analysis import token_window
 from explorer.trainer import RUNNING
+from explorer.workers import QUEUED
 from pages.common.resources import default_bundle, pretrained_bundle
 from pages.common.session import (
     CHOICE_KEY,
@@ -38,9 +39,12 @@ def _watch_training() -> None:
     page and the sidebar show the trained model without waiting for the user's next click."""
     trainer = st.session_state.get(TRAINER_KEY)
     status = trainer.status() if trainer is not None else None
-    if status is None or status.state != RUNNING:
+    if status is None or status.state not in (RUNNING, QUEUED):
         publish_trained()
         st.rerun()  # the whole page; without a running trainer the sidebar stops drawing this fragment
+    if status.state == QUEUED:
+        st.caption(f"Training on the Train page: {status.message}")
+        return
     st.caption(
         f"Training on the Train page: step {status.step} of {status.total_steps}. Its model replaces this one "
         "when it ends."
@@ -83,7 +87,7 @@ def sidebar(watch_training: bool = True) -> None:
     if problem and bundle is default_bundle()[0]:
         st.sidebar.caption(problem)
     trainer = st.session_state.get(TRAINER_KEY)
-    if watch_training and trainer is not None and trainer.status().state == RUNNING:
+    if watch_training and trainer is not None and trainer.status().state in (RUNNING, QUEUED):
         with st.sidebar:
             st.fragment(run_every=0.5)(_watch_training)()
 

@@ -1,0 +1,136 @@
+"""Training in a worker process (explorer/workers.py) against training in the caller's process.
+
+  PYTHONPATH=. .venv/bin/python bench/bench_workers.py [--json] [--polls N]
+
+1. Start to first loss point for the Train page's default setup (reverse, d_model 64, 2 layers, 4 heads):
+   building the trainer, then from Start until the status shows a loss. In a pre-started worker with JAX's
+   persistent compilation cache filled by an earlier run, and in this process (the cache filled too, JAX
+   already imported, as in a warm web server).
+2. The Train page's polling while a training runs: one ``status()`` and one ``snapshot()`` twice a
+   second, over the worker's pipe (pickled) and in-process, with the pickled sizes.
+
+This is a benchmark, not a test: it prints numbers and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def page_defaults():
+    """The Train page's default settings (pages/train.py builds the same pair from its widgets)."""
+    from explorer.config import ModelConfig
+    from explorer.tasks import ties_embeddings
+    from explorer.texts import default_vocab_size
+    from explorer.training import (
+        LIVE_MODEL,
+        LIVE_STEPS,
+        LIVE_TASK,
+        default_train_config,
+        live_chunk_size,
+        live_eval_every,
+    )
+
+    d_model = LIVE_MODEL["d_model"]
+    model = ModelConfig(
+        vocab_size=default_vocab_size("grammar"),
+        d_model=d_model,
+        num_heads=LIVE_MODEL["num_heads"],
+        num_layers=LIVE_MODEL["num_layers"],
+        ffn_size=4 * d_model,
+        tie_embeddings=ties_embeddings(LIVE_TASK),
+    )
+    base = default_train_config(LIVE_TASK)
+    chunk = live_chunk_size(base.batch_size, base.seq_len)
+    train = base.replace(steps=LIVE_STEPS, steps_per_chunk=chunk, eval_every=live_eval_every(LIVE_STEPS, chunk))
+    return model, train
+
+
+def first_loss(make, model, train) -> dict[str, float]:
+    started = time.perf_counter()
+    trainer = make(model, train)
+    built = time.perf_counter()
+    trainer.start()
+    while not trainer.status().loss:
+        time.sleep(0.01)
+    shown = time.perf_counter()
+    trainer.stop()
+    return {"build_s": built - started, "start_to_first_loss_s": shown - built}
+
+
+def polling(trainer, polls: int) -> dict[str, float]:
+    """Median ms of the page's two calls per tick, while ``trainer`` trains."""
+    status_ms, snapshot_ms = [], []
+    for _ in range(polls):
+        t0 = time.perf_counter()
+        status = trainer.status()
+        t1 = time.perf_counter()
+        snapshot = trainer.snapshot()
+        t2 = time.perf_counter()
+        status_ms.append((t1 - t0) * 1e3)
+        snapshot_ms.append((t2 - t1) * 1e3)
+        time.sleep(0.5)
+    return {
+        "status_ms": statistics.median(status_ms),
+        "snapshot_ms": statistics.median(snapshot_ms),
+        "status_kb": len(pickle.dumps(status)) / 1e3,
+        "snapshot_kb": len(pickle.dumps(snapshot)) / 1e3,
+        "steps_at_end": status.step,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--polls", type=int, default=20)
+    args = parser.parse_args()
+
+    from explorer.inference import enable_compilation_cache
+    from explorer.trainer import Trainer
+    from explorer.workers import TrainingPool
+
+    enable_compilation_cache()
+    model, train = page_defaults()
+    long_run = train.replace(steps=1_000_000)
+    load_before = os.getloadavg()[0]
+    results: dict[str, dict] = {}
+
+    pool = TrainingPool(max_trainings=1, workers=1)
+    pool.wait_ready()
+    first_loss(pool.trainer, model, train)  # fills the persistent compilation cache...
+    first_loss(pool.trainer, model, long_run)  # ...for both runs (the schedule's length is compiled in)
+    pool.shutdown()
+    pool = TrainingPool(max_trainings=1, workers=1)  # a fresh process: only the disk cache is warm
+    pool.wait_ready()
+    results["first_loss_worker"] = first_loss(pool.trainer, model, train)
+    results["first_loss_in_process"] = first_loss(Trainer, model, train)
+
+    remote = pool.trainer(model, long_run)
+    remote.start()
+    results["polling_worker"] = polling(remote, args.polls)
+    remote.stop()
+    pool.shutdown()
+    local = Trainer(model, long_run)
+    local.start()
+    results["polling_in_process"] = polling(local, args.polls)
+    local.stop()
+    results["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for name, values in results.items():
+        print(f"{name:24s} " + "  ".join(f"{k} {v:.3g}" for k, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()

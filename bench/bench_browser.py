@@ -4,14 +4,20 @@
    no rerun running), with an empty JAX compilation cache and again with the cache filled by that run.
 2. Edit latency on the Attention page: from committing an edited ~20-token sentence (Ctrl+Enter) to the
    last change in any chart on the page, after the app is warm.
+3. With ``--sessions N``, a shared server instead: N browser sessions, one of which trains on the Train
+   page (a long run of the default setup) while the others edit on the Attention page. Rounds alternate
+   between nobody training and one training (this machine is shared: only a side-by-side ratio means
+   anything), and the report gives the editors' median latency in each condition.
 
     .venv/bin/python bench/bench_browser.py [--edits N] [--json] [--model minilm] [--skip-cold]
+    .venv/bin/python bench/bench_browser.py --sessions 3 [--edits N] [--rounds R] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -49,27 +55,76 @@ def first_interactive(cache_dir: str) -> dict[str, float]:
     return {"healthy_s": healthy, "interactive_s": interactive}
 
 
+def open_attention(page, url: str, model: str | None = None) -> None:
+    page.goto(f"{url}/attention" + (f"?model={model}" if model else ""))
+    page.get_by_role("heading", name="Attention").wait_for()
+    wait_idle(page)
+    if model:  # the model's engine compiles its buckets in the background: let it finish first
+        wait_idle(page, quiet_ms=20_000, timeout_s=120)
+    page.evaluate(CHART_OBSERVER_JS)
+
+
+def edit_once(page, i: int) -> float:
+    """Milliseconds from committing edit ``i`` to the last chart change it caused."""
+    box = page.get_by_label("Text")
+    box.fill(SENTENCE.format(subject=SUBJECTS[i % len(SUBJECTS)]) + " " * (i % 2))
+    start = page.evaluate("() => performance.now()")
+    box.press("Control+Enter")
+    page.wait_for_function(f"() => window.__lastChartMutation > {start}")
+    wait_idle(page, quiet_ms=300)
+    return page.evaluate("() => window.__lastChartMutation") - start
+
+
 def edit_latency(edits: int, model: str | None = None) -> list[float]:
-    latencies = []
     with AppServer() as server, browser_page() as page:
         page.set_default_timeout(120_000)
-        page.goto(f"{server.url}/attention" + (f"?model={model}" if model else ""))
-        page.get_by_role("heading", name="Attention").wait_for()
-        wait_idle(page)
-        if model:  # the model's engine compiles its buckets in the background: let it finish first
-            wait_idle(page, quiet_ms=20_000, timeout_s=120)
-        page.evaluate(CHART_OBSERVER_JS)
-        box = page.get_by_label("Text")
-        for i in range(edits + 2):  # the first two edits warm the browser's own caches and are dropped
-            box.fill(SENTENCE.format(subject=SUBJECTS[i % len(SUBJECTS)]) + " " * (i % 2))
-            start = page.evaluate("() => performance.now()")
-            box.press("Control+Enter")
-            page.wait_for_function(f"() => window.__lastChartMutation > {start}")
-            wait_idle(page, quiet_ms=300)
-            last = page.evaluate("() => window.__lastChartMutation")
-            if i >= 2:
-                latencies.append(last - start)
+        open_attention(page, server.url, model)
+        # The first two edits warm the browser's own caches and are dropped.
+        return [edit_once(page, i) for i in range(edits + 2)][2:]
+
+
+def shared_server(sessions: int, edits: int, rounds: int) -> dict[str, list[float]]:
+    """Editors' latencies with nobody training and with one session training, in alternating rounds."""
+    latencies: dict[str, list[float]] = {"idle": [], "training": []}
+    with AppServer() as server, browser_page() as trainer_page:
+        trainer_page.set_default_timeout(180_000)
+        browser = trainer_page.context.browser
+        editors = []
+        for _ in range(sessions - 1):
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(120_000)
+            open_attention(page, server.url)
+            for i in range(2):  # warms the browser's caches
+                edit_once(page, i)
+            editors.append(page)
+        trainer_page.goto(f"{server.url}/train")
+        trainer_page.get_by_role("heading", name="Train").first.wait_for()
+        wait_idle(trainer_page)
+        trainer_page.get_by_label("Steps").fill("50000")  # runs well past every round
+        for round_ in range(rounds):
+            conditions = ("idle", "training") if round_ % 2 == 0 else ("training", "idle")
+            for condition in conditions:
+                if condition == "training":
+                    trainer_page.get_by_role("button", name="Start training").click()
+                    # Steady training, past its first chunk (the compile), as a learner would watch it.
+                    trainer_page.get_by_text(re.compile(r"Step [1-9]\d* of 50000 · running")).wait_for()
+                for i in range(edits):
+                    for page in editors:
+                        latencies[condition].append(edit_once(page, i))
+                if condition == "training":
+                    trainer_page.get_by_role("button", name="Stop").click()
+                    trainer_page.get_by_text(re.compile(r"· stopped")).first.wait_for()
+                    wait_idle(trainer_page)
     return latencies
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "median": statistics.median(values),
+        "p90": sorted(values)[int(0.9 * (len(values) - 1))],
+        "max": max(values),
+        "samples": [round(v, 1) for v in values],
+    }
 
 
 def main() -> int:
@@ -78,7 +133,27 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--model", choices=["minilm"], help="edit on the Attention page of this model instead")
     parser.add_argument("--skip-cold", action="store_true", help="measure only the edit latency")
+    parser.add_argument("--sessions", type=int, help="a shared server: this many sessions, one of them training")
+    parser.add_argument("--rounds", type=int, default=4, help="with --sessions: idle/training rounds")
     args = parser.parse_args()
+    if args.sessions:
+        if args.sessions < 2:
+            parser.error("--sessions needs at least 2: one training, the others editing")
+        shared = shared_server(args.sessions, args.edits, args.rounds)
+        report = {condition: summary(values) for condition, values in shared.items()}
+        report["ratio_of_medians"] = report["training"]["median"] / report["idle"]["median"]
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(
+                f"{args.sessions} sessions, edits on the Attention page in {args.sessions - 1} of them "
+                f"({len(shared['idle'])} per condition, alternating rounds):"
+            )
+            for condition in ("idle", "training"):
+                r = report[condition]
+                print(f"  {condition:8s} median {r['median']:.0f} ms, p90 {r['p90']:.0f} ms, max {r['max']:.0f} ms")
+            print(f"  one session training: {report['ratio_of_medians']:.2f}x the idle median")
+        return 0
     cold = warm_cache = {"interactive_s": float("nan"), "healthy_s": float("nan")}
     if not args.skip_cold:
         with tempfile.TemporaryDirectory() as cache:
@@ -88,12 +163,7 @@ def main() -> int:
     report = {
         "cold_start_empty_cache": cold,
         "cold_start_warm_disk_cache": warm_cache,
-        "edit_latency_ms": {
-            "median": statistics.median(latencies),
-            "p90": sorted(latencies)[int(0.9 * (len(latencies) - 1))],
-            "max": max(latencies),
-            "samples": [round(v, 1) for v in latencies],
-        },
+        "edit_latency_ms": summary(latencies),
     }
     if args.json:
         print(json.dumps(report, indent=2))

@@ -5,7 +5,8 @@
 1. Start to first loss point for the Train page's default setup (reverse, d_model 64, 2 layers, 4 heads):
    building the trainer, then from Start until the status shows a loss. In a pre-started worker with JAX's
    persistent compilation cache filled by an earlier run, and in this process (the cache filled too, JAX
-   already imported, as in a warm web server).
+   already imported, as in a warm web server), and in a worker that compiled this setup when it started
+   (``TrainingPool(warm_up=...)``, as the app's pool does).
 2. The Train page's polling while a training runs: one ``status()`` and one ``snapshot()`` twice a
    second, over the worker's pipe (pickled) and in-process, with the pickled sizes.
 
@@ -113,6 +114,13 @@ def main() -> None:
     pool.wait_ready()
     results["first_loss_worker"] = first_loss(pool.trainer, model, train)
     results["first_loss_in_process"] = first_loss(Trainer, model, train)
+    warm = TrainingPool(max_trainings=1, workers=1, warm_up=(model, train))
+    warm.wait_ready(warmed=True)
+    results["first_loss_warmed_worker"] = {
+        **first_loss(warm.trainer, model, train),
+        "warm_up_s": warm.warm_up_reports()[0][0],
+    }
+    warm.shutdown()
 
     remote = pool.trainer(model, long_run)
     remote.start()

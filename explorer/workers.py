@@ -78,7 +78,14 @@ class _Callable:
     """Sent instead of an attribute's value when the attribute is a method."""
 
 
-def _serve(conn: Any, nice: int, cache_dir: str | None) -> None:
+def _warm_up(trainer_class: type, args: tuple) -> None:
+    """Builds ``trainer_class(*args)`` and runs one chunk: the compiled programs of that setup stay in this
+    process (``compile_functions`` is cached per configs), so a user starting it skips the compile."""
+    trainer = trainer_class(*args)
+    trainer.run(callback=lambda status: trainer.stop(timeout=0))
+
+
+def _serve(conn: Any, nice: int, cache_dir: str | None, warm_up: tuple | None) -> None:
     """A worker's main loop: runs every request in its own thread (a long call, such as building a
     trainer, must not hold up another session's status poll), replies on the same pipe."""
     os.nice(nice)
@@ -145,6 +152,17 @@ def _serve(conn: Any, nice: int, cache_dir: str | None) -> None:
             reply(request_id, True, value)
 
     send(("ready", os.getpid()))
+    if warm_up is not None:
+
+        def warm() -> None:
+            started = time.perf_counter()
+            try:
+                _warm_up(Trainer, warm_up)
+                send(("warm", time.perf_counter() - started, None))
+            except Exception as error:  # noqa: BLE001 - a failed warm-up only costs the first start a compile
+                send(("warm", time.perf_counter() - started, f"{type(error).__name__}: {error}"))
+
+        threading.Thread(target=warm, name="explorer-warm-up", daemon=True).start()
     while True:
         try:
             message = conn.recv()
@@ -174,17 +192,19 @@ class _Reply:
 class _Worker:
     """One worker process, its pipe, and the replies it owes."""
 
-    def __init__(self, pool: TrainingPool, context: Any, nice: int, cache_dir: str | None):
+    def __init__(self, pool: TrainingPool, context: Any, nice: int, cache_dir: str | None, warm_up: tuple | None):
         self.pool = pool
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_serve, args=(child, nice, cache_dir), name="explorer-training", daemon=True
+            target=_serve, args=(child, nice, cache_dir, warm_up), name="explorer-training", daemon=True
         )
         self.process.start()
         child.close()  # only the worker holds its end, so the pipe closes when the worker dies
         self.lock = threading.Lock()
         self.replies: dict[int, _Reply] = {}
         self.ready = threading.Event()
+        self.warmed = threading.Event()
+        self.warm_up_report: tuple[float, str | None] | None = None  # (seconds, error or None)
         self.dead = False
         self.trainers: set[int] = set()
         threading.Thread(target=self._read, name="explorer-training-reader", daemon=True).start()
@@ -220,6 +240,9 @@ class _Worker:
                 self.pool._ended(message[1])
             elif kind == "ready":
                 self.ready.set()
+            elif kind == "warm":
+                self.warm_up_report = message[1:]
+                self.warmed.set()
         with self.lock:
             self.dead = True
             pending, self.replies = list(self.replies.values()), {}
@@ -254,6 +277,8 @@ class TrainingPool:
       abandon_after: seconds a trainer's ``alive`` may say False before the trainer is closed.
       check_every: seconds between liveness checks.
       cache_dir: JAX's persistent compilation cache directory (None: ``enable_compilation_cache``'s).
+      warm_up: Trainer arguments (model config, train config) of a setup every worker compiles as soon
+        as it starts (the app's default), so starting that setup skips the compile; None for none.
     """
 
     def __init__(
@@ -265,6 +290,7 @@ class TrainingPool:
         check_every: float = 5.0,
         cache_dir: str | None = None,
         starting_methods: tuple[str, ...] = STARTING_METHODS,
+        warm_up: tuple | None = None,
     ):
         self.max_trainings = default_max_trainings() if max_trainings is None else int(max_trainings)
         if self.max_trainings < 1:
@@ -273,7 +299,7 @@ class TrainingPool:
         self.check_every = check_every
         self.starting_methods = starting_methods
         self._context = multiprocessing.get_context("spawn")  # never fork a process running JAX
-        self._nice, self._cache_dir = nice, cache_dir
+        self._nice, self._cache_dir, self._warm_up = nice, cache_dir, warm_up
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._entries: dict[int, _Entry] = {}
@@ -332,13 +358,20 @@ class TrainingPool:
             workers = [w for w in self._workers if not w.dead]
         return [self._wait(w.request((self._request_id(), 0, "info", "", (), {}))) for w in workers]
 
-    def wait_ready(self, timeout: float = 60.0) -> bool:
-        """Waits until every worker has started and imported explorer; True if they all have."""
+    def wait_ready(self, timeout: float = 60.0, warmed: bool = False) -> bool:
+        """Waits until every worker has started and imported explorer (and, with ``warmed``, finished its
+        warm-up); True if they all have."""
         deadline = time.monotonic() + timeout
         for worker in list(self._workers):
-            if not worker.ready.wait(max(0.0, deadline - time.monotonic())):
+            event = worker.warmed if warmed and self._warm_up is not None else worker.ready
+            if not event.wait(max(0.0, deadline - time.monotonic())):
                 return False
         return True
+
+    def warm_up_reports(self) -> list[tuple[float, str | None] | None]:
+        """Per live worker: (seconds its warm-up took, error or None), or None while it runs."""
+        with self._lock:
+            return [w.warm_up_report for w in self._workers if not w.dead]
 
     def shutdown(self) -> None:
         """Stops every training and worker (the workers' trainings finish their chunk first)."""
@@ -413,7 +446,7 @@ class TrainingPool:
         return reply.value
 
     def _spawn(self) -> _Worker:
-        return _Worker(self, self._context, self._nice, self._cache_dir)
+        return _Worker(self, self._context, self._nice, self._cache_dir, self._warm_up)
 
     def _ended(self, trainer_id: int) -> None:
         """A training ended (or never started): free its slot and start the next queued one."""

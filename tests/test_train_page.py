@@ -191,3 +191,47 @@ def test_english_text_without_the_corpus_says_what_is_missing(monkeypatch, tmp_p
     assert not at.exception, at.exception
     assert any("make corpus" in error.value for error in at.error)
     assert at.session_state.get("train_trainer") is None
+
+
+def test_start_with_the_default_settings_is_the_setup_the_training_workers_compile_first():
+    from pages.common.resources import default_training_setup
+
+    at = _open_train_page()
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    trainer = at.session_state["train_trainer"]
+    assert (trainer.model_config, trainer.train_config) == default_training_setup()
+    trainer.stop()
+
+
+def test_a_start_beyond_the_servers_training_limit_waits_and_shows_its_place(monkeypatch):
+    from pages.common.resources import training_pool
+
+    # A pool of one slot for this test (the shared one may have more on a bigger machine).
+    monkeypatch.setenv("EXPLORER_MAX_TRAININGS", "1")
+    training_pool().shutdown()
+    training_pool.clear()
+    try:
+        # Two users: every AppTest has the same session id, and a session has one training at a time. (The
+        # Start callback keeps the names of the run that drew the button: patch before opening the page.)
+        monkeypatch.setattr("pages.common.browser_session", lambda: ("first user", None))
+        first = _open_train_page()
+        running = _start_small_training(first, 20_000)
+        deadline = time.monotonic() + 90
+        while running.status().state != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        monkeypatch.setattr("pages.common.browser_session", lambda: ("second user", None))
+        second = _open_train_page()
+        waiting = _start_small_training(second, 20_000)
+        assert waiting.status().state == "queued"
+        assert any("Waiting for a free training slot (you are next)" in info.value for info in second.info)
+        assert not second.button(key="train_stop").disabled, "a waiting start can be withdrawn"
+
+        first.button(key="train_stop").click().run()
+        while waiting.status().state != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert waiting.status().state == "running", waiting.status().message
+        waiting.stop()
+    finally:
+        training_pool().shutdown()
+        training_pool.clear()

@@ -35,7 +35,7 @@ PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose m
 def browser_session() -> tuple[str | None, Callable[[], bool] | None]:
     """This user's session id and a check that their browser is still connected, for the training pool
     (one training per session; a session gone for a while has its training stopped). The check holds
-    the id only, never the session's state. No check without a server (AppTest): nothing disconnects."""
+    the id only, never the session's state. No check without a server: nothing disconnects there."""
     context = get_script_run_ctx()
     if context is None:
         return None, None

@@ -5,9 +5,10 @@
 2. Edit latency on the Attention page: from committing an edited ~20-token sentence (Ctrl+Enter) to the
    last change in any chart on the page, after the app is warm.
 3. With ``--sessions N``, a shared server instead: N browser sessions, one of which trains on the Train
-   page (a long run of the default setup) while the others edit on the Attention page. Rounds alternate
-   between nobody training and one training (this machine is shared: only a side-by-side ratio means
-   anything), and the report gives the editors' median latency in each condition.
+   page (a long run of the default setup) while the others edit on the Attention page. Rounds rotate
+   between nobody training, one training with its live view open, and the same training while its
+   session is on another page (this machine is shared: only a side-by-side ratio means anything); the
+   report gives the editors' median latency in each condition.
 
     .venv/bin/python bench/bench_browser.py [--edits N] [--json] [--model minilm] [--skip-cold]
     .venv/bin/python bench/bench_browser.py --sessions 3 [--edits N] [--rounds R] [--json]
@@ -83,9 +84,21 @@ def edit_latency(edits: int, model: str | None = None) -> list[float]:
         return [edit_once(page, i) for i in range(edits + 2)][2:]
 
 
+CONDITIONS = ("idle", "training", "training_elsewhere")
+
+
+def go_to(page, title: str) -> None:
+    """Switches page (while a training runs, its fragments keep the page changing: no wait for quiet)."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for()
+    page.wait_for_timeout(1000)
+
+
 def shared_server(sessions: int, edits: int, rounds: int) -> dict[str, list[float]]:
-    """Editors' latencies with nobody training and with one session training, in alternating rounds."""
-    latencies: dict[str, list[float]] = {"idle": [], "training": []}
+    """Editors' latencies in rotating rounds of three conditions: nobody training; one session training
+    and watching its live view on the Train page; the same training while that session is on another page
+    (which separates the cost of the training itself from the cost of drawing its live view)."""
+    latencies: dict[str, list[float]] = {condition: [] for condition in CONDITIONS}
     with AppServer() as server, browser_page() as trainer_page:
         trainer_page.set_default_timeout(180_000)
         browser = trainer_page.context.browser
@@ -100,19 +113,26 @@ def shared_server(sessions: int, edits: int, rounds: int) -> dict[str, list[floa
         trainer_page.goto(f"{server.url}/train")
         trainer_page.get_by_role("heading", name="Train").first.wait_for()
         wait_idle(trainer_page)
-        trainer_page.get_by_label("Steps").fill("50000")  # runs well past every round
         for round_ in range(rounds):
-            conditions = ("idle", "training") if round_ % 2 == 0 else ("training", "idle")
-            for condition in conditions:
-                if condition == "training":
+            shift = round_ % len(CONDITIONS)
+            for condition in CONDITIONS[shift:] + CONDITIONS[:shift]:
+                if condition != "idle":
+                    # Again each time: the form forgets its values when its page is left.
+                    trainer_page.get_by_label("Steps").fill("50000")  # runs well past the round
                     trainer_page.get_by_role("button", name="Start training").click()
                     # Steady training, past its first chunk (the compile), as a learner would watch it.
                     trainer_page.get_by_text(re.compile(r"Step [1-9]\d* of 50000 · running")).wait_for()
+                    if condition == "training_elsewhere":
+                        go_to(trainer_page, "Tokens")
                 for i in range(edits):
                     for page in editors:
                         latencies[condition].append(edit_once(page, i))
-                if condition == "training":
-                    trainer_page.get_by_role("button", name="Stop").click()
+                if condition != "idle":
+                    if condition == "training_elsewhere":
+                        go_to(trainer_page, "Train")
+                    # The header's own "Stop" (of a rerun) is a different button.
+                    main = trainer_page.get_by_test_id("stMainBlockContainer")
+                    main.get_by_role("button", name="Stop", exact=True).click()
                     trainer_page.get_by_text(re.compile(r"· stopped")).first.wait_for()
                     wait_idle(trainer_page)
     return latencies
@@ -134,14 +154,16 @@ def main() -> int:
     parser.add_argument("--model", choices=["minilm"], help="edit on the Attention page of this model instead")
     parser.add_argument("--skip-cold", action="store_true", help="measure only the edit latency")
     parser.add_argument("--sessions", type=int, help="a shared server: this many sessions, one of them training")
-    parser.add_argument("--rounds", type=int, default=4, help="with --sessions: idle/training rounds")
+    parser.add_argument("--rounds", type=int, default=4, help="with --sessions: rounds of the three conditions")
     args = parser.parse_args()
     if args.sessions:
         if args.sessions < 2:
             parser.error("--sessions needs at least 2: one training, the others editing")
         shared = shared_server(args.sessions, args.edits, args.rounds)
         report = {condition: summary(values) for condition, values in shared.items()}
-        report["ratio_of_medians"] = report["training"]["median"] / report["idle"]["median"]
+        report["ratio_of_medians"] = {
+            condition: report[condition]["median"] / report["idle"]["median"] for condition in CONDITIONS[1:]
+        }
         if args.json:
             print(json.dumps(report, indent=2))
         else:
@@ -149,10 +171,13 @@ def main() -> int:
                 f"{args.sessions} sessions, edits on the Attention page in {args.sessions - 1} of them "
                 f"({len(shared['idle'])} per condition, alternating rounds):"
             )
-            for condition in ("idle", "training"):
+            for condition in CONDITIONS:
                 r = report[condition]
-                print(f"  {condition:8s} median {r['median']:.0f} ms, p90 {r['p90']:.0f} ms, max {r['max']:.0f} ms")
-            print(f"  one session training: {report['ratio_of_medians']:.2f}x the idle median")
+                ratio = f" ({report['ratio_of_medians'][condition]:.2f}x idle)" if condition != "idle" else ""
+                print(
+                    f"  {condition:18s} median {r['median']:.0f} ms{ratio}, p90 {r['p90']:.0f} ms, "
+                    f"max {r['max']:.0f} ms"
+                )
         return 0
     cold = warm_cache = {"interactive_s": float("nan"), "healthy_s": float("nan")}
     if not args.skip_cold:

@@ -7,7 +7,7 @@ lower OS priority gives the server's threads the CPU first, and a worker that cr
 only its own trainings with it.
 
 - ``TrainingPool`` pre-starts worker processes with the "spawn" context (forking a process that has JAX
-  running is unsafe), each at ``os.nice`` ``nice``, with JAX's persistent compilation cache on and
+  running is unsafe), each at ``os.nice`` ``nice`` and under ``SCHED_IDLE`` (see ``idle``), with JAX's persistent compilation cache on and
   ``explorer`` imported, so the first chunk after Start pays neither the process start nor the imports.
   ``explorer/__init__.py`` runs in every worker too, so the data-parallel step gets its CPU devices
   (``EXPLORER_CPU_DEVICES``) there as in the server.
@@ -85,10 +85,16 @@ def _warm_up(trainer_class: type, args: tuple) -> None:
     trainer.run(callback=lambda status: trainer.stop(timeout=0))
 
 
-def _serve(conn: Any, nice: int, cache_dir: str | None, warm_up: tuple | None) -> None:
+def _serve(conn: Any, nice: int, idle: bool, cache_dir: str | None, warm_up: tuple | None) -> None:
     """A worker's main loop: runs every request in its own thread (a long call, such as building a
     trainer, must not hold up another session's status poll), replies on the same pipe."""
+    # Before any thread starts: threads inherit their creator's priority and scheduling policy.
     os.nice(nice)
+    if idle and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass  # not allowed here: the nice value alone lowers the priority
     import explorer  # noqa: F401 - configures JAX's CPU devices before anything runs
     from explorer.inference import enable_compilation_cache
     from explorer.trainer import Snapshot, Trainer
@@ -124,7 +130,12 @@ def _serve(conn: Any, nice: int, cache_dir: str | None, warm_up: tuple | None) -
             if op == "info":
                 import jax
 
-                value = {"pid": os.getpid(), "devices": jax.device_count(), "niceness": os.nice(0)}
+                value = {
+                    "pid": os.getpid(),
+                    "devices": jax.device_count(),
+                    "niceness": os.nice(0),
+                    "idle_policy": hasattr(os, "SCHED_IDLE") and os.sched_getscheduler(0) == os.SCHED_IDLE,
+                }
             elif op == "create":
                 trainers[trainer_id] = Trainer(*args, **kwargs)
                 value = None
@@ -192,12 +203,10 @@ class _Reply:
 class _Worker:
     """One worker process, its pipe, and the replies it owes."""
 
-    def __init__(self, pool: TrainingPool, context: Any, nice: int, cache_dir: str | None, warm_up: tuple | None):
+    def __init__(self, pool: TrainingPool, context: Any, settings: tuple):
         self.pool = pool
         self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(child, nice, cache_dir, warm_up), name="explorer-training", daemon=True
-        )
+        self.process = context.Process(target=_serve, args=(child, *settings), name="explorer-training", daemon=True)
         self.process.start()
         child.close()  # only the worker holds its end, so the pipe closes when the worker dies
         self.lock = threading.Lock()
@@ -274,6 +283,10 @@ class TrainingPool:
       workers: processes to keep (each hosts any number of trainers, running or not); None for
         ``max_trainings``, so trainings that run at once can each have a process.
       nice: how much lower than the server the workers' OS priority is.
+      idle: also run the workers under Linux's ``SCHED_IDLE`` policy, so they get only the CPU time
+        nothing else wants. Niceness is relative: a server that itself runs at nice 19 (or shares the
+        machine with other niced work) gets no head start from a niced worker, but always does over an
+        idle-policy one.
       abandon_after: seconds a trainer's ``alive`` may say False before the trainer is closed.
       check_every: seconds between liveness checks.
       cache_dir: JAX's persistent compilation cache directory (None: ``enable_compilation_cache``'s).
@@ -286,6 +299,7 @@ class TrainingPool:
         max_trainings: int | None = None,
         workers: int | None = None,
         nice: int = 10,
+        idle: bool = True,
         abandon_after: float = 20.0,
         check_every: float = 5.0,
         cache_dir: str | None = None,
@@ -299,7 +313,8 @@ class TrainingPool:
         self.check_every = check_every
         self.starting_methods = starting_methods
         self._context = multiprocessing.get_context("spawn")  # never fork a process running JAX
-        self._nice, self._cache_dir, self._warm_up = nice, cache_dir, warm_up
+        self._settings = (nice, idle, cache_dir, warm_up)  # what every worker process starts with
+        self._warm_up = warm_up
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._entries: dict[int, _Entry] = {}
@@ -446,7 +461,7 @@ class TrainingPool:
         return reply.value
 
     def _spawn(self) -> _Worker:
-        return _Worker(self, self._context, self._nice, self._cache_dir, self._warm_up)
+        return _Worker(self, self._context, self._settings)
 
     def _ended(self, trainer_id: int) -> None:
         """A training ended (or never started): free its slot and start the next queued one."""

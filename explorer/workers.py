@@ -33,8 +33,10 @@ import functools
 import itertools
 import multiprocessing
 import os
+import sys
 import threading
 import time
+import types
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -193,6 +195,24 @@ def _serve(conn: Any, nice: int, idle: bool, cache_dir: str | None, warm_up: tup
 # The server side
 
 
+# "spawn" re-runs the parent's ``__main__`` in the child before anything else. Under ``streamlit run`` that
+# module is the app script itself (Streamlit runs every script as ``__main__``), so a worker would run the
+# app in bare mode: pages, model loading, even another pool. A worker needs nothing from ``__main__``.
+_BARE_MAIN = types.ModuleType("__main__")  # no __file__, no __spec__: spawn leaves main alone
+_MAIN_LOCK = threading.Lock()
+
+
+def _start_without_main(process: Any) -> None:
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = _BARE_MAIN
+        try:
+            process.start()
+        finally:
+            if sys.modules.get("__main__") is _BARE_MAIN:  # unless a script run has set its own meanwhile
+                sys.modules["__main__"] = main
+
+
 class _Reply:
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -207,7 +227,7 @@ class _Worker:
         self.pool = pool
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, *settings), name="explorer-training", daemon=True)
-        self.process.start()
+        _start_without_main(self.process)
         child.close()  # only the worker holds its end, so the pipe closes when the worker dies
         self.lock = threading.Lock()
         self.replies: dict[int, _Reply] = {}

@@ -277,10 +277,10 @@ class _Worker:
             pending, self.replies = list(self.replies.values()), {}
         self.process.join(timeout=5)
         lost = TrainingLost(f"The training process stopped unexpectedly (exit code {self.process.exitcode}).")
+        self.pool._worker_died(self, str(lost))  # before the callers hear of it: their slots are free then
         for reply in pending:
             reply.ok, reply.value = False, lost
             reply.done.set()
-        self.pool._worker_died(self, str(lost))
 
 
 @dataclasses.dataclass
@@ -483,10 +483,10 @@ class TrainingPool:
     def _spawn(self) -> _Worker:
         return _Worker(self, self._context, self._settings)
 
-    def _ended(self, trainer_id: int) -> None:
-        """A training ended (or never started): free its slot and start the next queued one."""
+    def _ended(self, *trainer_ids: int) -> None:
+        """Trainings ended (or never started): free their slots and start the next queued ones."""
         with self._lock:
-            self._running.discard(trainer_id)
+            self._running.difference_update(trainer_ids)
             starts = []
             while self._queue and len(self._running) < self.max_trainings:
                 queued = self._queue.popleft()
@@ -510,11 +510,11 @@ class TrainingPool:
             self._queue = deque(q for q in self._queue if q[0] not in gone)
             if worker in self._workers and not self._closed.is_set():
                 self._workers[self._workers.index(worker)] = self._spawn()
+        self._ended(*(entry.trainer_id for entry in lost))  # slots first: a proxy reporting FAILED has none
         for entry in lost:
             proxy = entry.proxy()
             if proxy is not None:
                 proxy._lost = message
-            self._ended(entry.trainer_id)
 
     def _monitor(self) -> None:
         """Closes trainers whose session has been gone for ``abandon_after`` seconds."""

@@ -136,7 +136,7 @@ def test_killed_worker_is_reported_failed_and_frees_its_slot(pool_factory):
     with pytest.raises(TrainingLost):
         victim.snapshot_steps()
     victim.stop()  # nothing to stop: no error
-    assert pool.running() == 0
+    assert wait_for(lambda: pool.running() == 0, timeout=10)
 
     # A fresh worker replaced the dead one, and the freed slot takes a new training at once.
     assert wait_for(lambda: pool.worker_info()[0]["pid"] != pid, timeout=30)

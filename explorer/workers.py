@@ -7,8 +7,9 @@ lower OS priority gives the server's threads the CPU first, and a worker that cr
 only its own trainings with it.
 
 - ``TrainingPool`` pre-starts worker processes with the "spawn" context (forking a process that has JAX
-  running is unsafe), each at ``os.nice`` ``nice`` and under ``SCHED_IDLE`` (see ``idle``), with JAX's persistent compilation cache on and
-  ``explorer`` imported, so the first chunk after Start pays neither the process start nor the imports.
+  running is unsafe), each niced and under ``SCHED_IDLE`` (see ``idle``), with JAX's persistent
+  compilation cache on and ``explorer`` imported, so the first chunk after Start pays neither the process
+  start nor the imports, and (``warm_up``) with the app's default setup already compiled.
   ``explorer/__init__.py`` runs in every worker too, so the data-parallel step gets its CPU devices
   (``EXPLORER_CPU_DEVICES``) there as in the server.
 - At most ``max_trainings`` trainings run at once (``EXPLORER_MAX_TRAININGS``, by default half the
@@ -341,6 +342,7 @@ class TrainingPool:
         self._running: set[int] = set()  # trainers holding a training slot
         self._queue: deque[tuple[int, str, tuple, dict]] = deque()  # starts waiting for a slot
         self._closed = threading.Event()
+        self._dropped: deque[int] = deque()  # trainers whose proxy was garbage-collected
         self._workers = [self._spawn() for _ in range(workers or self.max_trainings)]
         threading.Thread(target=self._monitor, name="explorer-training-monitor", daemon=True).start()
 
@@ -354,7 +356,10 @@ class TrainingPool:
         with self._lock:
             if self._closed.is_set():
                 raise TrainingLost("The training pool is shut down.")
-            worker = min((w for w in self._workers if not w.dead), key=lambda w: len(w.trainers))
+            live = [w for w in self._workers if not w.dead]
+            if not live:
+                raise TrainingLost("No training process is running just now; try again in a moment.")
+            worker = min(live, key=lambda w: len(w.trainers))
             trainer_id = next(self._ids)
             worker.trainers.add(trainer_id)
         try:
@@ -370,8 +375,10 @@ class TrainingPool:
         for old in previous:
             if old is not None:
                 old.close()
-        # A session that drops its proxy without closing it must not keep a trainer alive in the worker.
-        weakref.finalize(proxy, self._close, trainer_id).atexit = False
+        # A session that drops its proxy without closing it must not keep a trainer alive in the worker. The
+        # garbage collector may run this in any thread, even one holding a lock of ours: only a note here,
+        # the monitor thread closes it.
+        weakref.finalize(proxy, self._dropped.append, trainer_id).atexit = False
         return proxy
 
     def queue_position(self, trainer_id: int) -> int | None:
@@ -388,7 +395,8 @@ class TrainingPool:
             return len(self._running)
 
     def worker_info(self) -> list[dict]:
-        """Each live worker's process id, JAX device count and OS niceness."""
+        """Each live worker's process id, JAX device count, OS niceness and whether it runs under
+        ``SCHED_IDLE``."""
         with self._lock:
             workers = [w for w in self._workers if not w.dead]
         return [self._wait(w.request((self._request_id(), 0, "info", "", (), {}))) for w in workers]
@@ -517,8 +525,10 @@ class TrainingPool:
                 proxy._lost = message
 
     def _monitor(self) -> None:
-        """Closes trainers whose session has been gone for ``abandon_after`` seconds."""
+        """Closes trainers whose proxy is gone, or whose session has been for ``abandon_after`` seconds."""
         while not self._closed.wait(self.check_every):
+            while self._dropped:
+                self._close(self._dropped.popleft())
             now = time.monotonic()
             with self._lock:
                 entries = list(self._entries.values())
@@ -553,6 +563,7 @@ class RemoteTrainer:
         self._pool = pool
         self._id = trainer_id
         self._attributes: dict[str, Any] = {}
+        self._methods: set[str] = set()  # names known to be methods (a bound partial would be a cycle)
         self._last_status: TrainerStatus | None = None
         self._lost: str | None = None  # why the worker is gone
         self._closed_message: str | None = None
@@ -560,12 +571,15 @@ class RemoteTrainer:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
+        if name in self._methods:
+            return functools.partial(self._forward_call, name)
         if name in self._attributes:
             return self._attributes[name]
         self._check()
         value = self._pool._call(self._id, "getattr", name)
         if isinstance(value, _Callable):
-            value = functools.partial(self._forward_call, name)
+            self._methods.add(name)
+            return functools.partial(self._forward_call, name)
         if name not in FRESH_ATTRIBUTES:
             self._attributes[name] = value
         return value

@@ -3,6 +3,7 @@ workers reported as failed, and abandoned sessions' trainings stopped."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -186,3 +187,16 @@ def test_bad_settings_raise_the_trainers_error(pool_factory):
     too_long = train_config(10).replace(seq_len=SMALL.max_len + 1)
     with pytest.raises(ValueError, match="shorter sequence length"):
         pool.trainer(SMALL, too_long)
+
+
+def test_a_dropped_proxy_frees_its_training(pool_factory):
+    pool = pool_factory(max_trainings=1, workers=1, check_every=0.1)
+    remote = pool.trainer(SMALL, LONG)
+    remote.start()
+    assert wait_for(lambda trainer=remote: trainer.status().state == RUNNING)
+    del remote  # a session that ended without closing its trainer
+    gc.collect()
+    assert wait_for(lambda: pool.running() == 0, timeout=10)
+    other = pool.trainer(SMALL, LONG)
+    assert other.start() is True and other.status().state == RUNNING
+    other.stop()

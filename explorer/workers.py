@@ -9,7 +9,8 @@ only its own trainings with it.
 - ``TrainingPool`` pre-starts worker processes with the "spawn" context (forking a process that has JAX
   running is unsafe), each niced and under ``SCHED_IDLE`` (see ``idle``), with JAX's persistent
   compilation cache on and ``explorer`` imported, so the first chunk after Start pays neither the process
-  start nor the imports, and (``warm_up``) with the app's default setup already compiled.
+  start nor the imports, and (``warm_up``) with the app's default setup already compiled. What runs
+  inside a worker is ``explorer/worker_process.py``.
   ``explorer/__init__.py`` runs in every worker too, so the data-parallel step gets its CPU devices
   (``EXPLORER_CPU_DEVICES``) there as in the server.
 - At most ``max_trainings`` trainings run at once (``EXPLORER_MAX_TRAININGS``, by default half the
@@ -29,6 +30,7 @@ only its own trainings with it.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import itertools
@@ -45,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from explorer.trainer import FAILED, RUNNING, TrainerStatus
+from explorer.trainer import FAILED, TrainerStatus
+from explorer.worker_process import Method, serve
 
 QUEUED = "queued"  # a start waiting for a free training slot (shown to users like the Trainer's states)
 ENV_MAX_TRAININGS = "EXPLORER_MAX_TRAININGS"
@@ -54,7 +57,17 @@ LEAVING_METHODS = ("stop", "reset", "pause", "close")  # calls that give up a qu
 # Data attributes a Trainer may replace while it lives (a live learning-rate change); all others are fixed
 # at construction and fetched from the worker once.
 FRESH_ATTRIBUTES = ("train_config",)
-WATCH_SECONDS = 0.1  # how often a worker checks whether a started training has ended
+
+
+_POOLS: weakref.WeakSet[TrainingPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _closing() -> None:
+    """At exit multiprocessing terminates the workers (they are daemons): replacing them would only start
+    processes that die at once. This runs first (atexit is last-in, first-out)."""
+    for pool in list(_POOLS):
+        pool._closed.set()
 
 
 class TrainingLost(RuntimeError):
@@ -71,129 +84,6 @@ def default_max_trainings() -> int:
     if wanted:
         raise ValueError(f"{ENV_MAX_TRAININGS} must be a positive whole number, not {wanted!r}.")
     return max(1, cores // 2)
-
-
-# --------------------------------------------------------------------------------------------------
-# The worker process
-
-
-class _Callable:
-    """Sent instead of an attribute's value when the attribute is a method."""
-
-
-def _warm_up(trainer_class: type, args: tuple) -> None:
-    """Builds ``trainer_class(*args)`` and runs one chunk: the compiled programs of that setup stay in this
-    process (``compile_functions`` is cached per configs), so a user starting it skips the compile."""
-    trainer = trainer_class(*args)
-    trainer.run(callback=lambda status: trainer.stop(timeout=0))
-
-
-def _serve(conn: Any, nice: int, idle: bool, cache_dir: str | None, warm_up: tuple | None) -> None:
-    """A worker's main loop: runs every request in its own thread (a long call, such as building a
-    trainer, must not hold up another session's status poll), replies on the same pipe."""
-    # Before any thread starts: threads inherit their creator's priority and scheduling policy.
-    os.nice(nice)
-    if idle and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass  # not allowed here: the nice value alone lowers the priority
-    import explorer  # noqa: F401 - configures JAX's CPU devices before anything runs
-    from explorer.inference import enable_compilation_cache
-    from explorer.trainer import Snapshot, Trainer
-
-    enable_compilation_cache(cache_dir)
-    trainers: dict[int, Trainer] = {}
-    send_lock = threading.Lock()
-
-    def send(message: tuple) -> None:
-        try:
-            with send_lock:
-                conn.send(message)
-        except OSError:
-            pass  # the server is gone; the main loop sees the closed pipe and ends the process
-
-    def reply(request_id: int, ok: bool, value: Any) -> None:
-        try:
-            with send_lock:  # pickling comes before writing: a failure leaves the pipe clean
-                conn.send(("reply", request_id, ok, value))
-        except OSError:
-            pass  # the server is gone
-        except Exception as error:  # noqa: BLE001 - an unpicklable result must become an error reply
-            send(("reply", request_id, False, TypeError(f"the result can't be sent between processes: {error}")))
-
-    def watch(trainer_id: int, trainer: Trainer) -> None:
-        # Polls the public status, so it works whatever thread or pause mechanism the Trainer uses.
-        while trainers.get(trainer_id) is trainer and trainer.status().state == RUNNING:
-            time.sleep(WATCH_SECONDS)
-        send(("ended", trainer_id))
-
-    def handle(request_id: int, trainer_id: int, op: str, name: str, args: tuple, kwargs: dict) -> None:
-        try:
-            if op == "info":
-                import jax
-
-                value = {
-                    "pid": os.getpid(),
-                    "devices": jax.device_count(),
-                    "niceness": os.nice(0),
-                    "idle_policy": hasattr(os, "SCHED_IDLE") and os.sched_getscheduler(0) == os.SCHED_IDLE,
-                }
-            elif op == "create":
-                trainers[trainer_id] = Trainer(*args, **kwargs)
-                value = None
-            elif op == "close":
-                trainer = trainers.pop(trainer_id, None)
-                if trainer is not None:
-                    trainer.stop()
-                value = None
-            else:
-                trainer = trainers[trainer_id]
-                value = getattr(trainer, name)
-                if op == "getattr":
-                    value = _Callable() if callable(value) else value
-                else:
-                    value = value(*args, **kwargs)
-                    if isinstance(value, Snapshot):
-                        # Its parameters stay here (~1 MB for the toy model: ~10 ms a poll over the pipe);
-                        # what shows a snapshot needs its attention and embeddings, a model comes from bundle().
-                        value = dataclasses.replace(value, params=None)
-                    if op == "start":
-                        threading.Thread(target=watch, args=(trainer_id, trainer), daemon=True).start()
-        except Exception as error:  # noqa: BLE001 - the caller re-raises it
-            reply(request_id, False, error)
-        else:
-            reply(request_id, True, value)
-
-    send(("ready", os.getpid()))
-    if warm_up is not None:
-
-        def warm() -> None:
-            started = time.perf_counter()
-            try:
-                _warm_up(Trainer, warm_up)
-                send(("warm", time.perf_counter() - started, None))
-            except Exception as error:  # noqa: BLE001 - a failed warm-up only costs the first start a compile
-                send(("warm", time.perf_counter() - started, f"{type(error).__name__}: {error}"))
-
-        threading.Thread(target=warm, name="explorer-warm-up", daemon=True).start()
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            break
-        if message is None:
-            break
-        threading.Thread(target=handle, args=message, daemon=True).start()
-    for trainer in list(trainers.values()):
-        trainer.stop(timeout=10)
-    # Skips interpreter finalisation: a daemon thread still inside JAX when it runs aborts the process
-    # ("FATAL: exception not rethrown"). The trainings have stopped and nothing else needs flushing.
-    os._exit(0)
-
-
-# --------------------------------------------------------------------------------------------------
-# The server side
 
 
 # "spawn" re-runs the parent's ``__main__`` in the child before anything else. Under ``streamlit run`` that
@@ -227,7 +117,7 @@ class _Worker:
     def __init__(self, pool: TrainingPool, context: Any, settings: tuple):
         self.pool = pool
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, *settings), name="explorer-training", daemon=True)
+        self.process = context.Process(target=serve, args=(child, *settings), name="explorer-training", daemon=True)
         _start_without_main(self.process)
         child.close()  # only the worker holds its end, so the pipe closes when the worker dies
         self.lock = threading.Lock()
@@ -343,6 +233,7 @@ class TrainingPool:
         self._queue: deque[tuple[int, str, tuple, dict]] = deque()  # starts waiting for a slot
         self._closed = threading.Event()
         self._dropped: deque[int] = deque()  # trainers whose proxy was garbage-collected
+        _POOLS.add(self)
         self._workers = [self._spawn() for _ in range(workers or self.max_trainings)]
         threading.Thread(target=self._monitor, name="explorer-training-monitor", daemon=True).start()
 
@@ -577,7 +468,7 @@ class RemoteTrainer:
             return self._attributes[name]
         self._check()
         value = self._pool._call(self._id, "getattr", name)
-        if isinstance(value, _Callable):
+        if isinstance(value, Method):
             self._methods.add(name)
             return functools.partial(self._forward_call, name)
         if name not in FRESH_ATTRIBUTES:

@@ -45,8 +45,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from explorer.trainer import FAILED, TrainerStatus
 from explorer.worker_process import Method, serve
 
@@ -266,6 +264,7 @@ class TrainingPool:
         for old in previous:
             if old is not None:
                 old.close()
+        proxy.status()  # a first status, so a proxy whose worker dies at once still has one to show
         # A session that drops its proxy without closing it must not keep a trainer alive in the worker. The
         # garbage collector may run this in any thread, even one holding a lock of ours: only a note here,
         # the monitor thread closes it.
@@ -455,7 +454,7 @@ class RemoteTrainer:
         self._id = trainer_id
         self._attributes: dict[str, Any] = {}
         self._methods: set[str] = set()  # names known to be methods (a bound partial would be a cycle)
-        self._last_status: TrainerStatus | None = None
+        self._last_status: TrainerStatus | None = None  # what status() shows once the trainer is gone
         self._lost: str | None = None  # why the worker is gone
         self._closed_message: str | None = None
 
@@ -530,28 +529,8 @@ class RemoteTrainer:
         self._pool._close(self._id)
 
     def _final(self, state: str, message: str) -> TrainerStatus:
-        """The last status seen, marked as ended (a view keeps its loss curve)."""
-        if self._last_status is not None:
-            return dataclasses.replace(self._last_status, state=state, message=message)
-        empty = np.zeros((0, 0), np.float32)
-        return TrainerStatus(
-            state=state,
-            message=message,
-            step=0,
-            total_steps=0,
-            task="",
-            steps=(),
-            loss=(),
-            accuracy=(),
-            grad_norm=(),
-            eval_steps=(),
-            eval_loss=(),
-            eval_accuracy=(),
-            groups=(),
-            group_grad_norms=empty,
-            group_update_ratios=empty,
-            closeness=None,
-            steps_per_second=0.0,
-            elapsed_seconds=0.0,
-            snapshot_steps=(),
-        )
+        """The last status seen (there is one from the start: see ``TrainingPool.trainer``), marked as ended:
+        a view keeps its loss curve."""
+        if self._last_status is None:  # lost while being made: the caller of TrainingPool.trainer hears it
+            raise TrainingLost(message)
+        return dataclasses.replace(self._last_status, state=state, message=message)

@@ -6,6 +6,8 @@ entry script on reruns under AppTest, and a per-page call keeps the pages self-c
 
 import streamlit as st
 
+from pages.common.resources import training_warmup
+
 st.set_page_config(page_title="Transformer Encoder Explorer", page_icon="🔍", layout="wide")
 
 pages = [
@@ -21,4 +23,5 @@ pages = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
 ]
+training_warmup()  # once per process, in the background: the first Play need not wait for a compile
 st.navigation(pages).run()

@@ -17,23 +17,14 @@ import numpy as np
 import pytest
 
 from explorer import checkpoint
-from explorer.bundle import TASKS
 from explorer.config import ModelConfig
-from explorer.tasks import sample_batch
+from explorer.tasks import TASKS, sample_batch
 from explorer.texts import GRAMMAR_VOCAB_SIZE
-from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED, Trainer
-from explorer.training import (
-    BATCH_AXIS,
-    TrainConfig,
-    compile_functions,
-    default_train_config,
-    init_state,
-    make_step_fn,
-    param_layout,
-    parameter_groups,
-    state_params,
-    training_devices,
-)
+from explorer.training.config import TrainConfig, default_train_config
+from explorer.training.parallel import BATCH_AXIS, compile_functions, training_devices
+from explorer.training.runner import Trainer
+from explorer.training.status import DIVERGED, FINISHED, RUNNING, STOPPED
+from explorer.training.step import init_state, make_step_fn, param_layout, parameter_groups, state_params
 
 pytestmark = pytest.mark.slow  # trainings and trainer threads: seconds each
 

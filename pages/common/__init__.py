@@ -5,7 +5,9 @@
 - ``session``: per-user state (which model the pages show, a finished training's model);
 - ``url_state``: values kept in the link, and routing a deep link through ``app.py``;
 - ``text``: the shared sentence, tokenized for the current model by ``explorer.pipeline``;
-- ``widgets``: the sidebar, charts with downloads, the window over long inputs.
+- ``widgets``: the sidebar, charts with downloads, the window over long inputs;
+- ``train_controls``, ``train_views``, ``checkpoints``: the Train page's settings and buttons, its live
+  views, and checkpoint download/upload.
 
 Pages import from here; anything a user can change lives in ``st.session_state``.
 """

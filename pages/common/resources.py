@@ -1,5 +1,6 @@
 """Resources built once per process and shared by every session (``st.cache_resource``/``st.cache_data``),
-never mutated: tokenizers, compiled engines, the default and pretrained models, and per-model analyses.
+never mutated: tokenizers, compiled engines, the default and pretrained models, per-model analyses, and
+the default training setup's compiled programs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from explorer.inference import InferenceEngine, enable_compilation_cache, use_sy
 from explorer.model import init_params
 from explorer.pos_probe import PosProbe, probe_bundle
 from explorer.tokenizer import Tokenizer
+from explorer.training.config import LiveSettings
+from explorer.training.runner import Trainer
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
@@ -127,3 +130,34 @@ def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
         return probe_bundle(bundle, get_engine(bundle.config)), None
     except (CorpusMissing, ValueError) as error:
         return None, f"The probe needs the tagged English corpus: {error}"
+
+
+@dataclass
+class TrainingWarmup:
+    """The default training setup's compile, run once per process in the background."""
+
+    seconds: float | None = None  # how long it took, once done
+    error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@st.cache_resource(show_spinner=False)
+def training_warmup() -> TrainingWarmup:
+    """Compiles the Train page's default programs (train steps and inspection) in a background thread, so
+    that the first Play on a warm server shows a loss within a couple of seconds instead of compiling.
+    Other settings compile on their first Play, and the page says so while they do."""
+    enable_compilation_cache()
+    report = TrainingWarmup()
+
+    def background() -> None:
+        settings = LiveSettings()
+        try:
+            trainer = Trainer(settings.model_config(), settings.train_config())
+            report.seconds = trainer.compile()
+        except Exception as error:  # noqa: BLE001 - a failed warm-up only means the first Play compiles
+            report.error = f"{type(error).__name__}: {error}"
+        finally:
+            report.done.set()
+
+    threading.Thread(target=background, name="training-warmup", daemon=False).start()
+    return report

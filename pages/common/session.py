@@ -1,5 +1,6 @@
 """Per-user session state: which model this user's pages show (the default, the pretrained MiniLM or their
-own), and handing a finished training's model to every page.
+own), this user's trainer (built in one place, ``make_trainer``), and handing a finished training's model
+to every page.
 
 Nothing here is shared between sessions: it all lives in ``st.session_state``.
 """
@@ -12,7 +13,9 @@ from typing import Any
 import streamlit as st
 
 from explorer.bundle import ModelBundle
-from explorer.trainer import DIVERGED, FINISHED, STOPPED
+from explorer.training.config import LiveSettings
+from explorer.training.runner import Trainer
+from explorer.training.status import FINISHED, STOPPED
 from pages.common.resources import default_bundle, pretrained_bundle
 from pages.common.url_state import url_value
 
@@ -31,13 +34,14 @@ PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose m
 
 def _ended_training() -> tuple[Any, int] | None:
     """This user's trainer and its step, if its training has ended with parameters worth showing
-    (finished, stopped, or blown up, in which case it holds the last finite ones); else None."""
+    (finished or paused); else None. A blown-up run never replaces the model on its own: the user may
+    pick its last finite step on the Train page."""
     trainer = st.session_state.get(TRAINER_KEY)
     if trainer is None:
         return None
     status = trainer.status()
-    if status.state not in (FINISHED, STOPPED, DIVERGED) or status.step == 0:
-        return None  # running (never replace the model mid-run), idle after a reset, or failed
+    if status.state not in (FINISHED, STOPPED) or status.step == 0:
+        return None  # running (never replace the model mid-run), idle after a reset, diverged or failed
     return trainer, status.step
 
 
@@ -97,3 +101,10 @@ def set_bundle(bundle: ModelBundle) -> None:
     ended = _ended_training()
     if ended is not None:  # the user's choice comes after the training's end: it must stay
         _mark_published(*ended)
+
+
+def make_trainer(settings: LiveSettings, text: str | None = None) -> Trainer:
+    """This user's trainer for ``settings`` (on ``text``, an uploaded text, if given): the one place the
+    app builds one. Raises ``ValueError`` with a readable message for settings that cannot train."""
+    uploaded = text is not None
+    return Trainer(settings.model_config(uploaded), settings.train_config(uploaded), text=text)

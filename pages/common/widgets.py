@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.analysis import token_window
-from explorer.trainer import RUNNING
+from explorer.training.status import RUNNING
 from pages.common.resources import default_bundle, pretrained_bundle
 from pages.common.session import (
     CHOICE_KEY,

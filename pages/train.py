@@ -38,11 +38,12 @@ controls.sync_url()
 
 trainer = st.session_state.get(TRAINER_KEY)
 running = trainer is not None and trainer.status().state == RUNNING
+# The counter ticks often and costs little; the charts cost the server ~0.1 s of figure building each, so
+# they redraw less often, and the replay least (it only moves when a snapshot is added).
 st.fragment(run_every=0.25 if running else None)(views.progress)()
-st.fragment(run_every=0.5 if running else None)(views.charts)(running, "telemetry" in hidden)
+st.fragment(run_every=1.0 if running else None)(views.charts)(running, "telemetry" in hidden)
 if "replay" not in hidden:
-    st.fragment(run_every=1.0 if running and st.session_state.get(views.FOLLOW_KEY, True) else None)(views.replay)(
-        running
-    )
+    following = running and st.session_state.get(views.FOLLOW_KEY, True)
+    st.fragment(run_every=2.0 if following else None)(views.replay)(following)
 if "checkpoints" not in hidden:
     checkpoint_section()

@@ -126,11 +126,11 @@ def test_training_steps_plays_pauses_and_publishes_the_model(app):
     steps.press("Enter")
     wait_idle(page)
     assert "steps=5000" in page.url  # every setting is in the link
-    page.get_by_role("button", name="Step").click()
+    page.get_by_role("button", name="Step", exact=True).click()
     page.get_by_text("Step 1 of 5000 · paused").wait_for(timeout=180_000)  # exactly one update, shown
     wait_idle(page)
     assert metric(page, "Step") == "1"
-    page.get_by_role("button", name="Play").click()
+    page.get_by_role("button", name="Play", exact=True).click()
     # The loss curve is drawn live: wait until its line has several points.
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
@@ -139,8 +139,8 @@ def test_training_steps_plays_pauses_and_publishes_the_model(app):
                             .some(p => (p.getAttribute('d') || '').split('L').length > 3))""",
         timeout=180_000,
     )
-    page.get_by_role("button", name="Pause").click()
-    page.get_by_role("button", name="Play").wait_for()
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.get_by_role("button", name="Play", exact=True).wait_for()
     wait_idle(page)
     paused = int(metric(page, "Step"))
     assert 1 < paused < 5000
@@ -182,9 +182,9 @@ def test_a_downloaded_checkpoint_opens_again_and_a_text_file_trains(app, tmp_pat
     texts = page.locator('[data-testid="stFileUploader"]').filter(has_text="your own text")
     texts.locator('input[type="file"]').set_input_files(str(story))
     wait_idle(page)
-    page.get_by_role("button", name="Reset").click()  # a new text needs a new model
+    page.get_by_role("button", name="Reset", exact=True).click()  # a new text needs a new model
     wait_idle(page)
-    page.get_by_role("button", name="Step").click()
+    page.get_by_role("button", name="Step", exact=True).click()
     page.get_by_text(re.compile("Model: trained here: mlm on the uploaded text, step 1")).wait_for(timeout=180_000)
     assert exceptions_on_page(page) == []
 

@@ -21,7 +21,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import haiku as hk
 import jax
@@ -34,7 +33,7 @@ from explorer.texts import TrainingText, named_text, text_vocab, token_streams, 
 from explorer.tokenizer import DEFAULT_ENCODING
 from explorer.training.config import LIVE_CALL_SECONDS, TrainConfig
 from explorer.training.parallel import compile_functions, eval_key
-from explorer.training.snapshots import Probe, Snapshot, make_probe, take_snapshot, token_label
+from explorer.training.snapshots import Snapshot, make_probe, take_snapshot, token_label
 from explorer.training.status import (
     DIVERGED,
     ENDED,
@@ -43,24 +42,13 @@ from explorer.training.status import (
     IDLE,
     RUNNING,
     STOPPED,
+    RunInfo,
     TrainerStatus,
 )
 from explorer.training.step import TrainState, init_state, parameter_groups, set_learning_rate, state_params
 from explorer.vocab import Vocab
 
 MAX_SNAPSHOTS = 64  # at ~0.5 MB of parameters each, a bounded ~32 MB per trainer
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What does not change during a run: its configs, probe and reference numbers."""
-
-    model_config: ModelConfig
-    train_config: TrainConfig
-    spec: TaskSpec
-    probe: Probe
-    text_label: str | None  # what the text tasks train on; None for the toy tasks
-    unigram_loss: float | None  # held-out loss of guessing token frequencies (text tasks)
 
 
 _LIVE_TRAINERS: weakref.WeakSet[Trainer] = weakref.WeakSet()
@@ -186,13 +174,14 @@ class Trainer:
             self._learning_rate = float(learning_rate)
 
     def compile(self) -> float:
-        """Compiles this setup's programs with a call that trains nothing (progress is unchanged), so that
-        a later Play starts at once; the seconds it took (near zero once compiled or cached on disk)."""
+        """Compiles this setup's programs, and runs them once on a throwaway copy of the state (progress is
+        unchanged), so that a later Play starts at once; the seconds it took."""
         started = time.perf_counter()
         with self._lock:
             state, params = self._state, self._params()
-        inactive = np.zeros(self.train_config.steps_per_chunk, bool)
-        self._call("chunk", state, self._train_source, inactive, read=lambda out: jax.device_get(out[1]))
+        # One real step, not none: the first execution of a step has costs of its own (~0.7 s here).
+        one = np.arange(self.train_config.steps_per_chunk) < 1
+        self._call("chunk", state, self._train_source, one, read=lambda out: jax.device_get(out[1]))
         probe = self.probe
         self._call("inspect", params, self._eval_source, self._eval_key, probe.inputs[None], probe.positions[None])
         return time.perf_counter() - started

@@ -1,11 +1,16 @@
-"""What a trainer reports: its state names and ``TrainerStatus``, an immutable copy of its progress that
-any thread (or process) can read while training goes on."""
+"""What a trainer reports: its state names, ``TrainerStatus`` (an immutable copy of its progress that any
+thread or process can read while training goes on) and ``RunInfo`` (what does not change during a run)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from explorer.config import ModelConfig
+from explorer.tasks import TaskSpec
+from explorer.training.config import TrainConfig
+from explorer.training.snapshots import Probe
 
 # Trainer states, as shown to users. STOPPED is a pause: Play continues from there.
 IDLE, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED = "idle", "running", "stopped", "finished", "diverged", "failed"
@@ -70,3 +75,15 @@ class TrainerStatus:
             "elapsed_seconds": round(self.elapsed_seconds, 2),
             "attention_closeness": None if self.closeness is None else np.round(self.closeness, 4).tolist(),
         }
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What does not change during a run: its configs, probe and reference numbers."""
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    spec: TaskSpec
+    probe: Probe
+    text_label: str | None  # what the text tasks train on; None for the toy tasks
+    unigram_loss: float | None  # held-out loss of guessing token frequencies (text tasks)

@@ -189,7 +189,9 @@ def _play_pause() -> None:
     if trainer is None:
         return
     if trainer.status().state == RUNNING:
-        trainer.stop()
+        # Waits for the current call (~0.1 s), not for a compile in progress: the page stays usable, and
+        # the live view reruns the page when the pause lands.
+        trainer.stop(timeout=1.0)
         publish_trained()
     else:
         trainer.start()

@@ -146,7 +146,8 @@ def _archive(trainer) -> None:
     if not status.steps or built is None:
         return
     runs = st.session_state.setdefault(PAST_RUNS_KEY, [])
-    runs.append({"label": built[0].describe(), "steps": status.steps, "loss": status.loss})
+    label = built[0].replace(learning_rate=status.peak_learning_rate).describe()  # the rate it ended with
+    runs.append({"label": label, "steps": status.steps, "loss": status.loss})
     del runs[:-MAX_PAST_RUNS]
 
 
@@ -208,7 +209,9 @@ def _reset() -> None:
     if trainer is not None and not pending_changes():
         trainer.stop()
         _archive(trainer)
-        trainer.reset()
+        trainer.reset()  # back to the configured learning rate: set the one the page shows now
+        trainer.set_learning_rate(float(settings().learning_rate))
+        st.session_state[BUILT_KEY] = (settings(), st.session_state[BUILT_KEY][1])
     else:
         _build()
 

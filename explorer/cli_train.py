@@ -26,7 +26,7 @@ EXIT_DIVERGED = 1
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers the ``train`` subcommand on ``subparsers`` (and ``run_train`` as its handler)."""
     from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
-    from explorer.training.config import TrainConfig
+    from explorer.training.config import DEFAULT_SEQ_LEN, TrainConfig
 
     defaults, run = ModelConfig(), TrainConfig()  # every default is the config dataclasses' own
     train = subparsers.add_parser("train", help="train a model on a task and save a checkpoint")
@@ -44,7 +44,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--lr", type=float, default=run.learning_rate, help=f"peak learning rate (default: {run.learning_rate:g})"
     )
     train.add_argument("--batch-size", type=int, default=run.batch_size)
-    train.add_argument("--seq-len", type=int, help="training sequence length (default: 64 text, 16 toy)")
+    per_task = ", ".join(f"{task} {length}" for task, length in DEFAULT_SEQ_LEN.items())
+    train.add_argument("--seq-len", type=int, help=f"training sequence length (default: {per_task})")
     train.add_argument(
         "--warmup", type=int, default=run.warmup_steps, help=f"warm-up steps (default: {run.warmup_steps})"
     )

@@ -32,6 +32,7 @@ def app():
             wait_idle(page)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Embeddings & positions" in nav and "common" not in nav, nav
+            head_titles(page).nth(1).wait_for()  # plotly draws after Streamlit is idle
             assert head_titles(page).count() == 2  # the link's head selection survived the rerouting
             go_to(page, "Tokens")
             yield server, page
@@ -154,7 +155,7 @@ def test_training_steps_plays_pauses_and_publishes_the_model(app):
 
 
 def test_a_downloaded_checkpoint_opens_again_and_a_text_file_trains(app, tmp_path):
-    _, page = app
+    server, page = app
     go_to(page, "Train")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download checkpoint").click()
@@ -173,16 +174,14 @@ def test_a_downloaded_checkpoint_opens_again_and_a_text_file_trains(app, tmp_pat
     page.locator('[data-testid="stAlert"]').filter(has_text="not a checkpoint of this app").first.wait_for()
     assert f"Model: uploaded {saved.name}" in sidebar.inner_text()  # a bad file changes nothing
 
-    # Training on a text of the user's own: the masked-token task, one Step.
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Task").click()
-    page.get_by_role("option", name=re.compile("Masked-token prediction")).click()
+    # Training on a text of the user's own: a lesson link sets the masked-token task, then one Step.
+    page.goto(f"{server.url}/train?task=mlm&steps=100")
+    page.get_by_role("heading", name="Train").wait_for()
     wait_idle(page)
     story = tmp_path / "story.txt"
     story.write_text("The cat sat on the mat and looked at the garden. " * 300, encoding="utf-8")
     texts = page.locator('[data-testid="stFileUploader"]').filter(has_text="your own text")
     texts.locator('input[type="file"]').set_input_files(str(story))
-    wait_idle(page)
-    page.get_by_role("button", name="Reset", exact=True).click()  # a new text needs a new model
     wait_idle(page)
     page.get_by_role("button", name="Step", exact=True).click()
     page.get_by_text(re.compile("Model: trained here: mlm on the uploaded text, step 1")).wait_for(timeout=180_000)

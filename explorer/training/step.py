@@ -171,8 +171,8 @@ def current_learning_rate(state: TrainState) -> jax.Array:
 def set_learning_rate(state: TrainState, learning_rate: float) -> TrainState:
     """``state`` with a new peak learning rate from its next step on (same shapes: nothing recompiles)."""
     old = state.opt_state.hyperparams["learning_rate"]
-    hyperparams = {**state.opt_state.hyperparams, "learning_rate": jnp.asarray(learning_rate, old.dtype)}
-    hyperparams["learning_rate"] = jax.device_put(hyperparams["learning_rate"], old.sharding)
+    new = jax.device_put(jnp.asarray(learning_rate, old.dtype), old.sharding)  # where the state lives
+    hyperparams = {**state.opt_state.hyperparams, "learning_rate": new}
     return state._replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
 
 
@@ -197,8 +197,8 @@ def _state_builder(model_config: ModelConfig, program_key: TrainConfig):
                 jax.random.PRNGKey(seed), jnp.zeros((1, 2), jnp.int32), jnp.ones((1, 2), bool)
             )  # as explorer.model.init_params, with the seed an input
         flat = layout.flatten(params)
-        optimizer = make_optimizer(program_key.replace(), layout)
-        opt_state = optimizer.init(flat)
+        # The schedule's numbers are inputs here, not the program key's placeholders.
+        opt_state = make_optimizer(program_key, layout).init(flat)
         opt_state = opt_state._replace(hyperparams={k: schedule[k] for k in opt_state.hyperparams})
         return TrainState(
             flat_params=flat,

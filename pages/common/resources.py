@@ -132,6 +132,10 @@ def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
         return None, f"The probe needs the tagged English corpus: {error}"
 
 
+ENGINE_FIRST_SECONDS = 3.0  # how long the training warm-up gives the first page to ask for an engine
+ENGINE_WAIT_SECONDS = 120.0  # the longest it waits for the engines' warm-up before compiling anyway
+
+
 @dataclass
 class TrainingWarmup:
     """The default training setup's compile, run once per process in the background."""
@@ -150,6 +154,11 @@ def training_warmup() -> TrainingWarmup:
     report = TrainingWarmup()
 
     def background() -> None:
+        # After the inference engines' warm-up: that one serves the page in front of the user now, and
+        # two compiles at once would slow the first page (the first engine registers within a moment).
+        time.sleep(ENGINE_FIRST_SECONDS)
+        for engine_report in list(_WARMUPS.values()):
+            engine_report.done.wait(timeout=ENGINE_WAIT_SECONDS)
         settings = LiveSettings()
         try:
             trainer = Trainer(settings.model_config(), settings.train_config())

@@ -51,6 +51,15 @@ def _click(at: AppTest, key: str) -> None:
     assert not at.exception, at.exception
 
 
+def _pause(at: AppTest, trainer) -> None:
+    """Clicks Pause, waits for the worker to stop after its call (on a loaded machine that can take longer
+    than the click waits), and reruns as the live view does when the pause lands."""
+    _click(at, "train_play")
+    assert trainer.wait(timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+
+
 def _wait_for_step(trainer, step: int, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while trainer.status().step < step and time.monotonic() < deadline:
@@ -91,7 +100,7 @@ def test_play_pause_and_a_live_learning_rate_then_the_model_is_published():
     assert trainer.status().peak_learning_rate == 1e-3 and trainer.status().state == "running"
     assert at.query_params["lr"] == "0.001"  # and the link keeps it
 
-    _click(at, "train_play")  # Pause
+    _pause(at, trainer)
     status = trainer.status()
     assert status.state == "stopped" and status.step < 20_000
     assert at.button(key="train_play").label == "Play"
@@ -104,7 +113,7 @@ def test_play_pause_and_a_live_learning_rate_then_the_model_is_published():
     _click(at, "train_play")  # Play resumes where it paused
     _wait_for_step(trainer, status.step + 10)
     assert trainer.status().eval_steps[0] == 0  # the same run, continued
-    _click(at, "train_play")
+    _pause(at, trainer)
 
 
 def test_step_makes_exactly_one_update_and_reset_reproduces_the_run():
@@ -117,19 +126,19 @@ def test_step_makes_exactly_one_update_and_reset_reproduces_the_run():
         status = trainer.status()
         assert status.state == "stopped" and status.step == expected and len(status.loss) == expected
         assert status.snapshot_steps[-1] == expected  # shown: evaluated and snapshotted at that step
-    at.run()
+        at.run()  # as the live view does when the step has landed
     assert int(at.metric[0].value) == 2
 
     # Play, pause past step 30, Reset, play again: the same seed gives the same losses.
     _click(at, "train_play")
     _wait_for_step(trainer, 30)
-    _click(at, "train_play")
+    _pause(at, trainer)
     first = trainer.status().loss[:30]
     _click(at, "train_reset")
     assert trainer.status().step == 0 and at.session_state["train_trainer"] is trainer
     _click(at, "train_play")
     _wait_for_step(trainer, 30)
-    _click(at, "train_play")
+    _pause(at, trainer)
     np.testing.assert_array_equal(trainer.status().loss[:30], first)
     # The first run's curve stays on the loss chart for comparison.
     loss_chart = next(c for c in at.get("plotly_chart") if "train_loss_chart" in c.proto.id)

@@ -33,7 +33,7 @@ from explorer.texts import TrainingText, named_text, text_vocab, token_streams, 
 from explorer.tokenizer import DEFAULT_ENCODING
 from explorer.training.config import LIVE_CALL_SECONDS, TrainConfig
 from explorer.training.parallel import compile_functions, eval_key
-from explorer.training.snapshots import Snapshot, make_probe, take_snapshot, token_label
+from explorer.training.snapshots import Snapshot, make_probe, take_snapshot
 from explorer.training.status import (
     DIVERGED,
     ENDED,
@@ -263,9 +263,6 @@ class Trainer:
             task=self.train_config.task,
             info=info,
         )
-
-    def token_label(self, model_id: int) -> str:
-        return token_label(self.vocab, model_id)
 
     # ----------------------------------------------------------------------------------------------
     # Internals

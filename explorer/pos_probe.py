@@ -11,22 +11,23 @@ probe beats the baseline holds part-of-speech information that the token's ident
 Two probes per snapshot:
 
 - **alone**: the snapshot's vector only. On a post-LN model this under-reads what the network knows:
-  each layer norm rescales the whole sum, so the token's identity, which the baseline reads exactly, is
-  no longer a linear direction after a sub-layer has written much into the stream. A linear map of the
-  128-d embedding cannot reproduce a lookup table over thousands of ids either, so even the embedding's
-  probe stays under the baseline (on unambiguous tokens as well as ambiguous ones).
+  each sub-layer's output is added to the stream and the sum renormalised per token, so once a sub-layer
+  writes much into it, the token's identity (which the baseline reads exactly) is mixed with context in
+  a way one linear map does not undo. A linear map of the D-wide embedding cannot reproduce a lookup
+  table over thousands of ids either, so even the embedding's probe can stay under the baseline.
 - **given the embedding**: the snapshot's vector and the embedding snapshot side by side, a conditional
   probe (Hewitt et al., 2021, "Conditional probing: measuring usable information beyond a baseline").
-  What it gains over the embedding's own probe is what the layers added about the token's context; on a
-  pre-LN model, whose stream is the embedding plus every sub-layer's output, the two probes read nearly
-  the same. It still sees no token id, and an untrained model's snapshots give it nothing to read.
+  What it gains over the embedding's own probe is what the layers added about the token's context (a
+  pre-LN stream is the embedding plus every sub-layer's output, so there the probe alone has that sum in
+  its input already). It still sees no token id, and an untrained model's snapshots give it little to
+  read.
 
 The fit must take seconds, so it is small: a capped number of sentences, features standardised per
 snapshot (so one learning rate suits every snapshot, pre-LN streams included), all probes fitted at
 once in one jitted, full-batch Adam loop.
 
-Glossary of shapes (as in ``explorer.model``): S residual-stream snapshots (2L+1), P probes (2S-1), N
-training tokens, M held-out tokens, T tokens of a sentence, D model width, C tags.
+Glossary of shapes (as in ``explorer.model``): S residual-stream snapshots (2L+1), N training
+tokens, M held-out tokens, T tokens of a sentence, D model width, C tags.
 """
 
 from __future__ import annotations

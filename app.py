@@ -6,6 +6,8 @@ entry script on reruns under AppTest, and a per-page call keeps the pages self-c
 
 import streamlit as st
 
+from pages.common.resources import training_pool
+
 st.set_page_config(page_title="Transformer Encoder Explorer", page_icon="🔍", layout="wide")
 
 pages = [
@@ -21,4 +23,7 @@ pages = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
 ]
+# Once per server, by the first page anyone opens: starts the training workers (a few ms; they import JAX
+# and compile the default setup in their own processes), so a first Play finds them warm.
+training_pool()
 st.navigation(pages).run()

@@ -117,9 +117,10 @@ def shared_server(sessions: int, edits: int, rounds: int) -> dict[str, list[floa
             shift = round_ % len(CONDITIONS)
             for condition in CONDITIONS[shift:] + CONDITIONS[:shift]:
                 if condition != "idle":
-                    # Again each time: the form forgets its values when its page is left.
                     trainer_page.get_by_label("Steps").fill("50000")  # runs well past the round
-                    trainer_page.get_by_role("button", name="Start training").click()
+                    trainer_page.get_by_label("Steps").press("Enter")
+                    # Play resumes the run paused at the end of the last round.
+                    trainer_page.get_by_role("button", name="Play", exact=True).click()
                     # Steady training, past its first chunk (the compile), as a learner would watch it.
                     trainer_page.get_by_text(re.compile(r"Step [1-9]\d* of 50000 · running")).wait_for()
                     if condition == "training_elsewhere":
@@ -130,10 +131,8 @@ def shared_server(sessions: int, edits: int, rounds: int) -> dict[str, list[floa
                 if condition != "idle":
                     if condition == "training_elsewhere":
                         go_to(trainer_page, "Train")
-                    # The header's own "Stop" (of a rerun) is a different button.
-                    main = trainer_page.get_by_test_id("stMainBlockContainer")
-                    main.get_by_role("button", name="Stop", exact=True).click()
-                    trainer_page.get_by_text(re.compile(r"· stopped")).first.wait_for()
+                    trainer_page.get_by_role("button", name="Pause", exact=True).click()
+                    trainer_page.get_by_text(re.compile(r"· paused")).first.wait_for()
                     wait_idle(trainer_page)
     return latencies
 

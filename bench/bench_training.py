@@ -47,13 +47,10 @@ import jax.numpy as jnp  # noqa: E402
 from explorer.config import ModelConfig  # noqa: E402
 from explorer.tasks import ties_embeddings  # noqa: E402
 from explorer.texts import named_text, token_streams, vocab_for  # noqa: E402
-from explorer.trainer import Trainer  # noqa: E402
-from explorer.training import (  # noqa: E402
-    compile_functions,
-    default_train_config,
-    init_state,
-    training_devices,
-)
+from explorer.training.config import default_train_config  # noqa: E402
+from explorer.training.parallel import compile_functions, training_devices  # noqa: E402
+from explorer.training.runner import Trainer  # noqa: E402
+from explorer.training.step import init_state  # noqa: E402
 
 FUSED_CHUNKS = (10, 50)  # steps per compiled call in the fused variants
 STEPS_PER_ROUND = 100  # steps each variant runs per round

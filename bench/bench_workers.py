@@ -1,9 +1,9 @@
-"""Training in a worker process (explorer/workers.py) against training in the caller's process.
+"""Training in a worker process (explorer/training/workers.py) against training in the caller's process.
 
   PYTHONPATH=. .venv/bin/python bench/bench_workers.py [--json] [--polls N]
 
 1. Start to first loss point for the Train page's default setup (reverse, d_model 64, 2 layers, 4 heads):
-   building the trainer, then from Start until the status shows a loss. In a pre-started worker with JAX's
+   building the trainer, then from Play until the status shows a loss. In a pre-started worker with JAX's
    persistent compilation cache filled by an earlier run, and in this process (the cache filled too, JAX
    already imported, as in a warm web server), and in a worker that compiled this setup when it started
    (``TrainingPool(warm_up=...)``, as the app's pool does).
@@ -28,32 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def page_defaults():
-    """The Train page's default settings (pages/train.py builds the same pair from its widgets)."""
-    from explorer.config import ModelConfig
-    from explorer.tasks import ties_embeddings
-    from explorer.texts import default_vocab_size
-    from explorer.training import (
-        LIVE_MODEL,
-        LIVE_STEPS,
-        LIVE_TASK,
-        default_train_config,
-        live_chunk_size,
-        live_eval_every,
-    )
+    """The Train page's default setup (``LiveSettings``, where the page and the app's pool read it)."""
+    from explorer.training.config import LiveSettings
 
-    d_model = LIVE_MODEL["d_model"]
-    model = ModelConfig(
-        vocab_size=default_vocab_size("grammar"),
-        d_model=d_model,
-        num_heads=LIVE_MODEL["num_heads"],
-        num_layers=LIVE_MODEL["num_layers"],
-        ffn_size=4 * d_model,
-        tie_embeddings=ties_embeddings(LIVE_TASK),
-    )
-    base = default_train_config(LIVE_TASK)
-    chunk = live_chunk_size(base.batch_size, base.seq_len)
-    train = base.replace(steps=LIVE_STEPS, steps_per_chunk=chunk, eval_every=live_eval_every(LIVE_STEPS, chunk))
-    return model, train
+    settings = LiveSettings()
+    return settings.model_config(), settings.train_config()
 
 
 def first_loss(make, model, train) -> dict[str, float]:
@@ -96,8 +75,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from explorer.inference import enable_compilation_cache
-    from explorer.trainer import Trainer
-    from explorer.workers import TrainingPool
+    from explorer.training.runner import Trainer
+    from explorer.training.workers import TrainingPool
 
     enable_compilation_cache()
     model, train = page_defaults()

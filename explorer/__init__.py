@@ -30,7 +30,7 @@ def _cpu_devices() -> int:
 
 
 # One JAX CPU device per core, so that training can split each batch across the cores (data parallel,
-# see explorer/training.py). It must be set before JAX runs anything; if a program already has, JAX
+# see explorer/training/parallel.py). It must be set before JAX runs anything; if a program already has, JAX
 # keeps one device and training runs on it. Inference is unaffected: it runs on device 0.
 try:
     jax.config.update("jax_num_cpu_devices", _cpu_devices())

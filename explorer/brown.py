@@ -240,14 +240,14 @@ _UNIVERSAL = {
     **dict.fromkeys(("vb", "vbd", "vbg", "vbn", "vbz", "md", "be", "bed", "bedz", "beg", "bem", "ben", "ber"), "VERB"),
     **dict.fromkeys(("bez", "do", "dod", "doz", "hv", "hvd", "hvg", "hvn", "hvz"), "VERB"),
     **dict.fromkeys(("jj", "jjr", "jjs", "jjt", "od"), "ADJ"),
-    **dict.fromkeys(("rb", "rbr", "rbt", "rn", "ql", "qlp", "wrb"), "ADV"),
+    **dict.fromkeys(("rb", "rbr", "rbt", "rn", "ql", "qlp", "wrb", "*"), "ADV"),  # "*": "not", "n't"
     **dict.fromkeys(("pn", "pp$", "pp$$", "ppl", "ppls", "ppo", "pps", "ppss", "wp$", "wpo", "wps"), "PRON"),
     **dict.fromkeys(("at", "abl", "abn", "abx", "ap", "dt", "dti", "dts", "dtx", "wdt", "ex"), "DET"),
     **dict.fromkeys(("in",), "ADP"),
     **dict.fromkeys(("cd",), "NUM"),
     **dict.fromkeys(("cc", "cs"), "CONJ"),
     **dict.fromkeys(("rp", "to"), "PRT"),
-    **dict.fromkeys((".", ",", ":", "(", ")", "--", "``", "''", "'", "*"), "."),
+    **dict.fromkeys((".", ",", ":", "(", ")", "--", "``", "''", "'"), "."),
 }
 
 

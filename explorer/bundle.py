@@ -18,11 +18,9 @@ from explorer.model import init_params
 from explorer.vocab import Vocab
 from explorer.wordpiece import WordPieceVocab
 
-# What the logits of each training task mean, for the views that show predictions.
-TASKS = ("mlm", "causal", "reverse", "sort", "copy")
 # What a pretrained model was trained for elsewhere (explorer/pretrained.py). Such a bundle is trained, so
-# no view calls its weights random, but not on one of TASKS, so this app cannot train it further; whether
-# it can predict tokens is ``config.output_head`` (MiniLM has no head: it embeds sentences).
+# no view calls its weights random, but not on one of explorer.tasks.TASKS, so this app cannot train it
+# further; whether it can predict tokens is ``config.output_head`` (MiniLM has no head: it embeds sentences).
 SENTENCE_SIMILARITY = "sentence-similarity"
 PRETRAINED_TASKS = (SENTENCE_SIMILARITY,)
 
@@ -35,7 +33,7 @@ class ModelBundle:
     vocab: maps tiktoken ids to the model's rows (``Vocab``), or a pretrained model's WordPiece ids
       (``WordPieceVocab``, whose ids are the rows).
     source: a short human label ("random weights (seed 0)", "checkpoint default.safetensors", ...).
-    task: the task the model was trained on (one of ``TASKS``, or of ``PRETRAINED_TASKS`` for a model
+    task: the task the model was trained on (one of ``explorer.tasks.TASKS``, or of ``PRETRAINED_TASKS`` for a model
       trained elsewhere), or None for an untrained model.
     info: free-form facts shown to the user (training steps, final loss, ...).
     """

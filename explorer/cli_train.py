@@ -3,7 +3,7 @@
   python -m explorer train --task {mlm,causal,reverse,sort,copy} --steps N --out PATH [--json]
 
 A progress bar (tqdm) goes to stderr when it is a terminal; the summary (loss history, evaluations, steps/s)
-goes to stdout, as JSON with ``--json``. The loop itself lives in ``explorer.trainer``: this module only
+goes to stdout, as JSON with ``--json``. The loop itself lives in ``explorer.training.runner``: this module only
 parses arguments, draws the bar and saves the result. Exit status: 0 when training finished, 1 when it
 blew up (the last finite parameters are still saved), 2 for bad arguments.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from explorer.bundle import TASKS
+from explorer.tasks import TASKS
 from explorer.texts import DEFAULT_TEXT, TEXT_NAMES
 
 EXIT_DIVERGED = 1
@@ -26,7 +26,7 @@ EXIT_DIVERGED = 1
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers the ``train`` subcommand on ``subparsers`` (and ``run_train`` as its handler)."""
     from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
-    from explorer.training import TrainConfig
+    from explorer.training.config import DEFAULT_SEQ_LEN, TrainConfig
 
     defaults, run = ModelConfig(), TrainConfig()  # every default is the config dataclasses' own
     train = subparsers.add_parser("train", help="train a model on a task and save a checkpoint")
@@ -44,7 +44,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--lr", type=float, default=run.learning_rate, help=f"peak learning rate (default: {run.learning_rate:g})"
     )
     train.add_argument("--batch-size", type=int, default=run.batch_size)
-    train.add_argument("--seq-len", type=int, help="training sequence length (default: 64 text, 16 toy)")
+    per_task = ", ".join(f"{task} {length}" for task, length in DEFAULT_SEQ_LEN.items())
+    train.add_argument("--seq-len", type=int, help=f"training sequence length (default: {per_task})")
     train.add_argument(
         "--warmup", type=int, default=run.warmup_steps, help=f"warm-up steps (default: {run.warmup_steps})"
     )
@@ -100,8 +101,9 @@ def run_train(args: argparse.Namespace) -> int:
     from explorer.config import ModelConfig
     from explorer.tasks import TEXT_TASKS, ties_embeddings
     from explorer.texts import text_available
-    from explorer.trainer import DIVERGED, Trainer
-    from explorer.training import default_train_config
+    from explorer.training.config import default_train_config
+    from explorer.training.runner import Trainer
+    from explorer.training.status import DIVERGED
 
     model_config = ModelConfig(
         vocab_size=args.vocab_size,

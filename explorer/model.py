@@ -52,14 +52,27 @@ class EncoderOutput(NamedTuple):
     layer_norm_outputs: jax.Array  # [N, B, T, D] what each layer norm produced
 
 
+def _layer_norms(config: ModelConfig) -> list[tuple[str, str]]:
+    """The ``N`` layer norms in the order of ``EncoderOutput.layer_norm_*``: ``(label, Haiku module name)``."""
+    norms = [("embedding LN", "encoder/embedding_norm")] if config.embedding_norm else []
+    for layer in range(config.num_layers):
+        norms += [
+            (f"layer {layer + 1} · attention LN", f"encoder/layer_{layer}/attention_norm"),
+            (f"layer {layer + 1} · feed-forward LN", f"encoder/layer_{layer}/ffn_norm"),
+        ]
+    if config.layer_norm == "pre":
+        norms.append(("final LN", "encoder/final_norm"))
+    return norms
+
+
 def layer_norm_names(config: ModelConfig) -> list[str]:
     """Names of the ``N`` layer norms, in the order of ``EncoderOutput.layer_norm_*``."""
-    names = ["embedding LN"] if config.embedding_norm else []
-    for layer in range(config.num_layers):
-        names += [f"layer {layer + 1} · attention LN", f"layer {layer + 1} · feed-forward LN"]
-    if config.layer_norm == "pre":
-        names.append("final LN")
-    return names
+    return [label for label, _ in _layer_norms(config)]
+
+
+def layer_norm_param_names(config: ModelConfig) -> list[str]:
+    """Haiku module names of the layer norms, aligned with ``layer_norm_names``."""
+    return [module for _, module in _layer_norms(config)]
 
 
 def hidden_state_names(config: ModelConfig) -> list[str]:
@@ -68,16 +81,6 @@ def hidden_state_names(config: ModelConfig) -> list[str]:
     names = [f"{first} · after LN" if config.embedding_norm else first]
     for layer in range(config.num_layers):
         names += [f"layer {layer + 1} · after attention", f"layer {layer + 1} · after feed-forward"]
-    return names
-
-
-def layer_norm_param_names(config: ModelConfig) -> list[str]:
-    """Haiku module names of the layer norms, aligned with ``layer_norm_names``."""
-    names = ["encoder/embedding_norm"] if config.embedding_norm else []
-    for layer in range(config.num_layers):
-        names += [f"encoder/layer_{layer}/attention_norm", f"encoder/layer_{layer}/ffn_norm"]
-    if config.layer_norm == "pre":
-        names.append("encoder/final_norm")
     return names
 
 

@@ -107,14 +107,17 @@ else:
     st.markdown(
         f"A linear probe per depth predicts each token's part of speech (12 universal tags) from the residual "
         f"stream, trained on {probe.train_tokens:,} tokens of the Brown Corpus and scored on {probe.held_out_tokens:,} "
-        "held-out ones. The dashed line knows only the token itself: its most frequent tag."
+        "held-out ones. The dashed line knows only the token itself: its most frequent tag. Given the embedding, a "
+        "probe reads a snapshot beside the token's embedding: what it gains is what the layers add about context."
     )
     chart(
-        figs.probe_accuracy_figure(probe.accuracy, probe.baseline_accuracy, list(probe.snapshot_names)),
+        figs.probe_accuracy_figure(
+            probe.accuracy, probe.baseline_accuracy, list(probe.snapshot_names), probe.given_accuracy
+        ),
         "interpret_probe",
         json=lambda: export.to_json(probe.to_dict()),
     )
-    best = int(np.argmax(probe.accuracy))
+    best = int(np.argmax(probe.given_accuracy))
     st.session_state.setdefault("interpret_snapshot", best)
     snapshot = st.selectbox(
         "Tag this sentence at",

@@ -66,6 +66,7 @@ def test_detokenize_writes_text_as_people_type_it_and_keeps_word_spans():
         ("cc", "CONJ"),
         ("to", "PRT"),
         ("rb", "ADV"),
+        ("*", "ADV"),  # "not" and "n't", as in the published Brown-to-universal mapping
         ("``", "."),
         ("fw-nn", "X"),
         ("uh", "X"),

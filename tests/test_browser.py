@@ -1,7 +1,7 @@
 """The running app in a real browser: `streamlit run app.py` driven by headless Debian chromium.
 
 Types a sentence, checks the tokens and the URL, switches pages, toggles a head on the Attention page and
-checks the charts that rendered, and trains a model briefly to see its loss curve.
+checks the charts that rendered, trains a model with Step, Play and Pause, and round-trips a checkpoint.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def app():
             wait_idle(page)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Embeddings & positions" in nav and "common" not in nav, nav
+            head_titles(page).nth(1).wait_for()  # plotly draws after Streamlit is idle
             assert head_titles(page).count() == 2  # the link's head selection survived the rerouting
             go_to(page, "Tokens")
             yield server, page
@@ -109,11 +110,28 @@ def test_empty_text_gives_a_message_not_a_traceback(app):
     wait_idle(page)
 
 
-def test_training_briefly_draws_the_loss_curve_and_publishes_the_model(app):
+def metric(page, label: str) -> str:
+    return (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text=label)
+        .first.locator('[data-testid="stMetricValue"]')
+        .inner_text()
+    )
+
+
+def test_training_steps_plays_pauses_and_publishes_the_model(app):
     _, page = app
     go_to(page, "Train")
-    page.get_by_label("Steps").fill("120")
-    page.get_by_role("button", name="Start training").click()
+    steps = page.get_by_label("Steps")
+    steps.fill("5000")
+    steps.press("Enter")
+    wait_idle(page)
+    assert "steps=5000" in page.url  # every setting is in the link
+    page.get_by_role("button", name="Step", exact=True).click()
+    page.get_by_text("Step 1 of 5000 · paused").wait_for(timeout=180_000)  # exactly one update, shown
+    wait_idle(page)
+    assert metric(page, "Step") == "1"
+    page.get_by_role("button", name="Play", exact=True).click()
     # The loss curve is drawn live: wait until its line has several points.
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
@@ -122,13 +140,51 @@ def test_training_briefly_draws_the_loss_curve_and_publishes_the_model(app):
                             .some(p => (p.getAttribute('d') || '').split('L').length > 3))""",
         timeout=180_000,
     )
-    page.get_by_text("This model is now the one every page shows").wait_for(timeout=180_000)
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.get_by_role("button", name="Play", exact=True).wait_for()
     wait_idle(page)
+    paused = int(metric(page, "Step"))
+    assert 1 < paused < 5000
+    assert page.get_by_text(re.compile(r"Step \d+ of 5000 · paused")).count() == 1
     assert exceptions_on_page(page) == []
     go_to(page, "Attention")
     sidebar = page.locator('[data-testid="stSidebar"]')
-    assert re.search(r"Model: trained here: \w+, step 120", sidebar.inner_text())
+    assert f"Model: trained here: reverse, step {paused}" in sidebar.inner_text()
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    assert exceptions_on_page(page) == []
+
+
+def test_a_downloaded_checkpoint_opens_again_and_a_text_file_trains(app, tmp_path):
+    server, page = app
+    go_to(page, "Train")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download checkpoint").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert re.fullmatch(r"encoder-\w+\.safetensors", saved.name) and saved.stat().st_size > 10_000
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Open a checkpoint")
+    uploader.locator('input[type="file"]').set_input_files(str(saved))
+    page.get_by_text(f"Loaded {saved.name}: every page now shows this model.").wait_for()
+    wait_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert f"Model: uploaded {saved.name}" in sidebar.inner_text()
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    uploader.locator('input[type="file"]').set_input_files(str(broken))
+    page.locator('[data-testid="stAlert"]').filter(has_text="not a checkpoint of this app").first.wait_for()
+    assert f"Model: uploaded {saved.name}" in sidebar.inner_text()  # a bad file changes nothing
+
+    # Training on a text of the user's own: a lesson link sets the masked-token task, then one Step.
+    page.goto(f"{server.url}/train?task=mlm&steps=100")
+    page.get_by_role("heading", name="Train").wait_for()
+    wait_idle(page)
+    story = tmp_path / "story.txt"
+    story.write_text("The cat sat on the mat and looked at the garden. " * 300, encoding="utf-8")
+    texts = page.locator('[data-testid="stFileUploader"]').filter(has_text="your own text")
+    texts.locator('input[type="file"]').set_input_files(str(story))
+    wait_idle(page)
+    page.get_by_role("button", name="Step", exact=True).click()
+    page.get_by_text(re.compile("Model: trained here: mlm on the uploaded text, step 1")).wait_for(timeout=180_000)
     assert exceptions_on_page(page) == []
 
 

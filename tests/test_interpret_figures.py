@@ -59,7 +59,7 @@ def all_interpret_figures() -> dict:
         "rollout": interpret.rollout_figure(rollout.attention_rollout(result.attention_weights), LABELS),
         "lens": interpret.logit_lens_figure(rows, names, LABELS),
         "lens position": interpret.logit_lens_position_figure(rows, 2, names, LABELS),
-        "probe": interpret.probe_accuracy_figure(rng.uniform(size=5) / 3, 1 / 3, names),
+        "probe": interpret.probe_accuracy_figure(rng.uniform(size=5) / 3, 1 / 3, names, rng.uniform(size=5) / 3),
         "tags": interpret.tag_strip_figure(
             LABELS, ["DET", "NOUN", "VERB", "DET", "."], rng.uniform(size=5) / 3, names[2]
         ),
@@ -119,7 +119,15 @@ def test_role_figures_show_badges_and_one_line_per_head():
 def test_probe_and_tag_strip_figures():
     figures = all_interpret_figures()
     probe = figures["probe"]
-    assert [t.name for t in probe.data] == ["linear probe", "most frequent tag of the token"]
+    assert [t.name for t in probe.data] == [
+        "linear probe",
+        "linear probe given the embedding",
+        "most frequent tag of the token",
+    ]
+    alone = interpret.probe_accuracy_figure(np.full(3, 0.5), 0.4, ["a", "b", "c"])
+    assert [t.name for t in alone.data] == ["linear probe", "most frequent tag of the token"]
+    with pytest.raises(ValueError, match="one per snapshot"):
+        interpret.probe_accuracy_figure(np.full(3, 0.5), 0.4, ["a", "b", "c"], np.full(2, 0.5))
     strip = figures["tags"]
     assert [t.name for t in strip.data] == ["DET", "NOUN", "VERB", "."]  # one legend entry per tag
     assert list(strip.layout.xaxis.categoryarray) == analysis.unique_labels(LABELS)  # tokens stay in order

@@ -1,5 +1,6 @@
 """The part-of-speech probe: its token-id baseline against a plain count, what it can and cannot read from
-features, tagging one sentence, and a trained model's features against an untrained model's."""
+features, tagging one sentence, and the default model against the token-id baseline and an untrained
+model."""
 
 from __future__ import annotations
 
@@ -50,28 +51,53 @@ def synthetic(count: int, seed: int, informative: bool) -> tuple[np.ndarray, np.
 def test_a_probe_on_random_features_does_not_beat_the_baseline():
     probe = pos_probe.fit_probe(*synthetic(4000, 0, False), *synthetic(1000, 1, False), snapshot_names=NAMES)
     assert probe.baseline_accuracy > 0.8
-    assert np.all(probe.accuracy < probe.baseline_accuracy)
-    assert np.all(probe.accuracy < 0.2)  # about the most frequent tag's share: nothing to read
+    for accuracy in (probe.accuracy, probe.given_accuracy):
+        assert np.all(accuracy < probe.baseline_accuracy)
+        assert np.all(accuracy < 0.2)  # about the most frequent tag's share: nothing to read
 
 
 def test_a_probe_reads_what_the_features_hold_and_tags_like_its_score():
     train, held_out = synthetic(4000, 0, True), synthetic(1000, 1, True)
     probe = pos_probe.fit_probe(*train, *held_out, snapshot_names=NAMES)
     assert probe.accuracy[0] < probe.baseline_accuracy < min(probe.accuracy[1:])
+    assert probe.given_accuracy[0] == probe.accuracy[0]  # the embedding's probe given itself is its probe
+    assert probe.baseline_accuracy < min(probe.given_accuracy[1:])
     assert probe.train_tokens == 4000 and probe.held_out_tokens == 1000
     summary = probe.to_dict()
     assert json.loads(json.dumps(summary)) == summary and summary["snapshots"][1]["name"] == NAMES[1]
     # Tagging the held-out tokens one "sentence" at a time gives the accuracy the probe reported.
     features, labels, _ = held_out
-    for snapshot in range(3):
-        tags, confidence = pos_probe.tag_tokens(probe, features, snapshot)
-        correct = np.mean([tag == TAGS[label] for tag, label in zip(tags, labels, strict=True)])
-        assert correct == pytest.approx(probe.accuracy[snapshot])
-        assert np.all((confidence > 1 / len(TAGS) - 1e-9) & (confidence <= 1.0))
+    for given, reported in ((False, probe.accuracy), (True, probe.given_accuracy)):
+        for snapshot in range(3):
+            tags, confidence = pos_probe.tag_tokens(probe, features, snapshot, given_embedding=given)
+            correct = np.mean([tag == TAGS[label] for tag, label in zip(tags, labels, strict=True)])
+            assert correct == pytest.approx(reported[snapshot])
+            assert np.all((confidence > 1 / len(TAGS) - 1e-9) & (confidence <= 1.0))
     with pytest.raises(ValueError, match="fit the probe on the same model"):
         pos_probe.tag_tokens(probe, features[:, :, :8], 0)
     with pytest.raises(ValueError, match="does not exist"):
         pos_probe.tag_tokens(probe, features, 3)
+
+
+def test_given_the_embedding_a_probe_reads_what_neither_snapshot_holds_alone():
+    """The tag is the sum of two parts, one in the embedding and one in snapshot 2: neither snapshot's
+    probe alone reads it, the probe given the embedding does (as a post-LN stream splits identity and
+    context)."""
+    rng = np.random.default_rng(0)
+
+    def split(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids = rng.integers(0, 4, count)
+        context = rng.integers(0, 3, count)
+        labels = ids * 3 + context  # 12 tags
+        features = rng.normal(size=(3, count, 8)).astype(np.float32)
+        features[0, :, :4] += 4.0 * np.eye(4)[ids]
+        features[2, :, :3] += 4.0 * np.eye(3)[context]
+        return features, labels, ids
+
+    probe = pos_probe.fit_probe(*split(4000), *split(1000), snapshot_names=NAMES)
+    assert probe.baseline_accuracy < 0.4 and probe.accuracy.max() < 0.4  # a third of the tags each
+    assert probe.given_accuracy[2] > 0.9
+    assert probe.given_accuracy[1] < 0.4  # snapshot 1 is noise: given the embedding adds nothing
 
 
 def test_probe_inputs_are_checked():
@@ -97,18 +123,21 @@ def _default_english_model() -> ModelBundle:
 
 
 @pytest.mark.slow
-def test_training_puts_part_of_speech_into_the_features():
-    """The English default model's features against an untrained model's, both read by the same probe.
+def test_the_default_model_beats_the_token_id_baseline_and_an_untrained_model_does_not():
+    """Held-out Brown sentences, fixed seeds: given the embedding, some snapshot of the English default
+    model reads part of speech better than the most frequent tag of the token id; an untrained model's
+    snapshots, read the same way, do not come near it.
 
-    Not against the token-id baseline: on the small English models trained so far (2 layers, d_model 64
-    or 128, masked-token accuracy ~15%) a linear probe reads part of speech 7-15 points better than on an
-    untrained model, but stays 8-15 points below the most frequent tag of the token id, at every depth.
+    The probes of a snapshot alone stay under the baseline on this post-LN model (``explorer.pos_probe``
+    says why), so they are not what this test asks of it.
     """
     bundle = _default_english_model()
     engine = InferenceEngine(bundle.config)
-    trained = pos_probe.probe_bundle(bundle, engine, train_sentences=400, held_out_sentences=200)
-    untrained = pos_probe.probe_bundle(
-        ModelBundle.random(bundle.config, bundle.vocab), engine, train_sentences=400, held_out_sentences=200
-    )
+    trained = pos_probe.probe_bundle(bundle, engine)
+    untrained = pos_probe.probe_bundle(ModelBundle.random(bundle.config, bundle.vocab), engine)
     assert trained.baseline_accuracy == untrained.baseline_accuracy  # same sentences, same tokens
-    assert trained.accuracy.max() > untrained.accuracy.max() + 0.05
+    assert trained.held_out_tokens > 10_000
+    # Over 10k held-out tokens a point is ~3 standard errors of either accuracy; the gap seen is ~2.5.
+    assert trained.given_accuracy.max() > trained.baseline_accuracy + 0.01
+    assert max(untrained.accuracy.max(), untrained.given_accuracy.max()) < untrained.baseline_accuracy - 0.05
+    assert trained.given_accuracy.max() > untrained.given_accuracy.max() + 0.05

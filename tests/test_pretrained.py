@@ -169,7 +169,8 @@ def test_headless_checkpoint_round_trip():
 
 
 def test_training_refuses_a_model_without_head():
-    from explorer.training import default_train_config, make_step_fn
+    from explorer.training.config import default_train_config
+    from explorer.training.step import make_step_fn
 
     with pytest.raises(ValueError, match="no output head"):
         make_step_fn(TINY_BERT, default_train_config("mlm"))

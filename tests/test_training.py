@@ -17,23 +17,14 @@ import numpy as np
 import pytest
 
 from explorer import checkpoint
-from explorer.bundle import TASKS
 from explorer.config import ModelConfig
-from explorer.tasks import sample_batch
+from explorer.tasks import TASKS, sample_batch
 from explorer.texts import GRAMMAR_VOCAB_SIZE
-from explorer.trainer import DIVERGED, FINISHED, RUNNING, STOPPED, Trainer
-from explorer.training import (
-    BATCH_AXIS,
-    TrainConfig,
-    compile_functions,
-    default_train_config,
-    init_state,
-    make_step_fn,
-    param_layout,
-    parameter_groups,
-    state_params,
-    training_devices,
-)
+from explorer.training.config import TrainConfig, default_train_config
+from explorer.training.parallel import BATCH_AXIS, compile_functions, training_devices
+from explorer.training.runner import Trainer
+from explorer.training.status import DIVERGED, FINISHED, RUNNING, STOPPED
+from explorer.training.step import init_state, make_step_fn, param_layout, parameter_groups, state_params
 
 pytestmark = pytest.mark.slow  # trainings and trainer threads: seconds each
 
@@ -370,3 +361,83 @@ def test_cli_trains_on_a_text_file_and_on_a_named_text(tmp_path, capsys):
         assert bundle.info["text"] == name and bundle.vocab.closed
     assert main(["train", "--task", "reverse", "--text", str(text), "--out", str(tmp_path / "x")]) == 2
     assert "toy tasks" in capsys.readouterr().err
+
+
+def test_pause_takes_effect_within_a_fraction_of_a_second_of_steps():
+    """Live calls are sized by time, so a pause lands within a call: the steps done after asking for it
+    are at most what 0.3 s of training makes at the measured rate."""
+    trainer = Trainer(SMALL, small_train_config("copy", steps=100_000, steps_per_chunk=50))
+    assert trainer.start()
+    _wait_until(lambda: trainer.status().step >= 100 and trainer.status().steps_per_second > 0)
+    for _ in range(3):  # pause and play a few times, at arbitrary moments
+        asked = trainer.status()
+        trainer.pause()
+        paused = trainer.status()
+        assert paused.state == STOPPED
+        assert paused.step - asked.step <= max(2, 0.3 * asked.steps_per_second), (asked.step, paused.step)
+        assert trainer.play()
+        _wait_until(lambda s=paused.step: trainer.status().step >= s + 30)
+    trainer.stop()
+
+
+def _wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert condition()
+
+
+def test_a_learning_rate_changed_mid_run_is_applied_from_the_next_step():
+    """The telemetry's learning rate at every step is optax's warm-up + cosine schedule with the peak then
+    in effect; the change reuses the compiled programs."""
+    import optax
+
+    config = small_train_config("copy", steps=200, warmup_steps=10)
+    trainer = Trainer(SMALL, config)
+    programs = compile_functions(SMALL, config)
+    assert trainer.start(max_steps=30) and trainer.wait(60)
+    trainer.set_learning_rate(1e-2)
+    assert trainer.start(max_steps=30) and trainer.wait(60)
+    status = trainer.status()
+    assert status.step == 60 and status.peak_learning_rate == 1e-2
+
+    def schedule(peak):
+        return optax.warmup_cosine_decay_schedule(0.0, peak, 10, 200, end_value=peak * config.end_lr_fraction)
+
+    expected = [float(schedule(3e-3)(i)) for i in range(30)] + [float(schedule(1e-2)(i)) for i in range(30, 60)]
+    np.testing.assert_allclose(status.learning_rate, expected, rtol=1e-5, atol=1e-9)
+    assert compile_functions(SMALL, config.replace(learning_rate=1e-2, seed=5, steps=999)) is programs
+    assert trainer.bundle().info["train_config"]["learning_rate"] == 1e-2
+    with pytest.raises(ValueError, match="positive"):
+        trainer.set_learning_rate(float("nan"))
+
+
+def test_step_is_one_update_and_a_reset_reproduces_the_losses():
+    trainer = Trainer(SMALL, small_train_config("sort", steps=500))
+    assert trainer.step() and trainer.wait(60)
+    one = trainer.status()
+    assert one.step == 1 and len(one.loss) == 1 and one.snapshot_steps == (0, 1)
+    assert trainer.start(max_steps=40) and trainer.wait(60)
+    first = trainer.status().loss
+    trainer.reset()
+    assert trainer.status().step == 0 and trainer.status().loss == ()
+    # Split differently into calls (a Step, then a run to the end of a chunk): the same losses.
+    assert trainer.step() and trainer.wait(60)
+    assert trainer.start(max_steps=40) and trainer.wait(60)
+    np.testing.assert_array_equal(trainer.status().loss, first)
+    other_seed = Trainer(SMALL, small_train_config("sort", steps=500, seed=1))
+    assert other_seed.start(max_steps=41) and other_seed.wait(60)
+    assert other_seed.status().loss != first
+
+
+def test_the_status_says_while_a_program_compiles():
+    """A setup not compiled yet in this process (batch 12 appears nowhere else) says so while it does."""
+    trainer = Trainer(SMALL, small_train_config("copy", batch_size=12, steps=40))
+    seen = []
+    assert trainer.start()
+    while not trainer.wait(0.01):
+        status = trainer.status()
+        if status.compiling_seconds is not None:
+            seen.append(status.message)
+    assert seen and all("Compiling" in message and " s " in message for message in seen), seen
+    assert trainer.status().compiling_seconds is None and trainer.status().state == FINISHED

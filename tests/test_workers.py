@@ -14,9 +14,10 @@ import pytest
 
 from explorer.config import ModelConfig
 from explorer.texts import GRAMMAR_VOCAB_SIZE
-from explorer.trainer import FAILED, FINISHED, RUNNING, STOPPED, Trainer
-from explorer.training import default_train_config
-from explorer.workers import QUEUED, TrainingLost, TrainingPool
+from explorer.training.config import default_train_config
+from explorer.training.runner import Trainer
+from explorer.training.status import FAILED, FINISHED, RUNNING, STOPPED
+from explorer.training.workers import QUEUED, TrainingLost, TrainingPool
 
 pytestmark = pytest.mark.slow  # worker processes import JAX and compile: seconds each
 
@@ -92,7 +93,9 @@ def test_worker_training_matches_in_process_training(pool_factory):
     assert remote_snapshot.step == local_snapshot.step
     np.testing.assert_array_equal(remote_snapshot.attention, local_snapshot.attention)
     assert remote_snapshot.params is None, "parameters stay in the worker: bundle() makes a model of them"
-    assert remote.token_label(5) == local.token_label(5)
+    last = remote.snapshot_steps()[-1]
+    assert remote.snapshot(last) is remote.snapshot(last), "a snapshot taken at a step crosses the pipe once"
+    assert remote.info().probe.labels == local.info().probe.labels and remote.info() is remote.info()
     assert remote.probe.labels == local.probe.labels
     assert remote.bundle().info["steps"] == 60
     assert pool.running() == 0, "a finished training gives its slot back"
@@ -109,6 +112,9 @@ def test_queued_start_runs_when_a_slot_frees(pool_factory):
     assert "you are next" in second.status().message
     assert second.start() is False, "one training per trainer: a second start while waiting is refused"
     assert pool.running() == 1
+    stepping = pool.trainer(SMALL, LONG)
+    assert stepping.step() is True and stepping.status().state == QUEUED, "a single Step waits for a slot too"
+    stepping.close()
 
     third.stop()  # leaving the queue
     assert third.queue_position() is None and third.status().state != QUEUED

@@ -222,25 +222,30 @@ def logit_lens_position_figure(
 # Part-of-speech probe
 
 
-def probe_accuracy_figure(accuracy: np.ndarray, baseline: float, snapshot_names: list[str]) -> go.Figure:
-    """Held-out accuracy of the probe at every snapshot, against the token-id baseline (a flat line)."""
-    accuracy = np.asarray(accuracy, np.float64)
-    if accuracy.shape != (len(snapshot_names),):
-        raise ValueError(
-            f"{accuracy.shape} accuracies but {len(snapshot_names)} snapshot names; give one per snapshot."
-        )
+def probe_accuracy_figure(
+    accuracy: np.ndarray, baseline: float, snapshot_names: list[str], given_accuracy: np.ndarray | None = None
+) -> go.Figure:
+    """Held-out accuracy of the probe at every snapshot (and, when given, of the probe given the
+    embedding), against the token-id baseline (a flat line)."""
     names = list(snapshot_names)
+    lines = [("linear probe", accuracy)]
+    if given_accuracy is not None:
+        lines.append(("linear probe given the embedding", given_accuracy))
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=names,
-            y=accuracy,
-            mode="lines+markers",
-            name="linear probe",
-            line={"color": PALETTE[0]},
-            hovertemplate="%{x}: %{y:.1%}<extra>probe</extra>",
+    for index, (name, values) in enumerate(lines):
+        values = np.asarray(values, np.float64)
+        if values.shape != (len(names),):
+            raise ValueError(f"{values.shape} accuracies but {len(names)} snapshot names; give one per snapshot.")
+        fig.add_trace(
+            go.Scatter(
+                x=names,
+                y=values,
+                mode="lines+markers",
+                name=name,
+                line={"color": PALETTE[index]},
+                hovertemplate=f"%{{x}}: %{{y:.1%}}<extra>{name}</extra>",
+            )
         )
-    )
     fig.add_trace(
         go.Scatter(
             x=names,

@@ -77,24 +77,16 @@ def norm_parameters_figure(scale: np.ndarray, offset: np.ndarray, name: str) -> 
         raise ValueError(f"Scale {scale.shape} and offset {offset.shape} must both be [D].")
     dims = np.arange(scale.shape[0])
     fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=dims,
-            y=scale,
-            name="scale γ",
-            marker_color=PALETTE[0],
-            hovertemplate="dim %{x}: γ = %{y:.3f}<extra></extra>",
+    for index, (values, what, symbol) in enumerate(((scale, "scale", "γ"), (offset, "offset", "β"))):
+        fig.add_trace(
+            go.Bar(
+                x=dims,
+                y=values,
+                name=f"{what} {symbol}",
+                marker_color=PALETTE[index],
+                hovertemplate=f"dim %{{x}}: {symbol} = %{{y:.3f}}<extra></extra>",
+            )
         )
-    )
-    fig.add_trace(
-        go.Bar(
-            x=dims,
-            y=offset,
-            name="offset β",
-            marker_color=PALETTE[1],
-            hovertemplate="dim %{x}: β = %{y:.3f}<extra></extra>",
-        )
-    )
     fig.add_hline(y=1.0, line_dash="dot", line_color="#888", annotation_text="γ at init = 1")
     fig.update_xaxes(title="model dimension")
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})

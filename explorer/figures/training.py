@@ -28,18 +28,38 @@ def loss_figure(
     eval_loss: list[float] | np.ndarray,
     title: str = "Loss",
     baseline: float | None = None,
+    earlier: list[dict] | tuple = (),
 ) -> go.Figure:
     """Training loss per step (thin line) and held-out loss at each evaluation (markers).
 
     ``baseline`` (text tasks): the held-out loss of always guessing the training text's token frequencies,
     drawn as a dashed line, so a learner sees when the model starts to use context.
+    ``earlier``: earlier runs to compare with, each ``{"label", "steps", "loss"}``, drawn faintly below.
+    Non-finite losses (a blow-up) are not plotted: a red cross at the top of the chart marks each step.
     """
     steps, loss = np.asarray(steps), np.asarray(loss, np.float64)
     eval_steps, eval_loss = np.asarray(eval_steps), np.asarray(eval_loss, np.float64)
     if len(steps) != len(loss) or len(eval_steps) != len(eval_loss):
         raise ValueError("Every loss value needs its step: steps and losses must have the same length.")
-    shown_steps, shown_loss = _thin(steps, loss)
     fig = go.Figure()
+    finite_values = [loss[np.isfinite(loss)]]
+    for index, run in enumerate(earlier):
+        run_steps, run_loss = _thin(np.asarray(run["steps"]), np.asarray(run["loss"], np.float64))
+        if len(run_steps) != len(run_loss):
+            raise ValueError("Every loss value of an earlier run needs its step.")
+        finite_values.append(run_loss[np.isfinite(run_loss)])
+        fig.add_trace(
+            go.Scatter(
+                x=run_steps,
+                y=np.where(np.isfinite(run_loss), run_loss, np.nan),
+                mode="lines",
+                name=f"earlier: {run['label']}",
+                opacity=0.55,
+                line={"color": PALETTE[(index + 2) % len(PALETTE)], "width": 1, "dash": "dot"},
+                hovertemplate=f"{run['label']} · step %{{x}}: loss %{{y:.4f}}<extra></extra>",
+            )
+        )
+    shown_steps, shown_loss = _thin(steps, loss)
     fig.add_trace(
         go.Scatter(
             x=shown_steps,
@@ -60,6 +80,21 @@ def loss_figure(
             hovertemplate="step %{x}: held-out loss %{y:.4f}<extra></extra>",
         )
     )
+    bad = ~np.isfinite(loss)
+    if bad.any():
+        finite = np.concatenate(finite_values)
+        top = float(finite.max()) if finite.size else 1.0
+        fig.add_trace(
+            go.Scatter(
+                x=steps[bad],
+                y=np.full(int(bad.sum()), top),
+                mode="markers",
+                name="loss not finite",
+                marker={"symbol": "x", "size": 11, "color": "#d62728"},
+                customdata=[str(v) for v in loss[bad]],
+                hovertemplate="step %{x}: the loss was %{customdata} (not plotted)<extra></extra>",
+            )
+        )
     if baseline is not None and np.isfinite(baseline):
         fig.add_hline(
             y=baseline,
@@ -133,6 +168,34 @@ def closeness_figure(closeness: np.ndarray, title: str = "Attention vs the ideal
     )
     layers = closeness.shape[0]
     return finish(fig, title, 120 + 40 * layers)
+
+
+def closeness_timeline_figure(steps: list[int] | tuple | np.ndarray, closeness: np.ndarray) -> go.Figure:
+    """Each head's closeness to the ideal pattern over the steps (``[E, L, H]`` at ``E`` steps): the step
+    where a line shoots up is where that head "clicks"."""
+    steps, closeness = np.asarray(steps), np.asarray(closeness, np.float32)
+    if closeness.ndim != 3 or closeness.shape[0] != len(steps):
+        raise ValueError(f"Closeness over time is [steps, layers, heads] with one row per step; got {closeness.shape}.")
+    fig = go.Figure()
+    _, layers, heads = closeness.shape
+    for layer in range(layers):
+        for head in range(heads):
+            name = f"L{layer + 1} H{head + 1}"
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=closeness[:, layer, head],
+                    mode="lines+markers",
+                    name=name,
+                    marker={"size": 4},
+                    line={"color": PALETTE[(layer * heads + head) % len(PALETTE)], "width": 1.5,
+                          "dash": "solid" if layer % 2 == 0 else "dash"},
+                    hovertemplate=f"{name} · step %{{x}}: %{{y:.0%}} of attention on the ideal keys<extra></extra>",
+                )
+            )  # fmt: skip
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="on target", range=[0, 1.02])
+    return finish(fig, "Each head's closeness to the ideal pattern over training", 300)
 
 
 def embedding_plane_figure(points: np.ndarray, labels: list[str] | tuple[str, ...], title: str) -> go.Figure:

@@ -5,7 +5,9 @@
 - ``session``: per-user state (which model the pages show, a finished training's model);
 - ``url_state``: values kept in the link, and routing a deep link through ``app.py``;
 - ``text``: the shared sentence, tokenized for the current model by ``explorer.pipeline``;
-- ``widgets``: the sidebar, charts with downloads, the window over long inputs.
+- ``widgets``: the sidebar, charts with downloads, the window over long inputs;
+- ``train_controls``, ``train_views``, ``checkpoints``: the Train page's settings and buttons, its live
+  views, and checkpoint download/upload.
 
 Pages import from here; anything a user can change lives in ``st.session_state``.
 """
@@ -18,7 +20,6 @@ from pages.common.resources import (
     model_head_roles,
     model_pos_probe,
     pretrained_bundle,
-    training_pool,
     warmup_report,
 )
 from pages.common.session import (
@@ -26,7 +27,6 @@ from pages.common.session import (
     MODEL_CHOICES,
     MODEL_KEY,
     TRAINER_KEY,
-    browser_session,
     current_bundle,
     model_choice,
     publish_trained,
@@ -56,7 +56,6 @@ __all__ = [
     "WINDOW",
     "Sentence",
     "WarmupReport",
-    "browser_session",
     "chart",
     "current_bundle",
     "current_sentence",
@@ -77,7 +76,6 @@ __all__ = [
     "sidebar",
     "sync_url",
     "text_box",
-    "training_pool",
     "url_value",
     "warmup_report",
     "window_control",

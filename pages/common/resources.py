@@ -1,5 +1,6 @@
 """Resources built once per process and shared by every session (``st.cache_resource``/``st.cache_data``),
-never mutated: tokenizers, compiled engines, the default and pretrained models, and per-model analyses.
+never mutated: tokenizers, compiled engines, the default and pretrained models, per-model analyses, and
+the pool of training worker processes.
 """
 
 from __future__ import annotations
@@ -21,19 +22,9 @@ from explorer.head_roles import bundle_head_roles
 from explorer.inference import InferenceEngine, enable_compilation_cache, use_synchronous_dispatch
 from explorer.model import init_params
 from explorer.pos_probe import PosProbe, probe_bundle
-from explorer.tasks import ties_embeddings
-from explorer.texts import default_vocab_size
 from explorer.tokenizer import Tokenizer
-from explorer.training import (
-    LIVE_MODEL,
-    LIVE_STEPS,
-    LIVE_TASK,
-    TrainConfig,
-    default_train_config,
-    live_chunk_size,
-    live_eval_every,
-)
-from explorer.workers import TrainingPool
+from explorer.training.config import LiveSettings
+from explorer.training.workers import TrainingPool
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
@@ -111,33 +102,6 @@ def pretrained_bundle() -> tuple[ModelBundle | None, str | None]:
         return None, f"The pretrained model could not be loaded: {error}"
 
 
-def default_training_setup() -> tuple[ModelConfig, TrainConfig]:
-    """The configs the Train page's Start builds from its default settings (tests/test_train_page.py
-    checks that they agree), compiled by every training worker as it starts."""
-    d_model = LIVE_MODEL["d_model"]
-    model_config = ModelConfig(
-        vocab_size=default_vocab_size("grammar"),
-        d_model=d_model,
-        num_heads=LIVE_MODEL["num_heads"],
-        num_layers=LIVE_MODEL["num_layers"],
-        ffn_size=4 * d_model,
-        tie_embeddings=ties_embeddings(LIVE_TASK),
-    )
-    base = default_train_config(LIVE_TASK)
-    chunk = live_chunk_size(base.batch_size, base.seq_len)
-    train_config = base.replace(steps=LIVE_STEPS, steps_per_chunk=chunk, eval_every=live_eval_every(LIVE_STEPS, chunk))
-    return model_config, train_config
-
-
-@st.cache_resource(show_spinner=False)
-def training_pool() -> TrainingPool:
-    """The worker processes every session's training runs in (``explorer.workers``), started once per
-    server: at most ``EXPLORER_MAX_TRAININGS`` trainings at once, the rest queue. Each worker compiles
-    the default setup as it starts, so the first Start of it shows a loss within about half a second."""
-    enable_compilation_cache()  # the workers use the same persistent compilation cache
-    return TrainingPool(warm_up=default_training_setup())
-
-
 # Per-model analyses, computed once per model and shared: bundles never change, so a model's source, its
 # architecture and its training step name it (``id`` separates two bundles that share all three).
 
@@ -166,3 +130,14 @@ def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
         return probe_bundle(bundle, get_engine(bundle.config)), None
     except (CorpusMissing, ValueError) as error:
         return None, f"The probe needs the tagged English corpus: {error}"
+
+
+@st.cache_resource(show_spinner=False)
+def training_pool() -> TrainingPool:
+    """The worker processes every session's training runs in (``explorer.training.workers``), started once
+    per server: at most ``EXPLORER_MAX_TRAININGS`` trainings at once, the rest queue. Each worker compiles
+    the Train page's default setup as it starts (``LiveSettings`` holds it), at its idle priority, so the
+    first Play of it shows a loss at once and the compile never slows a page in front of a user."""
+    enable_compilation_cache()  # the workers use the same persistent compilation cache
+    settings = LiveSettings()
+    return TrainingPool(warm_up=(settings.model_config(), settings.train_config()))

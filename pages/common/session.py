@@ -1,11 +1,13 @@
 """Per-user session state: which model this user's pages show (the default, the pretrained MiniLM or their
-own), and handing a finished training's model to every page.
+own), this user's trainer (built in one place, ``make_trainer``), and handing a finished training's model
+to every page.
 
 Nothing here is shared between sessions: it all lives in ``st.session_state``.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +17,10 @@ from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer.bundle import ModelBundle
-from explorer.trainer import DIVERGED, FINISHED, STOPPED
-from pages.common.resources import default_bundle, pretrained_bundle
+from explorer.training.config import LiveSettings
+from explorer.training.status import FINISHED, STOPPED
+from explorer.training.workers import RemoteTrainer, TrainingLost
+from pages.common.resources import default_bundle, pretrained_bundle, training_pool
 from pages.common.url_state import url_value
 
 MODEL_KEY = "model_bundle"  # this user's own model (trained here or uploaded), if any
@@ -28,7 +32,7 @@ MODEL_CHOICES = {
     PRETRAINED: "MiniLM-L6 (pretrained)",
     OWN: "Your model",
 }
-TRAINER_KEY = "train_trainer"  # this user's Trainer (or None), started on the Train page
+TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 
 
@@ -48,13 +52,14 @@ def browser_session() -> tuple[str | None, Callable[[], bool] | None]:
 
 def _ended_training() -> tuple[Any, int] | None:
     """This user's trainer and its step, if its training has ended with parameters worth showing
-    (finished, stopped, or blown up, in which case it holds the last finite ones); else None."""
+    (finished or paused); else None. A blown-up run never replaces the model on its own: the user may
+    pick its last finite step on the Train page."""
     trainer = st.session_state.get(TRAINER_KEY)
     if trainer is None:
         return None
     status = trainer.status()
-    if status.state not in (FINISHED, STOPPED, DIVERGED) or status.step == 0:
-        return None  # running (never replace the model mid-run), idle after a reset, or failed
+    if status.state not in (FINISHED, STOPPED) or status.step == 0:
+        return None  # running (never replace the model mid-run), idle after a reset, diverged or failed
     return trainer, status.step
 
 
@@ -78,7 +83,11 @@ def publish_trained() -> bool:
     if ended is None or _is_published(*ended):
         return False
     trainer, step = ended
-    st.session_state[MODEL_KEY] = trainer.bundle()
+    try:
+        bundle = trainer.bundle()
+    except TrainingLost:
+        return False  # its worker went away just now: the Train page shows the run as failed
+    st.session_state[MODEL_KEY] = bundle
     st.session_state[CHOICE_KEY] = OWN
     _mark_published(trainer, step)
     return True
@@ -114,3 +123,32 @@ def set_bundle(bundle: ModelBundle) -> None:
     ended = _ended_training()
     if ended is not None:  # the user's choice comes after the training's end: it must stay
         _mark_published(*ended)
+
+
+def reports_lost_training(report: Callable[[str], None]):
+    """Decorates a callback or view that uses this user's trainer: if the trainer's worker process has
+    gone away (``TrainingLost``), ``report`` gets a message saying so and what to do, never a traceback."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def guarded(*args):
+            try:
+                function(*args)
+            except TrainingLost as error:
+                report(f"{error} Press **Reset** to start a new training.")
+
+        return guarded
+
+    return decorate
+
+
+def make_trainer(settings: LiveSettings, text: str | None = None) -> RemoteTrainer:
+    """This user's trainer for ``settings`` (on ``text``, an uploaded text, if given): the one place the
+    app builds one, in the server's training workers (``training_pool``). One per session: the pool
+    closes this session's previous trainer once the new one exists. Raises ``ValueError`` with a readable
+    message for settings that cannot train, ``TrainingLost`` if no worker can take it just now."""
+    uploaded = text is not None
+    session_id, connected = browser_session()
+    return training_pool().trainer(
+        settings.model_config(uploaded), settings.train_config(uploaded), text=text, owner=session_id, alive=connected
+    )

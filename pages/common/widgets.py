@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.analysis import token_window
-from explorer.trainer import RUNNING
-from explorer.workers import QUEUED
-from pages.common.resources import default_bundle, pretrained_bundle, training_pool
+from explorer.training.status import RUNNING
+from explorer.training.workers import QUEUED
+from pages.common.resources import default_bundle, pretrained_bundle
 from pages.common.session import (
     CHOICE_KEY,
     CHOICE_WIDGET_KEY,
@@ -86,7 +86,6 @@ def sidebar(watch_training: bool = True) -> None:
     problem = default_bundle()[1]
     if problem and bundle is default_bundle()[0]:
         st.sidebar.caption(problem)
-    training_pool()  # started by the first page anyone opens, so a first Start finds warm workers
     trainer = st.session_state.get(TRAINER_KEY)
     if watch_training and trainer is not None and trainer.status().state in (RUNNING, QUEUED):
         with st.sidebar:

@@ -10,7 +10,7 @@ only its own trainings with it.
   running is unsafe), each niced and under ``SCHED_IDLE`` (see ``idle``), with JAX's persistent
   compilation cache on and ``explorer`` imported, so the first chunk after Start pays neither the process
   start nor the imports, and (``warm_up``) with the app's default setup already compiled. What runs
-  inside a worker is ``explorer/worker_process.py``.
+  inside a worker is ``explorer/training/worker_process.py``.
   ``explorer/__init__.py`` runs in every worker too, so the data-parallel step gets its CPU devices
   (``EXPLORER_CPU_DEVICES``) there as in the server.
 - At most ``max_trainings`` trainings run at once (``EXPLORER_MAX_TRAININGS``, by default half the
@@ -45,16 +45,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from explorer.trainer import FAILED, TrainerStatus
-from explorer.worker_process import Method, serve
+from explorer.training.status import FAILED, RUNNING, TrainerStatus
+from explorer.training.worker_process import Method, serve
 
 QUEUED = "queued"  # a start waiting for a free training slot (shown to users like the Trainer's states)
+LIVE_STATES = (RUNNING, QUEUED)  # a run under way or about to be: a page keeps watching it
 ENV_MAX_TRAININGS = "EXPLORER_MAX_TRAININGS"
-STARTING_METHODS = ("start", "resume", "play")  # calls that make a trainer train: they need a slot
+# Calls that make a trainer train need a slot; a single Step too: it runs in the worker like Play.
+STARTING_METHODS = ("start", "resume", "play", "step")
 LEAVING_METHODS = ("stop", "reset", "pause", "close")  # calls that give up a queued start
-# Data attributes a Trainer may replace while it lives (a live learning-rate change); all others are fixed
-# at construction and fetched from the worker once.
-FRESH_ATTRIBUTES = ("train_config",)
+# The Trainer's data attributes are fixed at construction (a live learning-rate change goes through a
+# method), so each is fetched from the worker once; as is ``info()``, which reports only those.
+CACHED_METHODS = ("info",)
 
 
 _POOLS: weakref.WeakSet[TrainingPool] = weakref.WeakSet()
@@ -443,8 +445,8 @@ class TrainingPool:
 class RemoteTrainer:
     """A ``Trainer`` that lives in a worker process, used like a local one.
 
-    Public method calls go to the worker (arguments and results are pickled); data attributes are fetched
-    once, except ``FRESH_ATTRIBUTES``. ``status()`` reports ``QUEUED`` while a start waits for a slot and
+    Public method calls go to the worker (arguments and results are pickled); data attributes and
+    ``CACHED_METHODS`` are fetched once. ``status()`` reports ``QUEUED`` while a start waits for a slot and
     ``FAILED`` once the worker is gone or the trainer was closed; every other call then raises
     ``TrainingLost``.
     """
@@ -455,6 +457,7 @@ class RemoteTrainer:
         self._attributes: dict[str, Any] = {}
         self._methods: set[str] = set()  # names known to be methods (a bound partial would be a cycle)
         self._last_status: TrainerStatus | None = None  # what status() shows once the trainer is gone
+        self._snapshots: dict = {}  # step -> Snapshot taken at exactly that step (without parameters)
         self._lost: str | None = None  # why the worker is gone
         self._closed_message: str | None = None
 
@@ -470,11 +473,15 @@ class RemoteTrainer:
         if isinstance(value, Method):
             self._methods.add(name)
             return functools.partial(self._forward_call, name)
-        if name not in FRESH_ATTRIBUTES:
-            self._attributes[name] = value
+        self._attributes[name] = value
         return value
 
     def _forward_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in CACHED_METHODS and not args and not kwargs:
+            key = f"{name}()"
+            if key not in self._attributes:
+                self._attributes[key] = self._forward(name, args, kwargs)
+            return self._attributes[key]
         return self._forward(name, args, kwargs)
 
     def _forward(self, name: str, args: tuple, kwargs: dict) -> Any:
@@ -509,6 +516,27 @@ class RemoteTrainer:
             )
         return status
 
+    def snapshot(self, step: int | None = None):
+        """The trainer's ``snapshot(step)``. One taken at exactly ``step`` never changes (until a reset,
+        which goes through this proxy), so it crosses the pipe once: a replay reads every saved step."""
+        if step is not None and step in self._snapshots:
+            return self._snapshots[step]
+        snapshot = self._forward("snapshot", (step,), {})
+        if snapshot is not None and step == snapshot.step:
+            self._snapshots[step] = snapshot
+        return snapshot
+
+    def snapshot_steps(self) -> tuple[int, ...]:
+        """The trainer's saved steps; the copies kept here follow its thinning (memory stays bounded)."""
+        steps = self._forward("snapshot_steps", (), {})
+        for gone in set(self._snapshots) - set(steps):
+            del self._snapshots[gone]
+        return steps
+
+    def reset(self) -> None:
+        self._snapshots.clear()
+        return self._forward("reset", (), {})
+
     def queue_position(self) -> int | None:
         """1 if this trainer's start runs next, ...; None if it is not waiting."""
         return self._pool.queue_position(self._id)
@@ -523,8 +551,14 @@ class RemoteTrainer:
             return None
 
     def close(self) -> None:
-        """Stops the training and frees the trainer in its worker; the proxy then reports FAILED (nothing
-        of it can be read any more)."""
+        """Stops the training and frees the trainer in its worker; the proxy then reports FAILED with the
+        final progress (a page keeps the closed run's loss curve), and nothing else of it can be read."""
+        if not (self._lost or self._closed_message):
+            try:
+                self._forward("stop", (), {"timeout": 1.0})
+                self._last_status = self._forward("status", (), {})
+            except TrainingLost:
+                pass
         self._closed_message = self._closed_message or "This training was closed."
         self._pool._close(self._id)
 

@@ -1,4 +1,4 @@
-"""The training worker process's side of ``explorer.workers``: its main loop, which hosts Trainers and
+"""The training worker process's side of ``explorer.training.workers``: its main loop, which hosts Trainers and
 answers the server's requests over a pipe, and its warm-up.
 
 A worker runs every request in its own thread, so a long call (building a trainer, a compile) never
@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from explorer.trainer import RUNNING
+from explorer.training.status import RUNNING
 
 WATCH_SECONDS = 0.1  # how often a worker checks whether a started training has ended
 
@@ -23,10 +23,10 @@ class Method:
 
 
 def _warm_up(trainer_class: type, args: tuple) -> None:
-    """Builds ``trainer_class(*args)`` and runs one chunk: the compiled programs of that setup stay in this
-    process (``compile_functions`` is cached per configs), so a user starting it skips the compile."""
-    trainer = trainer_class(*args)
-    trainer.run(callback=lambda status: trainer.stop(timeout=0))
+    """Builds ``trainer_class(*args)`` and compiles it (``Trainer.compile`` also runs one real step: a first
+    execution has costs of its own). The compiled programs stay in this process (``compile_functions`` is
+    cached per configs), so a user playing that setup skips both."""
+    trainer_class(*args).compile()
 
 
 def serve(conn: Any, nice: int, idle: bool, cache_dir: str | None, warm_up: tuple | None) -> None:
@@ -41,7 +41,8 @@ def serve(conn: Any, nice: int, idle: bool, cache_dir: str | None, warm_up: tupl
             pass  # not allowed here: the nice value alone lowers the priority
     import explorer  # noqa: F401 - configures JAX's CPU devices before anything runs
     from explorer.inference import enable_compilation_cache
-    from explorer.trainer import Snapshot, Trainer
+    from explorer.training.runner import Trainer
+    from explorer.training.snapshots import Snapshot
 
     enable_compilation_cache(cache_dir)
     trainers: dict[int, Trainer] = {}

@@ -1,0 +1,256 @@
+"""The Train page's settings and its Play/Pause, Step and Reset buttons.
+
+The settings live in session state as one ``LiveSettings`` (``SETTINGS_KEY``), seeded once from the URL
+(a lesson link, ``explorer.training.lesson``) and mirrored back into it, so a link shares exactly this
+setup. Widgets are re-seeded from it on every run: their own keys are forgotten when another page runs.
+Buttons act in callbacks, which run before the script, so a click is never lost to a rerun. The trainer
+lives in a training worker process (``make_trainer``); a training whose worker went away raises
+``TrainingLost``, which a callback turns into a message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
+from explorer.texts import TEXT_LABELS, text_available
+from explorer.training.config import LIVE_CHOICES, LIVE_SEED_RANGE, LIVE_STEP_RANGE, LiveSettings
+from explorer.training.lesson import (
+    CONTROL_GROUPS,
+    PARAMS,
+    hidden_from_params,
+    settings_from_params,
+    settings_to_params,
+)
+from explorer.training.status import ENDED, FAILED
+from explorer.training.workers import LIVE_STATES, TrainingLost
+from pages.common.session import TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
+
+SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
+BUILT_KEY = "train_built_with"  # the LiveSettings (and uploaded file name) the current trainer was built with
+ERROR_KEY = "train_error"  # why the last Play/Step/Reset could not build a trainer, or None
+PAST_RUNS_KEY = "train_past_runs"  # loss curves of this session's earlier runs, newest last
+TEXT_FILE_KEY = "train_text_file"
+MAX_PAST_RUNS = 4  # curves only (no parameters): a few lists of floats per session
+WIDGETS = {  # LiveSettings field -> widget key
+    "task": "train_task",
+    "text": "train_text",
+    "steps": "train_steps",
+    "batch_size": "train_batch",
+    "num_layers": "train_layers",
+    "num_heads": "train_heads",
+    "d_model": "train_d_model",
+    "positional": "train_positional",
+    "layer_norm": "train_layer_norm",
+    "learning_rate": "train_lr",
+    "seed": "train_seed",
+}
+LABELS = {
+    "task": "Task",
+    "text": "Text for mlm/causal",
+    "steps": "Steps",
+    "batch_size": "Batch size",
+    "num_layers": "Layers",
+    "num_heads": "Heads",
+    "d_model": "d_model",
+    "positional": "Positional encoding",
+    "layer_norm": "Layer norm",
+    "learning_rate": "Peak learning rate (changes apply at once, also while training)",
+    "seed": "Seed",
+}
+FORMATS = {
+    "task": lambda t: f"{t}: {TASK_DESCRIPTIONS[t]}",
+    "text": lambda name: TEXT_LABELS[name],
+    "layer_norm": lambda v: {"post": "post-LN (paper)", "pre": "pre-LN"}[v],
+    "learning_rate": lambda v: f"{v:g}",
+}
+
+
+def settings() -> LiveSettings:
+    """This user's settings, seeded from the URL on the first run (with a warning for bad values)."""
+    state = st.session_state
+    if SETTINGS_KEY not in state:
+        state[SETTINGS_KEY], problems = settings_from_params(st.query_params.to_dict())
+        for problem in problems:
+            st.toast(problem)
+    return state[SETTINGS_KEY]
+
+
+def hidden() -> frozenset[str]:
+    """Control groups the link hides (``?hide=architecture,text``)."""
+    return hidden_from_params(st.query_params.to_dict())
+
+
+def _show_later(message: str) -> None:
+    st.session_state[ERROR_KEY] = message  # a callback runs before the page: the page shows it
+
+
+@reports_lost_training(_show_later)
+def _store(name: str) -> None:
+    state = st.session_state
+    state[SETTINGS_KEY] = state[SETTINGS_KEY].replace(**{name: state[WIDGETS[name]]})
+    trainer = state.get(TRAINER_KEY)
+    if name == "learning_rate" and trainer is not None:
+        trainer.set_learning_rate(float(state[WIDGETS[name]]))
+
+
+def settings_widgets() -> None:
+    """One widget per setting the link does not hide, in rows; an upload for the text tasks."""
+    state, current, hide = st.session_state, settings(), hidden()
+    shown = {f.name for f in dataclasses.fields(LiveSettings)}
+    for group in hide:
+        shown -= set(CONTROL_GROUPS[group])
+    rows = (("task", "steps", "batch_size", "seed"), tuple(CONTROL_GROUPS["architecture"]), ("learning_rate",))
+    for row in rows:
+        names = [name for name in row if name in shown]
+        for column, name in zip(st.columns(len(names)) if names else [], names, strict=True):
+            state[WIDGETS[name]] = getattr(current, name)
+            common = dict(key=WIDGETS[name], on_change=_store, args=(name,), label=LABELS[name])
+            if name in ("steps", "seed"):
+                low, high = LIVE_STEP_RANGE if name == "steps" else LIVE_SEED_RANGE
+                column.number_input(min_value=low, max_value=high, step=50 if name == "steps" else 1, **common)
+            elif name in ("task", "positional", "layer_norm"):
+                column.selectbox(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
+            else:
+                column.select_slider(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
+    if "text" in shown and current.task in TEXT_TASKS:
+        c1, c2 = st.columns(2)
+        state[WIDGETS["text"]] = current.text
+        c1.selectbox(
+            LABELS["text"], LIVE_CHOICES["text"], key=WIDGETS["text"], format_func=FORMATS["text"],
+            on_change=_store, args=("text",),
+        )  # fmt: skip
+        c2.file_uploader("…or your own text (UTF-8 .txt)", type=["txt"], key=TEXT_FILE_KEY)
+
+
+def sync_url() -> None:
+    """Mirrors the settings into the URL (only values that differ from the defaults)."""
+    wanted = settings_to_params(settings())
+    for name in PARAMS.values():
+        if name not in wanted and name in st.query_params:
+            del st.query_params[name]
+        elif name in wanted and st.query_params.get(name) != wanted[name]:
+            st.query_params[name] = wanted[name]
+
+
+def _training_text(current: LiveSettings) -> tuple[str | None, str | None, str | None]:
+    """(uploaded text or None, its file name, a problem): what a text task would train on."""
+    upload = st.session_state.get(TEXT_FILE_KEY)
+    if current.task not in TEXT_TASKS:
+        return None, None, None
+    if upload is not None:
+        try:
+            return upload.getvalue().decode("utf-8"), upload.name, None
+        except UnicodeDecodeError:
+            return None, None, f"{upload.name} is not UTF-8 text; save it as UTF-8 and upload it again."
+    return None, None, text_available(current.text)
+
+
+def _archive(trainer) -> None:
+    """Keeps the ended run's loss curve to overlay on the next ones."""
+    status, built = trainer.status(), st.session_state.get(BUILT_KEY)
+    if not status.steps or built is None:
+        return
+    runs = st.session_state.setdefault(PAST_RUNS_KEY, [])
+    label = built[0].replace(learning_rate=status.peak_learning_rate).describe()  # the rate it ended with
+    runs.append({"label": label, "steps": status.steps, "loss": status.loss})
+    del runs[:-MAX_PAST_RUNS]
+
+
+def _build():
+    """A new trainer from the current settings in place of the old one; None (and an error) if it cannot."""
+    state = st.session_state
+    state[ERROR_KEY] = None
+    current = settings()
+    text, name, problem = _training_text(current)
+    if problem:
+        state[ERROR_KEY] = problem
+        return None
+    try:
+        trainer = make_trainer(current, text)
+    except (ValueError, TrainingLost) as error:
+        state[ERROR_KEY] = str(error)
+        return None
+    old = state.get(TRAINER_KEY)
+    if old is not None:
+        old.stop()
+        _archive(old)
+    state[TRAINER_KEY], state[BUILT_KEY] = trainer, (current, name)
+    return trainer
+
+
+def pending_changes() -> tuple[str, ...]:
+    """Settings changed since the trainer was built: they apply on Reset."""
+    built = st.session_state.get(BUILT_KEY)
+    if st.session_state.get(TRAINER_KEY) is None or built is None:
+        return ()
+    changed = settings().needs_reset(built[0])
+    upload = st.session_state.get(TEXT_FILE_KEY)
+    if settings().task in TEXT_TASKS and (upload.name if upload is not None else None) != built[1]:
+        changed = (*changed, "text") if "text" not in changed else changed
+    return changed
+
+
+@reports_lost_training(_show_later)
+def _play_pause() -> None:
+    trainer = st.session_state.get(TRAINER_KEY) or _build()
+    if trainer is None:
+        return
+    if trainer.status().state in LIVE_STATES:  # a queued start is withdrawn the same way
+        # Waits for the current call (~0.1 s), not for a compile in progress: the page stays usable, and
+        # the live view reruns the page when the pause lands.
+        trainer.stop(timeout=1.0)
+        publish_trained()
+    else:
+        trainer.start()
+
+
+@reports_lost_training(_show_later)
+def _step() -> None:
+    trainer = st.session_state.get(TRAINER_KEY) or _build()
+    if trainer is not None:
+        trainer.step()
+
+
+@reports_lost_training(_show_later)
+def _reset() -> None:
+    trainer = st.session_state.get(TRAINER_KEY)
+    # A failed training's worker may be gone with everything it held: Reset builds a new trainer instead.
+    if trainer is not None and not pending_changes() and trainer.status().state != FAILED:
+        trainer.stop()
+        _archive(trainer)
+        trainer.reset()  # back to the configured learning rate: set the one the page shows now
+        trainer.set_learning_rate(float(settings().learning_rate))
+        st.session_state[BUILT_KEY] = (settings(), st.session_state[BUILT_KEY][1])
+    else:
+        _build()
+
+
+def control_bar() -> None:
+    """Play/Pause, Step and Reset, and what they will do."""
+    state = st.session_state
+    trainer = state.get(TRAINER_KEY)
+    status = trainer.status() if trainer is not None else None
+    running = status is not None and status.state in LIVE_STATES
+    ended = status is not None and status.state in ENDED
+    b1, b2, b3, note = st.columns([1, 1, 1, 5])
+    b1.button(
+        "Pause" if running else "Play",
+        key="train_play",
+        type="primary",
+        icon=":material/pause:" if running else ":material/play_arrow:",
+        disabled=ended,
+        on_click=_play_pause,
+    )
+    b2.button("Step", key="train_step", icon=":material/skip_next:", disabled=running or ended, on_click=_step)
+    b3.button("Reset", key="train_reset", icon=":material/restart_alt:", on_click=_reset)
+    changes = pending_changes()
+    if changes:
+        names = ", ".join(LABELS[name].split(" (")[0] for name in changes)
+        note.warning(f"Changed: {names}. These need a new model: press **Reset** to apply them.")
+    elif ended:
+        note.caption("This run has ended: **Reset** starts again from the same seed (or new settings).")
+    if state.get(ERROR_KEY):
+        st.error(state[ERROR_KEY])

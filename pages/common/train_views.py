@@ -1,0 +1,214 @@
+"""The Train page's live views: progress, loss (with earlier runs), attention forming, gradient
+telemetry, and the "Watch attention form" replay of the snapshots.
+
+Everything is drawn from one ``trainer.status()`` copy and the trainer's snapshots; nothing here waits
+for training. While a run goes on (or waits for a training slot), these views are fragments that redraw
+on a timer. The trainer lives in a worker process: once its status says FAILED, that worker may be gone,
+so nothing more is read from it, and one that goes away mid-draw gives a message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import streamlit as st
+
+from explorer.figures import attention as attention_figs
+from explorer.figures import interpret as interpret_figs
+from explorer.figures import training as figs
+from explorer.head_roles import role_badge, roles_over_training, scores_over_snapshots
+from explorer.training.status import DIVERGED, FAILED, FINISHED
+from explorer.training.workers import LIVE_STATES, QUEUED, TrainingLost
+from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_training, set_bundle
+from pages.common.train_controls import PAST_RUNS_KEY
+from pages.common.widgets import chart
+
+SCRUB_KEY = "train_scrub"
+FOLLOW_KEY = "train_scrub_follows"  # the scrubber follows the latest snapshot until the user moves it
+LIVE_ATTENTION_KEY = "train_live_attention_figure"  # (weak ref to the trainer, its evaluation, figure)
+STATE_WORDS = {"stopped": "paused", "idle": "ready"}
+
+
+def _rerun_when_ended(ticking: bool, status) -> None:
+    """A ticking view whose run has ended reruns the page: the buttons, the sidebar and the model change."""
+    if ticking and status.state not in LIVE_STATES:
+        publish_trained()
+        st.rerun()
+
+
+def progress() -> None:
+    """Step counter, steps/s, epochs (text tasks) and the latest numbers."""
+    trainer = st.session_state.get(TRAINER_KEY)
+    if trainer is None:
+        st.info("Choose a task and settings above, then press **Play** (or **Step** for one update at a time).")
+        return
+    status = trainer.status()
+    epoch = f" · epoch {status.epoch:.2f}" if status.epoch is not None else ""
+    word = STATE_WORDS.get(status.state, status.state)
+    st.progress(status.progress, text=f"Step {status.step} of {status.total_steps}{epoch} · {word}")
+    m1, m2, m3, m4, m5, m6 = st.columns(6)
+    m1.metric("Step", f"{status.step}")
+    m2.metric("Steps / s", f"{status.steps_per_second:.0f}" if status.steps_per_second else "–")
+    m3.metric("Train loss", f"{status.loss[-1]:.4f}" if status.loss else "–")
+    m4.metric("Held-out loss", f"{status.eval_loss[-1]:.4f}" if status.eval_loss else "–")
+    m5.metric("Held-out accuracy", f"{status.eval_accuracy[-1]:.1%}" if status.eval_accuracy else "–")
+    m6.metric("Learning rate now", f"{status.learning_rate[-1]:.2g}" if status.learning_rate else "–")
+    if status.state in (DIVERGED, FAILED):
+        st.error(status.message)
+        if status.state == DIVERGED:
+            st.caption(
+                "The model every page shows is unchanged. To look at this run anyway, pick its last finite "
+                f"step ({status.step}) under **Watch attention form** and use it."
+            )
+    elif status.state == FINISHED:
+        st.success(status.message + " This model is now the one every page shows.")
+    elif status.state == QUEUED:
+        st.info(status.message)  # its place in the queue for a training slot
+    else:
+        st.caption(status.message)
+
+
+def _live_attention(trainer, status, info):
+    """The latest snapshot's attention figure and its step, or None. Built again only when a snapshot is
+    added (with its evaluation: the latest evaluation names it), not on every redraw of the charts."""
+    if not status.snapshot_steps:
+        return None
+    cached = st.session_state.get(LIVE_ATTENTION_KEY)
+    # The evaluation's loss too, not only its step: after a Reset the same steps come back with new numbers.
+    evaluation = (status.eval_steps[-1], status.eval_loss[-1]) if status.eval_steps else None
+    if cached is not None and cached[0]() is trainer and cached[1] == evaluation:
+        return cached[2]
+    snapshot = trainer.snapshot()
+    if snapshot is None:
+        return None
+    drawn = (attention_figs.attention_grid(snapshot.attention, list(info.probe.labels)), snapshot.step)
+    st.session_state[LIVE_ATTENTION_KEY] = (weakref.ref(trainer), evaluation, drawn)
+    return drawn
+
+
+@reports_lost_training(st.error)
+def charts(ticking: bool, hide_telemetry: bool) -> None:
+    """Loss (this run over the earlier ones), live attention, closeness to the ideal, and telemetry."""
+    trainer = st.session_state.get(TRAINER_KEY)
+    if trainer is None:
+        return
+    status = trainer.status()
+    _rerun_when_ended(ticking, status)
+    past = st.session_state.get(PAST_RUNS_KEY, [])
+    if status.state == FAILED:  # its worker may be gone: only what the status holds
+        loss = figs.loss_figure(status.steps, status.loss, status.eval_steps, status.eval_loss, earlier=past)
+        chart(loss, key="train_loss_chart")
+        return
+    info = trainer.info()
+    chart(
+        figs.loss_figure(
+            status.steps, status.loss, status.eval_steps, status.eval_loss, baseline=info.unigram_loss, earlier=past
+        ),
+        key="train_loss_chart",
+    )
+    live = _live_attention(trainer, status, info)
+    left, right = st.columns([3, 2])
+    if live is not None:
+        figure, step = live
+        with left:
+            st.markdown(f"**Attention on the probe input at step {step}**")
+            chart(figure, key="train_live_attention")
+    with right:
+        if status.closeness is not None:
+            chart(
+                figs.closeness_figure(status.closeness, "Attention vs the ideal pattern (held-out batch)"),
+                key="train_closeness_chart",
+            )
+        else:
+            st.caption(
+                "The toy tasks (reverse, sort, copy) have a known ideal attention pattern; training one shows "
+                "here how close each head gets to it."
+            )
+    if status.closeness_history is not None and len(status.closeness_steps) > 1:
+        chart(
+            figs.closeness_timeline_figure(status.closeness_steps, status.closeness_history),
+            key="train_closeness_timeline",
+        )
+    if len(status.steps) and not hide_telemetry:
+        chart(
+            figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios),
+            key="train_telemetry_chart",
+        )
+
+
+def _stop_following() -> None:
+    st.session_state[FOLLOW_KEY] = False
+
+
+def _use_snapshot(step: int) -> None:
+    try:
+        set_bundle(st.session_state[TRAINER_KEY].bundle(step=step))
+    except TrainingLost as error:
+        st.toast(f"{error} The model every page shows is unchanged.")
+
+
+@reports_lost_training(st.error)
+def replay(ticking: bool) -> None:
+    """The step scrubber: attention, head roles, predictions and embeddings at any saved step. While it
+    follows a running training, it moves to each new snapshot."""
+    trainer = st.session_state.get(TRAINER_KEY)
+    if trainer is None:
+        return
+    status = trainer.status()
+    _rerun_when_ended(ticking, status)
+    if status.state == FAILED:
+        return  # its snapshots went with its worker
+    state, info = st.session_state, trainer.info()
+    steps = list(trainer.snapshot_steps())
+    st.subheader("Watch attention form")
+    if len(steps) < 2:
+        st.caption("Snapshots appear here as training saves them.")
+        return
+    state.setdefault(FOLLOW_KEY, True)
+    if state[FOLLOW_KEY] or state.get(SCRUB_KEY) not in steps:
+        state[SCRUB_KEY] = steps[-1]
+    c1, c2 = st.columns([6, 1])
+    step = c1.select_slider("Snapshot step", options=steps, key=SCRUB_KEY, on_change=_stop_following)
+    c2.button(
+        "Follow live", key="train_follow", disabled=state[FOLLOW_KEY], on_click=lambda: state.update({FOLLOW_KEY: True})
+    )
+    snapshot, probe = trainer.snapshot(step), info.probe
+    history = roles_over_training(
+        [trainer.snapshot(s).attention for s in steps], probe.inputs.tolist(), list(probe.pieces), info.spec.causal
+    )
+    badges = [[role_badge(cell["role"]) for cell in row] for row in history[steps.index(step)]]
+    chart(
+        attention_figs.attention_grid(snapshot.attention, list(probe.labels), badges=badges),
+        key="train_replay_attention",
+    )
+    chart(
+        interpret_figs.role_timeline_figure(
+            steps, scores_over_snapshots(history), "Each head's score for the role it ends with", roles=history[-1]
+        ),
+        key="train_role_timeline",
+    )
+    rows = [
+        {"position": int(p), "input": probe.labels[int(p)], "target": t, "predicted": pred, "confidence": float(c), "right": pred == t}
+        for p, t, pred, c in zip(probe.positions, probe.target_labels, snapshot.predicted, snapshot.confidence, strict=True)
+    ]  # fmt: skip
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown(f"**Predictions on the probe at step {snapshot.step}**")
+        st.dataframe(
+            rows,
+            key="train_replay_predictions",
+            hide_index=True,
+            column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
+        )
+    with c2:
+        title = f"Token embeddings at step {snapshot.step} (principal plane)"
+        chart(
+            figs.embedding_plane_figure(snapshot.embedding_points, snapshot.embedding_labels, title),
+            key="train_replay_embeddings",
+        )
+    st.button(
+        f"Use the model of step {snapshot.step} on every page",
+        key="train_use_snapshot",
+        on_click=_use_snapshot,
+        args=(snapshot.step,),
+    )

@@ -1,0 +1,46 @@
+"""Training figures that need no training: blow-ups marked on the loss chart, earlier runs overlaid, and
+each head's closeness to the ideal pattern over the steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.figures import training as figs
+from tests.test_figures import values
+
+
+def test_non_finite_losses_are_marked_not_plotted():
+    steps = np.arange(1, 7)
+    loss = np.array([2.0, 1.5, 1.2, 40.0, np.nan, np.inf])
+    fig = figs.loss_figure(steps, loss, [0, 3], [2.1, 1.3])
+    train, marks = fig.data[0], next(t for t in fig.data if t.name == "loss not finite")
+    assert list(np.isnan(values(train.y).astype(float))) == [False, False, False, False, True, True]
+    assert list(values(marks.x)) == [5, 6] and list(marks.customdata) == ["nan", "inf"]
+    assert np.all(values(marks.y) == 40.0)  # at the top of the finite values, so the scale stays readable
+    assert "not plotted" in marks.hovertemplate
+    assert all(t.name != "loss not finite" for t in figs.loss_figure(steps[:3], loss[:3], [], []).data)
+
+
+def test_earlier_runs_are_drawn_under_the_current_one():
+    earlier = [
+        {"label": "seed 0", "steps": (1, 2, 3), "loss": (3.0, 2.0, 1.0)},
+        {"label": "pre-LN", "steps": (1, 2), "loss": (2.5, 2.4)},
+    ]
+    fig = figs.loss_figure([1, 2], [2.0, 1.0], [], [], earlier=earlier)
+    names = [t.name for t in fig.data]
+    assert names == ["earlier: seed 0", "earlier: pre-LN", "train", "held-out"]
+    assert list(values(fig.data[1].y)) == [2.5, 2.4] and "pre-LN" in fig.data[1].hovertemplate
+    with pytest.raises(ValueError, match="earlier run"):
+        figs.loss_figure([1], [1.0], [], [], earlier=[{"label": "x", "steps": (1, 2), "loss": (1.0,)}])
+
+
+def test_closeness_timeline_has_a_line_per_head():
+    rng = np.random.default_rng(0)
+    history = rng.uniform(size=(5, 2, 3)).astype(np.float32)  # [E, L, H]
+    fig = figs.closeness_timeline_figure([0, 10, 20, 30, 40], history)
+    assert [t.name for t in fig.data] == [f"L{layer} H{head}" for layer in (1, 2) for head in (1, 2, 3)]
+    np.testing.assert_allclose(values(fig.data[4].y), history[:, 1, 1])
+    assert list(values(fig.data[0].x)) == [0, 10, 20, 30, 40]
+    with pytest.raises(ValueError, match="one row per step"):
+        figs.closeness_timeline_figure([0, 10], history)

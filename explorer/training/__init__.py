@@ -6,5 +6,8 @@
 - ``parallel``: the compiled programs of one setup, data parallel over the CPU's devices;
 - ``snapshots``: the probe input and the snapshots a live run records for replay;
 - ``status``: the trainer's states and ``TrainerStatus``;
-- ``runner``: the ``Trainer`` (Play/Pause/Step/Reset, in the caller's thread or a worker thread).
+- ``runner``: the ``Trainer`` (Play/Pause/Step/Reset, in the caller's thread or a worker thread);
+- ``workers``: ``TrainingPool``, worker processes that many sessions' trainers share, with a limit on
+  trainings at once and a queue, and ``RemoteTrainer``, the proxy a page uses (``worker_process``: the
+  worker's side).
 """

@@ -116,7 +116,43 @@ def test_url_carries_text_and_attention_selection():
 def test_unreadable_url_values_fall_back_to_defaults():
     at = app("pages/attention.py", layer="99", head="x")
     assert_ok(at, "Attention")
-    assert head_panels(at) == [f"Layer 1 · head {h}" for h in range(1, 5)]  # the defaults
+    assert head_panels(at) == ["Layer 1 · head 1"]  # the defaults
+    assert "layer" not in at.query_params and "head" not in at.query_params  # unreadable values leave the link
+
+
+def test_a_link_restores_every_attention_choice():
+    at = app(
+        "pages/attention.py",
+        text="Anna met Tom at the station.",
+        layer="1,2",
+        head="2,3",
+        causal="1",
+        threshold="0.3",
+        view="Query / key",
+        query="3",
+    )
+    assert_ok(at, "Attention")
+    assert head_panels(at) == [f"Layer {ly} · head {h}" for ly in (1, 2) for h in (2, 3)]
+    assert at.toggle(key="attention_causal").value is True
+    assert at.slider(key="attention_threshold").value == pytest.approx(0.3)
+    assert at.segmented_control(key="attention_view").value == "Query / key"
+    assert at.selectbox(key="attention_query").value == 3
+    assert titles(at)[-1].startswith("Query 3 ")
+    # Changing a choice writes it back to the link.
+    at.selectbox(key="attention_query").set_value(1).run()
+    at.toggle(key="attention_causal").set_value(False).run()
+    assert at.query_params["query"] in ("1", ["1"]) and "causal" not in at.query_params
+
+
+def test_an_empty_text_keeps_the_chosen_layers_and_heads():
+    at = app("pages/attention.py")
+    at.pills(key="attention_layers").set_value([2]).run()
+    at.pills(key="attention_heads").set_value([3, 4]).run()
+    set_text(at, "")
+    assert at.info and not at.exception
+    set_text(at, "A new sentence arrives.")
+    assert_ok(at, "Attention")
+    assert head_panels(at) == ["Layer 2 · head 3", "Layer 2 · head 4"]
 
 
 def test_tokens_page_chips_metrics_and_encoding():
@@ -139,9 +175,11 @@ def test_attention_page_widgets_and_views():
     at = app("pages/attention.py")
     assert_ok(at, "Attention")
     charts = figures(at)
-    assert len(charts) == 1 and len(charts[0]["data"]) == 4  # one figure, a panel per head: fast to redraw
+    assert len(charts) == 1 and len(charts[0]["data"]) == 1  # one head, large enough to read every label
     assert "→" in charts[0]["data"][0]["hovertemplate"]
     assert charts[0]["data"][0]["y"][0] == "0 She"
+    at.pills(key="attention_heads").set_value([1, 2, 3, 4]).run()
+    assert len(figures(at)[0]["data"]) == 4  # one figure, a panel per head: fast to redraw
     at.pills(key="attention_heads").set_value([2]).run()
     assert head_panels(at) == ["Layer 1 · head 2"]
     at.pills(key="attention_layers").set_value([1, 2]).run()
@@ -159,8 +197,7 @@ def test_attention_page_widgets_and_views():
     at.pills(key="attention_ablate").set_value(["L1 H1", "L2 H2"]).run()
     assert_ok(at, "Attention")
     assert any("switching off L1 H1, L2 H2" in t for t in titles(at))
-    predict = at.selectbox(key="attention_predict")
-    predict.set_value(predict.options[2]).run()
+    at.selectbox(key="attention_predict").set_value(2).run()
     assert_ok(at, "Attention")
     assert any(t.startswith("Top predictions") for t in titles(at))
 

@@ -48,8 +48,11 @@ def free_port() -> int:
 class AppServer:
     """A running `streamlit run app.py`; use as a context manager."""
 
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None):
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None, theme: str | None = None):
+        """``theme``: "light" or "dark" forces Streamlit's theme (default: the app's own, which follows the
+        browser)."""
         self.port = port or free_port()
+        self.theme = theme
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = env or {}
         self._log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
@@ -68,6 +71,7 @@ class AppServer:
                 "--server.port", str(self.port),
                 "--browser.gatherUsageStats", "false",
                 "--server.fileWatcherType", "none",
+                *(["--theme.base", self.theme] if self.theme else []),
             ],
             cwd=ROOT,
             stdout=self._log,

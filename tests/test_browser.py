@@ -41,6 +41,12 @@ def head_titles(page):
     return page.locator('[data-testid="stPlotlyChart"] text', has_text=re.compile(r"^Layer \d+ · head \d+$"))
 
 
+def head_button(page, name: str):
+    """A head pill (``"H2"``) of the Attention page; its label may carry a role badge (``"H2 ← prev"``)."""
+    heads = page.locator('[data-testid="stButtonGroup"]').filter(has_text="H1").first
+    return heads.get_by_role("button", name=re.compile(rf"^{name}\b"))
+
+
 def charts(page, text: str | None = None):
     locator = page.locator('[data-testid="stPlotlyChart"]')
     return locator.filter(has_text=text) if text else locator
@@ -69,14 +75,16 @@ def test_attention_page_heads_toggle(app):
     go_to(page, "Attention")
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
     titles = head_titles(page)
-    assert titles.count() == 4  # layer 1, all four heads, by default
-    assert charts(page, "Layer 1 · head 2").count() == 1
-    heads = page.locator('[data-testid="stButtonGroup"]').filter(has_text="H1").first
-    heads.get_by_role("button", name="H2", exact=True).click()
+    # The fixture's link chose heads 1 and 3; the choice stays for the session.
+    assert titles.count() == 2 and charts(page, "Layer 1 · head 3").count() == 1
+    head_button(page, "H2").click()
     wait_idle(page)
-    assert charts(page, "Layer 1 · head 2").count() == 0
-    assert titles.count() == 3
-    assert re.search(r"head=1(%2C|,)3(%2C|,)4", page.url), page.url  # the selection is in the link
+    assert charts(page, "Layer 1 · head 2").count() == 1
+    head_button(page, "H3").click()
+    wait_idle(page)
+    assert charts(page, "Layer 1 · head 3").count() == 0
+    assert titles.count() == 2
+    assert re.search(r"head=1(%2C|,)2(&|$)", page.url), page.url  # the selection is in the link
     # Heatmap axes carry the sentence's tokens.
     assert "␣dogs" in charts(page, "Layer 1 · head 1").first.inner_text()
     assert exceptions_on_page(page) == []
@@ -169,3 +177,77 @@ def test_the_model_picker_switches_every_page_to_the_pretrained_encoder(app):
     assert "Model: pretrained: all-MiniLM-L6-v2" in sidebar.inner_text()
     assert exceptions_on_page(page) == []
     pick_model(page, "English")
+
+
+def test_an_empty_text_keeps_the_chosen_layers_and_heads(app):
+    _, page = app
+    go_to(page, "Attention")
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    before = head_titles(page).all_inner_texts()
+    set_text(page, "")
+    assert page.locator('[data-testid="stAlert"]').count() >= 1
+    set_text(page, "A new sentence about the old dogs.")
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    assert head_titles(page).all_inner_texts() == before and before
+    assert "Choose at least one" not in page.locator('[data-testid="stMain"]').inner_text()
+    assert exceptions_on_page(page) == []
+    set_text(page, SENTENCE)
+
+
+def test_a_link_restores_every_attention_option_in_a_new_browser(app):
+    server, page = app
+    go_to(page, "Attention")
+    # Options chosen by hand are written to the link …
+    page.locator('[data-testid="stButtonGroup"]').filter(has_text="L1").first.get_by_role(
+        "button", name="L2", exact=True
+    ).click()
+    wait_idle(page)
+    page.get_by_text("Causal mask").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Query / key").click()
+    wait_idle(page)
+    assert "layer=1%2C2" in page.url or "layer=1,2" in page.url, page.url
+    assert "causal=1" in page.url and "view=Query" in page.url, page.url
+    # … and the rest can be written into it: a threshold and the query token.
+    link = page.url + "&threshold=0.25&query=2"
+    expected_heads = head_titles(page).all_inner_texts()
+    context = page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        fresh = context.new_page()
+        fresh.set_default_timeout(90_000)
+        fresh.goto(link)
+        fresh.get_by_role("heading", name="Attention").wait_for()
+        fresh.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+        wait_idle(fresh)
+        assert head_titles(fresh).all_inner_texts() == expected_heads
+        assert fresh.get_by_label("Text").input_value() == SENTENCE
+        assert fresh.get_by_role("checkbox", name="Causal mask").is_checked()
+        assert fresh.get_by_role("slider").first.get_attribute("aria-valuenow") == "0.25"
+        view = fresh.get_by_role("button", name="Query / key")
+        assert "Active" in (view.get_attribute("data-testid") or "")  # the open view is shown as chosen
+        assert charts(fresh, "Query 2 ").count() == 1  # the chosen query token's chart
+        assert exceptions_on_page(fresh) == []
+    finally:
+        context.close()
+    # Back to the defaults for the tests that follow.
+    page.goto(f"{server.url}/attention?text={SENTENCE}")
+    page.get_by_role("heading", name="Attention").wait_for()
+    wait_idle(page)
+
+
+def test_the_dark_theme_renders_every_page_without_errors():
+    with AppServer(theme="dark") as server, browser_page(viewport=(1440, 1000)) as page:
+        page.set_default_timeout(90_000)
+        page.goto(f"{server.url}/attention?head=1,2")
+        page.get_by_role("heading", name="Attention").wait_for()
+        page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+        wait_idle(page)
+        background = page.evaluate(
+            "() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor"
+        )
+        red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+        assert red + green + blue < 150, background  # the dark theme is on
+        for title in ["Tokens", "Embeddings & positions", "Interpret", "Layer norm & residual stream", "Compare"]:
+            go_to(page, title)
+            page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+            assert exceptions_on_page(page) == [], title

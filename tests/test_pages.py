@@ -306,9 +306,9 @@ def test_fill_mask_page_guesses_every_mask_and_explains_a_text_without_one():
     set_text(at, "No mask in this sentence.")
     assert any("has no [MASK]" in info.value for info in at.info)
     # Any token of the text can be hidden instead: the model's guesses for it are drawn.
-    at.selectbox(key="fill_hide").set_value("5 ␣sentence").run()
+    at.selectbox(key="fill_hide").set_value(5).run()
     (hidden,) = figures(at)
-    assert "hidden as [MASK]" in hidden["layout"]["title"]["text"] and len(hidden["data"][0]["y"]) == 5
+    assert "5 ␣sentence hidden as [MASK]" in hidden["layout"]["title"]["text"] and len(hidden["data"][0]["y"]) == 5
     at.button(key="fill_example_0").click().run()
     assert at.session_state["text"] == "The cat sat on the [MASK]." and len(figures(at)) == 1
 

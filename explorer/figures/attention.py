@@ -96,6 +96,11 @@ SMALLEST_CELL = 11  # px per token below which angled labels of neighbours overl
 LARGEST_CELL = 36  # px per token above which a short sentence's heatmap is mostly empty colour
 
 
+def _domain(low: float, high: float) -> list[float]:
+    """A paper-fraction axis domain, kept inside [0, 1] despite float rounding (plotly rejects -1e-17)."""
+    return [min(max(round(low, 6), 0.0), 1.0), min(max(round(high, 6), 0.0), 1.0)]
+
+
 def heads_figure(
     weights: np.ndarray,
     labels: list[str],
@@ -140,8 +145,11 @@ def heads_figure(
     cell = int(min(LARGEST_CELL, max(8, (room - gap * (cols - 1)) / (cols * length))))
     rows = -(-count // cols)
     panel = cell * length
+    # One panel per row (a narrow column): every panel names its keys, so each reads on its own.
+    keys_below_each = cols == 1
+    row_gap = gap + title_px + (label_px if keys_below_each else 0)
     plot_w = cols * panel + (cols - 1) * gap
-    plot_h = rows * panel + (rows - 1) * (gap + title_px)
+    plot_h = rows * panel + (rows - 1) * row_gap
     tick_font = {"size": font}
     layout: dict = {"annotations": []}
     data = []
@@ -150,19 +158,19 @@ def heads_figure(
         x_name = "x" if index == 0 else f"x{index + 1}"
         y_name = "y" if row == 0 else f"y{row + 1}"
         x0 = col * (panel + gap) / plot_w
-        y1 = 1.0 - row * (panel + gap + title_px) / plot_h
+        y1 = 1.0 - row * (panel + row_gap) / plot_h
         layout["xaxis" if index == 0 else f"xaxis{index + 1}"] = {
-            "domain": [x0, x0 + panel / plot_w],
+            "domain": _domain(x0, x0 + panel / plot_w),
             "anchor": y_name,
             "type": "category",
             "tickangle": -60,
             "tickfont": tick_font,
-            "showticklabels": row == rows - 1 or index + cols >= count,
+            "showticklabels": keys_below_each or row == rows - 1 or index + cols >= count,
             "automargin": False,
         }
         if col == 0:
             layout["yaxis" if row == 0 else f"yaxis{row + 1}"] = {
-                "domain": [y1 - panel / plot_h, y1],
+                "domain": _domain(y1 - panel / plot_h, y1),
                 "anchor": x_name,
                 "type": "category",
                 "autorange": "reversed",

@@ -121,11 +121,11 @@ def chart(
     st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None, width=width)
     if csv is None and json is None:
         return
-    downloads = (("csv", csv, "text/csv"), ("json", json, "application/json"))
-    for column, (kind, make, mime) in zip(st.columns([1, 1, 6]), downloads, strict=False):
-        if make is None:
-            continue
-        column.download_button(
+    downloads = [d for d in (("csv", csv, "text/csv"), ("json", json, "application/json")) if d[1] is not None]
+    # A row sized by its buttons: fixed column fractions clipped a button in a half-width column to "J…".
+    row = st.container(horizontal=True, gap="small")
+    for kind, make, mime in downloads:
+        row.download_button(
             kind.upper(),
             make,
             file_name=f"{key}.{kind}",

@@ -1,11 +1,11 @@
 """Screenshots of the app's views, taken from the real app in headless Chromium at 1440 x 1000.
 
   PYTHONPATH=. .venv/bin/python bench/screenshots.py [--out docs] [--only tokens attention train]
-      [--theme dark] [--full-page]
+      [--theme dark] [--height 1000]
 
 Starts `streamlit run app.py` on a free loopback port, opens each view as a new user would (via its link),
-saves a PNG per view and shrinks it (a 64-colour palette: screenshots of flat colours lose nothing that a
-reader sees). The README's pictures are ``--only tokens attention train``, so they can be remade after
+saves a PNG per view and shrinks it (a 256-colour palette: a screenshot of flat colours and one colour
+scale loses nothing a reader sees). The README's pictures are ``--only tokens attention train``, so they can be remade after
 any change.
 """
 
@@ -49,23 +49,26 @@ TRAIN_SECONDS = 12  # of training before the Train page's picture: curves with a
 
 
 def shrink(path: Path) -> None:
-    """Rewrites a screenshot with a 64-colour palette (a fraction of the bytes, the same picture to a reader)."""
+    """Rewrites a screenshot with a 256-colour palette (a fraction of the bytes, the same picture to a reader)."""
     from PIL import Image
 
     with Image.open(path) as image:
-        small = image.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     small.save(path, optimize=True)
 
 
-def take(page, server: AppServer, name: str, path: str, out: Path, full_page: bool) -> Path:
+def take(page, server: AppServer, name: str, path: str, out: Path) -> Path:
     page.goto(server.url + path)
     page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
     wait_idle(page, quiet_ms=1500, timeout_s=120)
     if name == "train":
         page.get_by_role("button", name="Start training").click()
         page.wait_for_timeout(TRAIN_SECONDS * 1000)
+        # The live part of the page (progress, metrics, curves) at the top of the picture, not the form.
+        page.locator('[data-testid="stProgress"]').first.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
     file = out / f"{name}.png"
-    page.screenshot(path=str(file), full_page=full_page)
+    page.screenshot(path=str(file))
     shrink(file)
     return file
 
@@ -75,16 +78,16 @@ def main() -> None:
     parser.add_argument("--out", default="docs", help="folder for the PNGs")
     parser.add_argument("--only", nargs="*", help="names of the views to take (default: all)")
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
-    parser.add_argument("--full-page", action="store_true", help="the whole page, not only the first screen")
+    parser.add_argument("--height", type=int, default=1000, help="window height in px (taller: more of a page)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with AppServer(theme=args.theme) as server, browser_page(viewport=(1440, 1000)) as page:
+    with AppServer(theme=args.theme) as server, browser_page(viewport=(1440, args.height)) as page:
         page.set_default_timeout(120_000)
         for name, path in VIEWS.items():
             if args.only and name not in args.only:
                 continue
-            print(take(page, server, name, path, out, args.full_page))
+            print(take(page, server, name, path, out))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures import attention as figs
-from explorer.head_roles import role_badge
+from explorer.head_roles import NONE, role_badge
 from pages.common import (
     BOOL,
     FLOAT,
@@ -43,12 +43,12 @@ layers = kept("attention_layers", [1], "layer", INTS, fix=some_of(layer_options)
 
 
 def head_name(head: int) -> str:
-    if roles is None or len(layers) != 1:
-        return f"H{head}"
-    return f"H{head} {role_badge(roles[layers[0] - 1][head - 1]['role'])}"
+    role = roles[layers[0] - 1][head - 1]["role"] if roles is not None and len(layers) == 1 else NONE
+    return f"H{head}" if role == NONE else f"H{head} {role_badge(role)}"  # no badge where no pattern fits
 
 
-c1, c2, c3, c4 = st.columns([2, 4, 2, 2])
+# Layers and heads get a row of their own: a 12-head model's pills (with role badges) need the width.
+c1, c2 = st.columns([1, 2])
 layers = c1.pills(
     "Layers", layer_options, selection_mode="multi", key="attention_layers", format_func=lambda v: f"L{v}"
 )
@@ -60,6 +60,7 @@ heads = c2.pills(
     key="attention_heads",
     format_func=head_name,
 )
+c3, c4, _ = st.columns([1, 1, 1])
 kept("attention_causal", False, "causal", BOOL)
 causal = c3.toggle(
     "Causal mask",

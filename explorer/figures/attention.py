@@ -35,8 +35,9 @@ from explorer.figures import (
 # The overview grid pools long sentences to this many positions per axis.
 GRID_MAX_POSITIONS = 48
 # Opacity levels of head-view lines: one trace per level keeps the figure to a handful of traces.
-# The weakest level stays visible on a light and a dark page (0.1 made whole heads disappear).
-LINE_LEVELS = (0.3, 0.45, 0.6, 0.8, 1.0)
+# Opacity levels of head-view lines, by weight relative to the head's strongest line: a broad head (all
+# weights small) still shows its strongest lines in full instead of disappearing.
+LINE_LEVELS = (0.15, 0.3, 0.5, 0.75, 1.0)
 
 
 def attention_heatmap(
@@ -292,7 +293,8 @@ def head_view_figure(
 ) -> go.Figure:
     """BertViz-style lines from query tokens (left) to key tokens (right), one colour per head.
 
-    Line opacity follows the weight in a few levels (one trace per head and level). Hover on a line shows
+    Line opacity follows the weight relative to the head's strongest line, in a few levels (one trace per
+    head and level), so every head shows. Hover on a line shows
     ``query → key: weight``; hover on a token shows the token. ``start`` is the position of ``labels[0]``
     when the view shows a window of a long sentence (line positions are relative to the window).
     """
@@ -306,7 +308,8 @@ def head_view_figure(
     fig = go.Figure()
     for h, item in enumerate(lines):
         colour = PALETTE[h % len(PALETTE)]
-        levels = np.digitize(item.weights, [0.15, 0.35, 0.6, 0.85])
+        strongest = float(np.max(item.weights)) if len(item.weights) else 1.0
+        levels = np.digitize(np.asarray(item.weights) / max(strongest, 1e-9), [0.15, 0.35, 0.6, 0.85])
         for level, opacity in enumerate(LINE_LEVELS):
             pick = np.nonzero(levels == level)[0]
             if not len(pick):
@@ -323,7 +326,7 @@ def head_view_figure(
                     x=xs,
                     y=ys,
                     mode="lines",
-                    line={"color": colour, "width": 1.5 + 3 * opacity},
+                    line={"color": colour, "width": 1 + 2.5 * opacity},
                     opacity=opacity,
                     hovertext=hover,
                     hovertemplate="%{hovertext}<extra></extra>",

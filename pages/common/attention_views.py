@@ -84,14 +84,16 @@ def head_view(v: AttentionView) -> None:
     # Long inputs: the lines of the current window only (both ends inside it), and a line budget shared by
     # the heads, so the drawing stays readable and light.
     window, shown = v.window, v.labels[v.window]
-    kept("attention_focus", None, "focus", INT, fix=lambda p: p if p is None else one_of(range(len(shown)))(p))
+    # -1 stands for "all tokens" (a select box shows None as nothing chosen).
+    kept("attention_focus", -1, "focus", INT, fix=one_of(range(-1, len(shown))))
     focus_names = analysis.unique_labels(shown, window.start)
-    query = st.selectbox(
+    focus = st.selectbox(
         "Focus on one query",
-        [None, *range(len(shown))],
+        range(-1, len(shown)),
         key="attention_focus",
-        format_func=lambda i: "all tokens" if i is None else focus_names[i],
+        format_func=lambda i: "all tokens" if i < 0 else focus_names[i],
     )
+    query = None if focus < 0 else focus
     chosen = v.selected[:HEAD_VIEW_MAX_HEADS]
     if len(v.selected) > HEAD_VIEW_MAX_HEADS:
         st.caption(f"Showing the first {HEAD_VIEW_MAX_HEADS} selected heads; deselect some to see others.")

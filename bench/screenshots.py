@@ -27,7 +27,7 @@ VIEWS = {
     "fill_mask": f"/fill_mask?text={quote(MASKED)}",
     "embeddings": f"/embeddings?text={quote(TEXT)}",
     "embeddings_pca": f"/embeddings?view={quote('Projection (PCA)')}&points={quote('This sentence only')}",
-    "attention": f"/attention?text={quote(TEXT)}",
+    "attention": f"/attention?layer=2&head=3&text={quote(TEXT)}",  # a head with a clear pattern
     "attention_four_heads": f"/attention?head=1,2,3,4&text={quote(TEXT)}",
     "attention_grid": f"/attention?view={quote('Overview grid')}",
     "attention_head_view": f"/attention?view={quote('Head view')}&head=1,2,3,4",
@@ -45,6 +45,7 @@ VIEWS = {
     f"&compare={quote('Someone is strumming a guitar.')}",
     "train": "/train",  # started, then taken while it runs
 }
+ROLES_SECONDS = 8  # for the background head-role labelling to finish (once per model and server)
 TRAIN_SECONDS = 12  # of training before the Train page's picture: curves with a shape, the run still going
 
 
@@ -61,6 +62,13 @@ def take(page, server: AppServer, name: str, path: str, out: Path) -> Path:
     page.goto(server.url + path)
     page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
     wait_idle(page, quiet_ms=1500, timeout_s=120)
+    if name == "attention":
+        # Head-role badges are computed in the background after the first picture: reload to show them
+        # (the later Attention views of the same server have them at once).
+        page.wait_for_timeout(ROLES_SECONDS * 1000)
+        page.reload()
+        page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
+        wait_idle(page, quiet_ms=1500, timeout_s=120)
     if name == "train":
         page.get_by_role("button", name="Start training").click()
         page.wait_for_timeout(TRAIN_SECONDS * 1000)

@@ -63,7 +63,8 @@ for (sentence, out, name), column in zip(runs, st.columns(2), strict=True):
                 sentence.labels[view],
                 names,
                 columns=1,
-                title=f"Sentence {name.upper()}" + (f" (first {WINDOW} of {len(sentence)} tokens)" if len(sentence) > WINDOW else ""),
+                title=f"Sentence {name.upper()}"
+                + (f" (first {WINDOW} of {len(sentence)} tokens)" if len(sentence) > WINDOW else ""),
                 width=COLUMN_WIDTH,
             ),
             f"compare_{name}",

@@ -250,7 +250,10 @@ def token_heatmaps() -> dict[str, tuple[go.Figure, list[str]]]:
         "attention heatmap": (attention.attention_heatmap(weights[0, 0], TOKENS, "x"), ["x", "y"]),
         "heads (one)": (attention.heads_figure(weights[0, :1], TOKENS, ["L1 H1"]), ["x", "y"]),
         "heads (several)": (attention.heads_figure(weights[0], TOKENS, ["a", "b", "c"]), ["x", "y"]),
-        "heads (a column)": (attention.heads_figure(weights[0], TOKENS, ["a", "b", "c"], columns=1, width=440), ["x", "y"]),
+        "heads (a column)": (
+            attention.heads_figure(weights[0], TOKENS, ["a", "b", "c"], columns=1, width=440),
+            ["x", "y"],
+        ),
         "overview grid": (attention.attention_grid(weights, TOKENS), ["x", "y"]),
         "position similarity": (embeddings.similarity_heatmap(np.eye(n), TOKENS), ["x", "y"]),
         "vectors": (embeddings.vector_heatmap(np.zeros((n, 8)), TOKENS, "x"), ["y"]),
@@ -301,9 +304,7 @@ def all_figures() -> dict[str, go.Figure]:
     long = np.float32(1.92)
     weights = attention_stack(2, 2, n)
     stats = analysis.layer_norm_stats(*(np.random.default_rng(2).normal(size=(2, 3, n, 8)) * long))
-    effect = analysis.ablation_effect(
-        np.ones((n, 4)), np.ones((n, 4)) * long, np.zeros((n, 5)), np.ones((n, 5)) * long
-    )
+    effect = analysis.ablation_effect(np.ones((n, 4)), np.ones((n, 4)) * long, np.zeros((n, 5)), np.ones((n, 5)) * long)
     lines = [analysis.head_view_lines(weights[0, 0], "L1 H1", threshold=0.0)]
     figures = {name: fig for name, (fig, _) in token_heatmaps().items()}
     figures.update(
@@ -318,7 +319,11 @@ def all_figures() -> dict[str, go.Figure]:
             "parameters": layernorm.norm_parameters_figure(np.full(8, long), np.full(8, long), "LN 1"),
             "histogram": layernorm.activation_histogram(np.full((n, 8), long), np.full((n, 8), long), "LN 1"),
             "loss (blown up)": training.loss_figure(
-                [1, 2, 3], np.array([9.2, 2.1267947e7, 1.9199999e8], np.float32), [3], [np.float32(2.1267947e7)], baseline=long
+                [1, 2, 3],
+                np.array([9.2, 2.1267947e7, 1.9199999e8], np.float32),
+                [3],
+                [np.float32(2.1267947e7)],
+                baseline=long,
             ),
             "closeness": training.closeness_figure(np.full((2, 2), long / 2)),
             "embedding plane": training.embedding_plane_figure(np.full((n, 2), long), TOKENS, "plane"),

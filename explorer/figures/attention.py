@@ -21,6 +21,7 @@ from explorer.analysis import (
 )
 from explorer.figures import (
     PALETTE,
+    TEXT_COLOUR,
     WEIGHT_SCALE,
     add_to_pair,
     finish,
@@ -335,7 +336,7 @@ def head_view_figure(
                     showlegend=level == int(levels.max()),
                 )
             )
-    token_colours = ["#d62728" if focus == i else "#444" for i in range(length)]
+    token_colours = ["#d62728" if focus == i else TEXT_COLOUR for i in range(length)]
     positions = list(range(length))
     for x, anchor, side in ((0.0, "left", "query"), (1.0, "right", "key")):
         fig.add_trace(

@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 from explorer.analysis import Projection, unique_labels
 from explorer.figures import PALETTE, SIGNED_SCALE, WEIGHT_SCALE, check_labels, finish, heatmap_height
 
-
 LABELLED_POINTS = 96  # a projection writes the token next to each point up to a window's worth of tokens
 
 

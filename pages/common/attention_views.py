@@ -12,9 +12,8 @@ import streamlit as st
 from explorer import analysis, export
 from explorer.figures import attention as figs
 from explorer.head_roles import role_badge
-from explorer.inference import Inspection
 from explorer.pipeline import DEFAULT_MEANING, NO_OUTPUT_HEAD, PREDICTION_MEANING, prediction_at
-from pages.common.text import Sentence, model_token_labels
+from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import INT, TEXTS, kept, one_of, some_of
 from pages.common.widgets import chart
 
@@ -24,25 +23,15 @@ QUERY_KEY_MAX_HEADS = 8
 
 
 @dataclass(frozen=True)
-class AttentionView:
-    """What every view needs from the page: the sentence, its run and the page's choices."""
+class AttentionView(SentenceView):
+    """What every view needs from the page besides the sentence and its run: the page's choices."""
 
-    sentence: Sentence
-    out: Inspection
     layers: list[int]  # 1-based, sorted
     selected: list[tuple[int, int]]  # (layer, head), 0-based
     causal: bool
     threshold: float
     window: slice
     roles: list[list[dict]] | None  # head roles, when already known
-
-    @property
-    def labels(self) -> list[str]:
-        return self.sentence.labels
-
-    @property
-    def config(self):
-        return self.sentence.bundle.config
 
 
 def position_picker(label: str, key: str, param: str, labels: list[str], default: int, start: int = 0) -> int:
@@ -217,7 +206,9 @@ def head_ablation(v: AttentionView) -> None:
         st.info(NO_OUTPUT_HEAD + " The chart above shows how much each token's final hidden state changed.")
         return
     position = position_picker("Token to predict", "attention_predict", "predict", labels, 0)
-    st.markdown(f"The model's prediction at position {position}: {PREDICTION_MEANING.get(bundle.task, DEFAULT_MEANING)}.")
+    st.markdown(
+        f"The model's prediction at position {position}: {PREDICTION_MEANING.get(bundle.task, DEFAULT_MEANING)}."
+    )
     if not bundle.trained:
         st.warning(
             "This model is untrained, so its predictions are noise; train one on the Train page to see "
@@ -227,7 +218,9 @@ def head_ablation(v: AttentionView) -> None:
     for column, head_mask, is_ablated, name in zip(
         st.columns(2), (None, mask), (False, True), ("all heads", "heads switched off"), strict=True
     ):
-        logits = prediction_at(bundle, sentence.engine, sentence.model_ids, position, head_mask=head_mask, causal=v.causal)
+        logits = prediction_at(
+            bundle, sentence.engine, sentence.model_ids, position, head_mask=head_mask, causal=v.causal
+        )
         top_ids, probs = analysis.top_predictions(logits, 5)
         names = [vocab_labels[i] for i in top_ids]
         with column:

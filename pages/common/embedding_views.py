@@ -11,26 +11,15 @@ import streamlit as st
 
 from explorer import analysis, export
 from explorer.figures.embeddings import positional_curves, projection_figure, similarity_heatmap, vector_heatmap
-from explorer.inference import Inspection
 from explorer.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
-from pages.common.text import Sentence, model_token_labels
+from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import BOOL, INTS, TEXT, kept, one_of, some_of
 from pages.common.widgets import chart
 
 
 @dataclass(frozen=True)
-class EmbeddingView:
-    sentence: Sentence
-    out: Inspection
-    window: slice
-
-    @property
-    def labels(self) -> list[str]:
-        return self.sentence.labels
-
-    @property
-    def config(self):
-        return self.sentence.bundle.config
+class EmbeddingView(SentenceView):
+    window: slice  # the positions shown (all of them up to WINDOW tokens)
 
     def matrix(self, matrix: np.ndarray, title: str, key: str, name: str) -> None:
         """A ``[T, D]`` heatmap of the window, with the whole matrix as CSV and JSON."""
@@ -78,7 +67,9 @@ def positional_encoding(v: EmbeddingView) -> None:
     chart(
         positional_curves(out.positional_encodings, chosen, labels, periods),
         "embeddings_curves",
-        csv=lambda: export.matrix_csv(out.positional_encodings[:, chosen], labels, [str(d) for d in chosen], "token \\ dim"),
+        csv=lambda: export.matrix_csv(
+            out.positional_encodings[:, chosen], labels, [str(d) for d in chosen], "token \\ dim"
+        ),
     )
 
 

@@ -108,7 +108,11 @@ def kept(
             value = fix(value)
         except (ValueError, TypeError, IndexError, KeyError):
             value = default
-    state[store] = state[key] = value
+    state[store] = value
+    if key not in state or state[key] != value:
+        # Only a restored or adapted value is handed to the widget: setting it on every run would make
+        # Streamlit send the widget's value to the browser again on every rerun.
+        state[key] = value
     if param is not None:
         sync_url(param, codec.encode(value), codec.encode(default))
     return value

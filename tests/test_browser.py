@@ -29,6 +29,7 @@ def app():
             # (no router) on the first run of an app with a pages/ folder unless the app reroutes it.
             page.goto(f"{server.url}/attention?head=1,3")
             page.get_by_role("heading", name="Attention").wait_for()
+            page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
             wait_idle(page)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Embeddings & positions" in nav and "common" not in nav, nav
@@ -45,6 +46,11 @@ def head_button(page, name: str):
     """A head pill (``"H2"``) of the Attention page; its label may carry a role badge (``"H2 ← prev"``)."""
     heads = page.locator('[data-testid="stButtonGroup"]').filter(has_text="H1").first
     return heads.get_by_role("button", name=re.compile(rf"^{name}\b"))
+
+
+def view_button(page, name: str):
+    """An option of a segmented control (the Attention page's "More views"; a radio to assistive tech)."""
+    return page.locator('[data-testid="stButtonGroup"] button', has_text=name).first
 
 
 def charts(page, text: str | None = None):
@@ -183,12 +189,12 @@ def test_an_empty_text_keeps_the_chosen_layers_and_heads(app):
     _, page = app
     go_to(page, "Attention")
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
-    before = head_titles(page).all_inner_texts()
+    before = head_titles(page).all_text_contents()
     set_text(page, "")
     assert page.locator('[data-testid="stAlert"]').count() >= 1
     set_text(page, "A new sentence about the old dogs.")
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
-    assert head_titles(page).all_inner_texts() == before and before
+    assert head_titles(page).all_text_contents() == before and before
     assert "Choose at least one" not in page.locator('[data-testid="stMain"]').inner_text()
     assert exceptions_on_page(page) == []
     set_text(page, SENTENCE)
@@ -204,13 +210,13 @@ def test_a_link_restores_every_attention_option_in_a_new_browser(app):
     wait_idle(page)
     page.get_by_text("Causal mask").click()
     wait_idle(page)
-    page.get_by_role("button", name="Query / key").click()
+    view_button(page, "Query / key").click()
     wait_idle(page)
     assert "layer=1%2C2" in page.url or "layer=1,2" in page.url, page.url
     assert "causal=1" in page.url and "view=Query" in page.url, page.url
     # … and the rest can be written into it: a threshold and the query token.
     link = page.url + "&threshold=0.25&query=2"
-    expected_heads = head_titles(page).all_inner_texts()
+    expected_heads = head_titles(page).all_text_contents()
     context = page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
         fresh = context.new_page()
@@ -219,12 +225,12 @@ def test_a_link_restores_every_attention_option_in_a_new_browser(app):
         fresh.get_by_role("heading", name="Attention").wait_for()
         fresh.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
         wait_idle(fresh)
-        assert head_titles(fresh).all_inner_texts() == expected_heads
+        assert head_titles(fresh).all_text_contents() == expected_heads
         assert fresh.get_by_label("Text").input_value() == SENTENCE
-        assert fresh.get_by_role("checkbox", name="Causal mask").is_checked()
-        assert fresh.get_by_role("slider").first.get_attribute("aria-valuenow") == "0.25"
-        view = fresh.get_by_role("button", name="Query / key")
-        assert "Active" in (view.get_attribute("data-testid") or "")  # the open view is shown as chosen
+        assert fresh.locator("label", has_text="Causal mask").locator("input").is_checked()
+        assert fresh.locator('[data-testid="stSliderThumbValue"]').first.inner_text() == "0.25"
+        view = view_button(fresh, "Query / key")
+        assert view.get_attribute("aria-checked") == "true"  # the open view is shown as chosen
         assert charts(fresh, "Query 2 ").count() == 1  # the chosen query token's chart
         assert exceptions_on_page(fresh) == []
     finally:

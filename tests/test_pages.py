@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer import brown
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -153,6 +155,25 @@ def test_an_empty_text_keeps_the_chosen_layers_and_heads():
     set_text(at, "A new sentence arrives.")
     assert_ok(at, "Attention")
     assert head_panels(at) == ["Layer 2 · head 3", "Layer 2 · head 4"]
+
+
+@pytest.mark.skipif(not brown.available(), reason="head roles need the Brown Corpus (make corpus)")
+def test_role_badges_on_the_head_pills_keep_the_chosen_heads():
+    """Badges appear once the roles are computed in the background; a pill whose label changes is a new
+    widget to Streamlit, and the chosen heads must survive that."""
+    at = app("pages/attention.py", layer="2", head="3,4")
+    options = []
+    for _ in range(240):  # the first run started the labelling; it takes a few seconds
+        options = at.pills(key="attention_heads").options
+        if any("←" in o or "→" in o or "≈" in o for o in options):
+            break
+        time.sleep(0.5)
+        at.run()
+    assert any("←" in o or "→" in o or "≈" in o for o in options), options
+    assert head_panels(at) == ["Layer 2 · head 3", "Layer 2 · head 4"]
+    at.pills(key="attention_layers").set_value([1, 2]).run()  # two layers: the pills lose their badges
+    assert not any("←" in o for o in at.pills(key="attention_heads").options)
+    assert head_panels(at) == [f"Layer {ly} · head {h}" for ly in (1, 2) for h in (3, 4)]
 
 
 def test_tokens_page_chips_metrics_and_encoding():

@@ -108,11 +108,9 @@ def kept(
             value = fix(value)
         except (ValueError, TypeError, IndexError, KeyError):
             value = default
-    state[store] = value
-    if key not in state or state[key] != value:
-        # Only a restored or adapted value is handed to the widget: setting it on every run would make
-        # Streamlit send the widget's value to the browser again on every rerun.
-        state[key] = value
+    # Handed to the widget on every run: a widget whose options or labels change (a head pill gaining a
+    # role badge) is a new widget to Streamlit, and would otherwise start from its empty default.
+    state[store] = state[key] = value
     if param is not None:
         sync_url(param, codec.encode(value), codec.encode(default))
     return value

@@ -241,8 +241,11 @@ def test_a_link_restores_every_attention_option_in_a_new_browser(app):
     wait_idle(page)
 
 
-def test_the_dark_theme_renders_every_page_without_errors():
-    with AppServer(theme="dark") as server, browser_page(viewport=(1440, 1000)) as page:
+def test_the_dark_theme_renders_every_page_without_errors(app):
+    _, light_page = app  # its browser: Playwright's sync API runs one browser per thread
+    with AppServer(theme="dark") as server:
+        context = light_page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
         page.set_default_timeout(90_000)
         page.goto(f"{server.url}/attention?head=1,2")
         page.get_by_role("heading", name="Attention").wait_for()
@@ -257,3 +260,4 @@ def test_the_dark_theme_renders_every_page_without_errors():
             go_to(page, title)
             page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
             assert exceptions_on_page(page) == [], title
+        context.close()

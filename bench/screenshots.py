@@ -46,7 +46,7 @@ VIEWS = {
     "train": "/train",  # started, then taken while it runs
 }
 ROLES_SECONDS = 8  # for the background head-role labelling to finish (once per model and server)
-TRAIN_SECONDS = 12  # of training before the Train page's picture: curves with a shape, the run still going
+TRAIN_SECONDS = 4  # of training once the loss curve has a shape: the run still going in the picture
 
 
 def shrink(path: Path) -> None:
@@ -71,6 +71,14 @@ def take(page, server: AppServer, name: str, path: str, out: Path) -> Path:
         wait_idle(page, quiet_ms=1500, timeout_s=120)
     if name == "train":
         page.get_by_role("button", name="Start training").click()
+        # Until the loss curve has a shape (a loaded machine compiles the step slowly), then a little more.
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                     .filter(c => c.innerText.includes('Loss'))
+                     .some(c => [...c.querySelectorAll('.scatterlayer path.js-line')]
+                                .some(p => (p.getAttribute('d') || '').split('L').length > 30))""",
+            timeout=300_000,
+        )
         page.wait_for_timeout(TRAIN_SECONDS * 1000)
         # The live part of the page (progress, metrics, curves) at the top of the picture, not the form.
         page.locator('[data-testid="stProgress"]').first.evaluate("e => e.scrollIntoView({block: 'start'})")

@@ -126,7 +126,9 @@ def _compute_head_roles(bundle: ModelBundle, engine: InferenceEngine) -> tuple[l
         result = None, f"Head roles need held-out English sentences: {error}"
     with _ROLES_LOCK:
         if len(_ROLES) >= _ROLES_KEPT:
-            _ROLES.pop(next(iter(_ROLES)))
+            oldest = next(iter(_ROLES))
+            del _ROLES[oldest]
+            _ROLES_STARTED.discard(oldest)  # computed again if that model comes back
         _ROLES[key] = result
     return result
 

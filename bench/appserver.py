@@ -177,3 +177,14 @@ def wait_idle(page, quiet_ms: int = 400, timeout_s: float = 60.0) -> None:
 
 def exceptions_on_page(page) -> list[str]:
     return page.locator('[data-testid="stException"]').all_inner_texts()
+
+
+def wait_for_loss_curve(page, points: int, timeout_ms: int = 180_000) -> None:
+    """Waits until the Train page's live loss curve has more than ``points`` points."""
+    page.wait_for_function(
+        f"""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                 .filter(c => c.innerText.includes('Loss'))
+                 .some(c => [...c.querySelectorAll('.scatterlayer path.js-line')]
+                            .some(p => (p.getAttribute('d') || '').split('L').length > {points}))""",
+        timeout=timeout_ms,
+    )

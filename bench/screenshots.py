@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.appserver import AppServer, browser_page, wait_idle  # noqa: E402
+from bench.appserver import AppServer, browser_page, wait_for_loss_curve, wait_idle  # noqa: E402
 
 TEXT = "She opened the door and walked into the room where her father was waiting."
 MASKED = "She opened the [MASK] and walked into the room."
@@ -72,13 +72,7 @@ def take(page, server: AppServer, name: str, path: str, out: Path) -> Path:
     if name == "train":
         page.get_by_role("button", name="Start training").click()
         # Until the loss curve has a shape (a loaded machine compiles the step slowly), then a little more.
-        page.wait_for_function(
-            """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                     .filter(c => c.innerText.includes('Loss'))
-                     .some(c => [...c.querySelectorAll('.scatterlayer path.js-line')]
-                                .some(p => (p.getAttribute('d') || '').split('L').length > 30))""",
-            timeout=300_000,
-        )
+        wait_for_loss_curve(page, 30, timeout_ms=300_000)
         page.wait_for_timeout(TRAIN_SECONDS * 1000)
         # The live part of the page (progress, metrics, curves) at the top of the picture, not the form.
         page.locator('[data-testid="stProgress"]').first.evaluate("e => e.scrollIntoView({block: 'start'})")

@@ -10,7 +10,14 @@ import re
 
 import pytest
 
-from bench.appserver import AppServer, browser_page, chromium_available, exceptions_on_page, wait_idle
+from bench.appserver import (
+    AppServer,
+    browser_page,
+    chromium_available,
+    exceptions_on_page,
+    wait_for_loss_curve,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -129,13 +136,7 @@ def test_training_briefly_draws_the_loss_curve_and_publishes_the_model(app):
     page.get_by_label("Steps").fill("120")
     page.get_by_role("button", name="Start training").click()
     # The loss curve is drawn live: wait until its line has several points.
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                 .filter(c => c.innerText.includes('Loss'))
-                 .some(c => [...c.querySelectorAll('.scatterlayer path.js-line')]
-                            .some(p => (p.getAttribute('d') || '').split('L').length > 3))""",
-        timeout=180_000,
-    )
+    wait_for_loss_curve(page, 3)
     page.get_by_text("This model is now the one every page shows").wait_for(timeout=180_000)
     wait_idle(page)
     assert exceptions_on_page(page) == []

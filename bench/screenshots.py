@@ -70,7 +70,7 @@ def take(page, server: AppServer, name: str, path: str, out: Path) -> Path:
         page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
         wait_idle(page, quiet_ms=1500, timeout_s=120)
     if name == "train":
-        page.get_by_role("button", name="Start training").click()
+        page.get_by_role("button", name="Play", exact=True).click()
         # Until the loss curve has a shape (a loaded machine compiles the step slowly), then a little more.
         wait_for_loss_curve(page, 30, timeout_ms=300_000)
         page.wait_for_timeout(TRAIN_SECONDS * 1000)

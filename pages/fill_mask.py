@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explorer import analysis, export
-from explorer.figures.attention import predictions_figure
+from explorer.figures.predictions import predictions_figure
 from explorer.pipeline import fill_mask, prediction_at, top_predictions
 from explorer.tokenizer import MASK_TEXT, display_text
 from pages.common import INT, TEXT_KEY, chart, current_bundle, current_text, kept, one_of, prepare, sidebar

@@ -11,7 +11,7 @@ import pytest
 
 from explorer import analysis
 from explorer.config import ModelConfig
-from explorer.figures import attention, embeddings, layernorm, model, tokens
+from explorer.figures import attention, embeddings, head_measures, layernorm, model, predictions, tokens
 from explorer.positional import sinusoidal_encoding, wavelengths
 
 LABELS = ["The", "␣cat", "␣sat", "␣the"]
@@ -100,10 +100,10 @@ def test_head_view_draws_lines_and_tokens():
 def test_entropy_query_key_ablation_and_prediction_figures():
     weights = attention_stack()
     entropy = analysis.head_entropy(weights)
-    fig = attention.entropy_figure(entropy, np.log2(4))
+    fig = head_measures.entropy_figure(entropy, np.log2(4))
     assert values(fig.data[0].z).shape == (2, 3)
     per_query = np.stack([analysis.attention_entropy(weights[0, h]) for h in range(2)])
-    fig = attention.entropy_per_query_figure(per_query, LABELS, ["L1 H1", "L1 H2"])
+    fig = head_measures.entropy_per_query_figure(per_query, LABELS, ["L1 H1", "L1 H2"])
     assert len(fig.data) == 2 and "bits" in fig.data[0].hovertemplate
     scores = np.random.default_rng(0).normal(size=(2, 4))
     fig = attention.query_key_figure(scores, weights[0, :2, 1], LABELS, 1, ["L1 H1", "L1 H2"])
@@ -111,12 +111,12 @@ def test_entropy_query_key_ablation_and_prediction_figures():
     with pytest.raises(ValueError):
         attention.query_key_figure(scores[:, :3], weights[0, :2, 1], LABELS, 1, ["a", "b"])
     effect = analysis.ablation_effect(np.ones((4, 3)), np.ones((4, 3)) * 1.1, np.zeros((4, 5)), np.zeros((4, 5)))
-    fig = attention.ablation_figure(effect, LABELS, ["L1 H1"])
+    fig = head_measures.ablation_figure(effect, LABELS, ["L1 H1"])
     assert len(fig.data) == 2 and "L1 H1" in fig.layout.title.text
-    fig = attention.predictions_figure(["cat", "dog"], np.array([0.6, 0.3]), "Top")
+    fig = predictions.predictions_figure(["cat", "dog"], np.array([0.6, 0.3]), "Top")
     assert list(fig.data[0].y) == ["1. cat", "2. dog"]
     with pytest.raises(ValueError):
-        attention.predictions_figure(["cat"], np.array([0.6, 0.3]), "Top")
+        predictions.predictions_figure(["cat"], np.array([0.6, 0.3]), "Top")
 
 
 def test_embedding_figures():
@@ -227,7 +227,7 @@ def test_no_figure_prints_long_floats():
 
     entropy = np.array([[1.9199999570846558, 0.5], [0.25, 1.0]], np.float32)
     closeness = np.array([[0.98000001, 0.1], [0.33333334, 0.5]], np.float32)
-    for fig in (attention.entropy_figure(entropy, 2.0), training.closeness_figure(closeness)):
+    for fig in (head_measures.entropy_figure(entropy, 2.0), training.closeness_figure(closeness)):
         trace = fig.to_dict()["data"][0]
         assert trace.get("texttemplate") == "%{z:.2f}" and "text" not in trace
         assert not re.search(
@@ -310,11 +310,11 @@ def all_figures() -> dict[str, go.Figure]:
     figures.update(
         {
             "head view": attention.head_view_figure(lines, TOKENS),
-            "entropy": attention.entropy_figure(np.full((2, 2), long), float(np.log2(n))),
-            "entropy per query": attention.entropy_per_query_figure(np.full((1, n), long), TOKENS, ["L1 H1"]),
+            "entropy": head_measures.entropy_figure(np.full((2, 2), long), float(np.log2(n))),
+            "entropy per query": head_measures.entropy_per_query_figure(np.full((1, n), long), TOKENS, ["L1 H1"]),
             "query key": attention.query_key_figure(np.full((1, n), long), weights[0, 0, :1], TOKENS, 0, ["L1 H1"]),
-            "ablation": attention.ablation_figure(effect, TOKENS, ["L1 H1"]),
-            "predictions": attention.predictions_figure(["a", "b"], np.array([0.6, 0.4], np.float32) * long / 2, "t"),
+            "ablation": head_measures.ablation_figure(effect, TOKENS, ["L1 H1"]),
+            "predictions": predictions.predictions_figure(["a", "b"], np.array([0.6, 0.4], np.float32) * long / 2, "t"),
             "stats": layernorm.norm_stats_figure(stats, 0, TOKENS, "LN 1"),
             "parameters": layernorm.norm_parameters_figure(np.full(8, long), np.full(8, long), "LN 1"),
             "histogram": layernorm.activation_histogram(np.full((n, 8), long), np.full((n, 8), long), "LN 1"),

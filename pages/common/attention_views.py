@@ -11,6 +11,7 @@ import streamlit as st
 
 from explorer import analysis, export
 from explorer.figures import attention as figs
+from explorer.figures import head_measures, predictions
 from explorer.head_roles import role_badge
 from explorer.pipeline import DEFAULT_MEANING, NO_OUTPUT_HEAD, PREDICTION_MEANING, prediction_at
 from pages.common.text import SentenceView, model_token_labels
@@ -116,7 +117,7 @@ def mean_and_entropy(v: AttentionView) -> None:
     mean = analysis.mean_over_heads(v.out.attention_weights)
     max_bits = float(np.log2(max(len(labels), 2)))
     chart(
-        figs.entropy_figure(entropy, max_bits),
+        head_measures.entropy_figure(entropy, max_bits),
         "attention_entropy",
         csv=lambda: export.matrix_csv(
             entropy,
@@ -149,7 +150,7 @@ def mean_and_entropy(v: AttentionView) -> None:
         per_query = np.stack([analysis.attention_entropy(v.out.attention_weights[ly, h]) for ly, h in chosen])
         names = [analysis.head_label(ly, h) for ly, h in chosen]
         chart(
-            figs.entropy_per_query_figure(per_query, labels, names),
+            head_measures.entropy_per_query_figure(per_query, labels, names),
             "attention_entropy_query",
             csv=lambda: export.matrix_csv(per_query, names, labels, "head \\ query"),
         )
@@ -194,7 +195,7 @@ def head_ablation(v: AttentionView) -> None:
     if not off:
         st.info("Pick heads to switch off: their output is replaced by zeros and everything after them is recomputed.")
     chart(
-        figs.ablation_figure(effect, labels, off),
+        head_measures.ablation_figure(effect, labels, off),
         "attention_ablation",
         csv=lambda: export.rows_csv(
             ["position", "token", "relative_hidden_change", "kl_bits", "top_changed"],
@@ -225,7 +226,7 @@ def head_ablation(v: AttentionView) -> None:
         names = [vocab_labels[i] for i in top_ids]
         with column:
             chart(
-                figs.predictions_figure(names, probs, f"Top predictions, {name}", ablated=is_ablated),
+                predictions.predictions_figure(names, probs, f"Top predictions, {name}", ablated=is_ablated),
                 f"attention_predictions_{int(is_ablated)}",
                 csv=lambda n=names, p=probs: export.rows_csv(
                     ["token", "probability"], list(zip(n, p.tolist(), strict=True))

@@ -48,8 +48,11 @@ def free_port() -> int:
 class AppServer:
     """A running `streamlit run app.py`; use as a context manager."""
 
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None):
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None, theme: str | None = None):
+        """``theme``: "light" or "dark" forces Streamlit's theme (default: the app's own, which follows the
+        browser)."""
         self.port = port or free_port()
+        self.theme = theme
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = env or {}
         self._log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
@@ -68,6 +71,7 @@ class AppServer:
                 "--server.port", str(self.port),
                 "--browser.gatherUsageStats", "false",
                 "--server.fileWatcherType", "none",
+                *(["--theme.base", self.theme] if self.theme else []),
             ],
             cwd=ROOT,
             stdout=self._log,
@@ -173,3 +177,14 @@ def wait_idle(page, quiet_ms: int = 400, timeout_s: float = 60.0) -> None:
 
 def exceptions_on_page(page) -> list[str]:
     return page.locator('[data-testid="stException"]').all_inner_texts()
+
+
+def wait_for_loss_curve(page, points: int, timeout_ms: int = 180_000) -> None:
+    """Waits until the Train page's live loss curve has more than ``points`` points."""
+    page.wait_for_function(
+        f"""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                 .filter(c => c.innerText.includes('Loss'))
+                 .some(c => [...c.querySelectorAll('.scatterlayer path.js-line')]
+                            .some(p => (p.getAttribute('d') || '').split('L').length > {points}))""",
+        timeout=timeout_ms,
+    )

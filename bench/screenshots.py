@@ -1,9 +1,12 @@
-"""Screenshots of the main views, taken from the real app in headless Chromium (for the README).
+"""Screenshots of the app's views, taken from the real app in headless Chromium at 1440 x 1000.
 
-  PYTHONPATH=. .venv/bin/python bench/screenshots.py [--out docs]
+  PYTHONPATH=. .venv/bin/python bench/screenshots.py [--out docs] [--only tokens attention train]
+      [--theme dark] [--height 1000]
 
-Starts `streamlit run app.py` on a free loopback port, opens each view as a new user would (via its link)
-and saves a PNG per view, so the pictures can be remade after any change.
+Starts `streamlit run app.py` on a free loopback port, opens each view as a new user would (via its link),
+saves a PNG per view and shrinks it (a 256-colour palette: a screenshot of flat colours and one colour
+scale loses nothing a reader sees). The README's pictures are ``--only tokens attention train``, so they can be remade after
+any change.
 """
 
 from __future__ import annotations
@@ -15,39 +18,86 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.appserver import AppServer, browser_page, wait_idle  # noqa: E402
+from bench.appserver import AppServer, browser_page, wait_for_loss_curve, wait_idle  # noqa: E402
 
 TEXT = "She opened the door and walked into the room where her father was waiting."
+MASKED = "She opened the [MASK] and walked into the room."
 VIEWS = {
     "tokens": f"/?text={quote(TEXT)}",
-    "fill_mask": f"/fill_mask?text={quote('She opened the [MASK] and walked into the room.')}",
-    "attention": f"/attention?text={quote(TEXT)}",
+    "fill_mask": f"/fill_mask?text={quote(MASKED)}",
+    "embeddings": f"/embeddings?text={quote(TEXT)}",
+    "embeddings_pca": f"/embeddings?view={quote('Projection (PCA)')}&points={quote('This sentence only')}",
+    "attention": f"/attention?layer=2&head=3&text={quote(TEXT)}",  # a head with a clear pattern
+    "attention_four_heads": f"/attention?head=1,2,3,4&text={quote(TEXT)}",
+    "attention_grid": f"/attention?view={quote('Overview grid')}",
+    "attention_head_view": f"/attention?view={quote('Head view')}&head=1,2,3,4",
+    "attention_entropy": f"/attention?view={quote('Mean & entropy')}",
+    "attention_query_key": f"/attention?view={quote('Query / key')}&query=3&head=1,2",
+    "attention_ablation": f"/attention?view={quote('Head ablation')}&off={quote('L1 H1')}",
     "interpret_roles": f"/interpret?text={quote(TEXT)}",
     "interpret_lens": f"/interpret?iview={quote('Logit lens')}&text={quote('She opened the [MASK] and walked in.')}",
     "interpret_probe": f"/interpret?iview={quote('Part of speech')}&text={quote(TEXT)}",
+    "layernorm": f"/layernorm?text={quote(TEXT)}",
+    "model": "/model",
+    "compare": "/compare",
     "minilm_attention": f"/attention?model=minilm&text={quote(TEXT)}",
     "compare_minilm": f"/compare?model=minilm&text={quote('A man is playing a guitar.')}"
     f"&compare={quote('Someone is strumming a guitar.')}",
+    "train": "/train",  # started, then taken while it runs
 }
+ROLES_SECONDS = 8  # for the background head-role labelling to finish (once per model and server)
+TRAIN_SECONDS = 4  # of training once the loss curve has a shape: the run still going in the picture
+
+
+def shrink(path: Path) -> None:
+    """Rewrites a screenshot with a 256-colour palette (a fraction of the bytes, the same picture to a reader)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
+def take(page, server: AppServer, name: str, path: str, out: Path) -> Path:
+    page.goto(server.url + path)
+    page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
+    wait_idle(page, quiet_ms=1500, timeout_s=120)
+    if name == "attention":
+        # Head-role badges are computed in the background after the first picture: reload to show them
+        # (the later Attention views of the same server have them at once).
+        page.wait_for_timeout(ROLES_SECONDS * 1000)
+        page.reload()
+        page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
+        wait_idle(page, quiet_ms=1500, timeout_s=120)
+    if name == "train":
+        page.get_by_role("button", name="Play", exact=True).click()
+        # Until the loss curve has a shape (a loaded machine compiles the step slowly), then a little more.
+        wait_for_loss_curve(page, 30, timeout_ms=300_000)
+        page.wait_for_timeout(TRAIN_SECONDS * 1000)
+        # The live part of the page (progress, metrics, curves) at the top of the picture, not the form.
+        page.locator('[data-testid="stProgress"]').first.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+    file = out / f"{name}.png"
+    page.screenshot(path=str(file))
+    shrink(file)
+    return file
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs", help="folder for the PNGs")
     parser.add_argument("--only", nargs="*", help="names of the views to take (default: all)")
+    parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    parser.add_argument("--height", type=int, default=1000, help="window height in px (taller: more of a page)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with AppServer() as server, browser_page(viewport=(1440, 1000)) as page:
+    with AppServer(theme=args.theme) as server, browser_page(viewport=(1440, args.height)) as page:
         page.set_default_timeout(120_000)
         for name, path in VIEWS.items():
             if args.only and name not in args.only:
                 continue
-            page.goto(server.url + path)
-            page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
-            wait_idle(page, quiet_ms=1500, timeout_s=120)
-            page.screenshot(path=str(out / f"{name}.png"), full_page=True)
-            print(out / f"{name}.png")
+            print(take(page, server, name, path, out))
 
 
 if __name__ == "__main__":

@@ -71,3 +71,17 @@ def _jsonable(value: Any) -> Any:
 def to_json(data: dict[str, Any]) -> str:
     """JSON with numpy arrays as nested lists and NaN/inf as null (strict JSON readers reject NaN)."""
     return json.dumps(_jsonable(data), ensure_ascii=False, allow_nan=False)
+
+
+def attention_rows_csv(weights: np.ndarray, names: Sequence[str], labels: Sequence[str]) -> str:
+    """Several heads' ``[n, T, T]`` attention in long form: one row per head, query and key."""
+    length = len(labels)
+    return rows_csv(
+        ["head", "query_position", "query", "key_position", "key", "weight"],
+        [
+            (name, q, labels[q], k, labels[k], float(weights[i, q, k]))
+            for i, name in enumerate(names)
+            for q in range(length)
+            for k in range(length)
+        ],
+    )

@@ -35,3 +35,10 @@ def wavelengths(d_model: int) -> np.ndarray:
     """The wavelength (in positions) of each dimension pair, ``[D/2]``: what the curves on the page show."""
     two_i = np.arange(0, d_model, 2, dtype=np.float64)
     return 2 * np.pi * np.power(BASE, two_i / d_model)
+
+
+def default_curve_dimensions(d_model: int) -> list[int]:
+    """Dimensions worth plotting first: the fastest clock pair (0, 1), a slower pair (10, 11) and one of
+    the slowest, distinct and in order (a small ``d_model`` would otherwise repeat one: 12 gave 0, 1, 10,
+    11, 10)."""
+    return sorted({d for d in (0, 1, 10, 11, d_model - 2) if 0 <= d < d_model})

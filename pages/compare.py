@@ -7,7 +7,22 @@ from explorer.bundle import SENTENCE_SIMILARITY
 from explorer.figures import attention as figs
 from explorer.figures.similarity import token_similarity_figure
 from explorer.similarity import cosine_similarity, sentence_embedding, token_similarity
-from pages.common import WINDOW, chart, current_bundle, current_text, prepare, sidebar, sync_url, url_value
+from pages.common import (
+    INT,
+    INTS,
+    TEXT,
+    WINDOW,
+    chart,
+    current_bundle,
+    current_text,
+    kept,
+    one_of,
+    prepare,
+    sidebar,
+    some_of,
+)
+
+COLUMN_WIDTH = 440  # px of one of two columns at a 1440 px wide window
 
 sidebar()
 st.title("Compare")
@@ -16,60 +31,50 @@ st.caption("The sentence from the sidebar (A) next to a second one (B), through 
 DEFAULT_B = "There is a map in the kitchen. Kate lost the maps because he wanted to help her."
 bundle = current_bundle()
 config = bundle.config
-st.session_state.setdefault("compare_text", url_value("compare", DEFAULT_B))
+kept("compare_text", DEFAULT_B, "compare", TEXT)
 text_b = st.text_area("Second sentence (B)", key="compare_text", height=80)
-sync_url("compare", text_b, DEFAULT_B)
 
 layer_options = list(range(1, config.num_layers + 1))
 head_options = list(range(1, config.num_heads + 1))
-st.session_state.setdefault("compare_layer", layer_options[0])
-st.session_state.setdefault("compare_heads", head_options[:2])
 c1, c2 = st.columns([1, 3])
+kept("compare_layer", 1, "clayer", INT, fix=one_of(layer_options))
 layer = c1.selectbox("Layer", layer_options, key="compare_layer", format_func=lambda v: f"L{v}")
+kept("compare_heads", head_options[:2], "chead", INTS, fix=some_of(head_options))
 heads = c2.pills("Heads", head_options, selection_mode="multi", key="compare_heads", format_func=lambda v: f"H{v}")
 
-left, right = st.columns(2)
-with left:
-    st.subheader("A")
-    a = prepare(current_text(), bundle)
-with right:
-    st.subheader("B")
-    b = prepare(text_b, bundle)
+# Notices go above both columns, so a warning about A does not push A's charts below B's.
+a, b = prepare(current_text(), bundle), prepare(text_b, bundle)
 if a is None or b is None:
     st.stop()
 if not heads:
     st.info("Choose at least one head.")
     st.stop()
 
-runs = [(a, a.run(), "a", left), (b, b.run(), "b", right)]
-for sentence, out, name, column in runs:
+runs = [(a, a.run(), "a"), (b, b.run(), "b")]
+for (sentence, out, name), column in zip(runs, st.columns(2), strict=True):
     with column:
-        if len(sentence) > WINDOW:
-            st.caption(f"Showing the first {WINDOW} of {len(sentence)} tokens.")
         view = slice(0, min(len(sentence), WINDOW))
         chosen = sorted(heads)
         names = [f"{name.upper()} · layer {layer} · head {head}" for head in chosen]
         stack = out.attention_weights[layer - 1, [head - 1 for head in chosen]]  # [n, T, T]
         chart(
             figs.heads_figure(
-                stack[:, view, view], sentence.labels[view], names, columns=1, title=f"Sentence {name.upper()}"
+                stack[:, view, view],
+                sentence.labels[view],
+                names,
+                columns=1,
+                title=f"Sentence {name.upper()}"
+                + (f" (first {WINDOW} of {len(sentence)} tokens)" if len(sentence) > WINDOW else ""),
+                width=COLUMN_WIDTH,
             ),
             f"compare_{name}",
-            csv=lambda st_=stack, s=sentence, n=names: export.rows_csv(
-                ["head", "query_position", "query", "key_position", "key", "weight"],
-                [
-                    (n[i], q, s.labels[q], k, s.labels[k], float(st_[i, q, k]))
-                    for i in range(len(n))
-                    for q in range(len(s))
-                    for k in range(len(s))
-                ],
-            ),
+            csv=lambda s=stack, n=names, labels=sentence.labels: export.attention_rows_csv(s, n, labels),
         )
         entropy = analysis.attention_entropy(out.attention_weights[layer - 1]).mean(-1)
         st.caption("Mean entropy per head (bits): " + ", ".join(f"H{h + 1} {e:.2f}" for h, e in enumerate(entropy)))
 
 st.subheader("Sentence similarity")
-embedding_a, embedding_b = (sentence_embedding(out.final_hidden) for _, out, _, _ in runs)
+embedding_a, embedding_b = (sentence_embedding(out.final_hidden) for _, out, _ in runs)
 similarity = cosine_similarity(embedding_a, embedding_b)
 st.metric("Cosine similarity of A and B", f"{similarity:.2f}")
 if bundle.task == SENTENCE_SIMILARITY:

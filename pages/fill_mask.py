@@ -3,10 +3,10 @@
 import streamlit as st
 
 from explorer import analysis, export
-from explorer.figures.attention import predictions_figure
+from explorer.figures.predictions import predictions_figure
 from explorer.pipeline import fill_mask, prediction_at, top_predictions
 from explorer.tokenizer import MASK_TEXT, display_text
-from pages.common import TEXT_KEY, chart, current_bundle, current_text, prepare, sidebar
+from pages.common import INT, TEXT_KEY, chart, current_bundle, current_text, kept, one_of, prepare, sidebar
 
 EXAMPLES = (
     "The cat sat on the [MASK].",
@@ -40,17 +40,15 @@ if bundle.task != "mlm":
         "default, or train one with the mlm task on the Train page)."
     )
     st.stop()
-st.session_state.setdefault("fill_top", 5)
+kept("fill_top", 5, "top", INT, fix=one_of(range(1, 21)))
 top = st.slider("Guesses per mask", min_value=1, max_value=20, key="fill_top")
 if not sentence.prepared.mask_positions:
     st.info(
         f"The text has no {MASK_TEXT}. Put one where a word is missing, try an example above, or hide a token here."
     )
     options = analysis.unique_labels(sentence.labels)
-    st.session_state.setdefault("fill_hide", options[len(options) // 2])
-    if st.session_state["fill_hide"] not in options:  # the text changed since the choice
-        st.session_state["fill_hide"] = options[len(options) // 2]
-    position = options.index(st.selectbox("Token to hide", options, key="fill_hide"))
+    kept("fill_hide", len(options) // 2, "hide", INT, fix=one_of(range(len(options))))
+    position = st.selectbox("Token to hide", range(len(options)), key="fill_hide", format_func=options.__getitem__)
     logits = prediction_at(bundle, sentence.engine, sentence.model_ids, position)  # masks it first
     (guesses,) = top_predictions(bundle, logits[None], top)
     names = [display_text(token) for token, _ in guesses]

@@ -14,32 +14,28 @@ from explorer.pos_probe import tag_tokens
 from explorer.qk_map import align, attention_input, queries_and_keys, query_key_map
 from explorer.rollout import attention_rollout
 from pages.common import (
+    INT,
+    TEXT,
     WINDOW,
     chart,
-    current_sentence,
+    kept,
     model_head_roles,
     model_pos_probe,
-    sidebar,
-    sync_url,
-    url_value,
+    one_of,
+    open_page,
 )
 
 VIEWS = ("Head roles", "Rollout", "Logit lens", "Query/key map", "Part of speech")
 
-sidebar()
-st.title("Interpret")
-st.caption(
+sentence = open_page(
+    "Interpret",
     "Attention maps show where a head looks; these views ask what it does. Each comes from the interpretability "
     "literature: automatic head roles, attention rollout (Abnar & Zuidema, 2020), the logit lens, AttentionViz's "
-    "query/key map and a linear part-of-speech probe."
+    "query/key map and a linear part-of-speech probe.",
 )
-sentence = current_sentence()
-if sentence is None:
-    st.stop()
 bundle, config = sentence.bundle, sentence.bundle.config
-st.session_state.setdefault("interpret_view", url_value("iview", VIEWS[0], lambda v: VIEWS[VIEWS.index(v)]))
-view = st.segmented_control("View", VIEWS, key="interpret_view") or VIEWS[0]
-sync_url("iview", view, VIEWS[0])
+kept("interpret_view", VIEWS[0], "iview", TEXT, fix=one_of(VIEWS))
+view = st.segmented_control("View", VIEWS, key="interpret_view", required=True)
 shown = slice(0, min(len(sentence), WINDOW))
 labels = sentence.labels[shown]
 if len(sentence) > WINDOW:
@@ -76,11 +72,14 @@ elif view == "Logit lens":
     rows = lens_rows(logit_lens(bundle.params, config, out.hidden_states[:, shown], k=5), bundle.vocab)
     masks = [p for p in sentence.prepared.mask_positions if p < len(labels)]
     options = analysis.unique_labels(labels)
-    st.session_state.setdefault("interpret_position", options[masks[0]] if masks else options[-1])
-    if st.session_state["interpret_position"] not in options:
-        st.session_state["interpret_position"] = options[-1]
-    pick = st.selectbox("Position", options, key="interpret_position", help="A [MASK] in the text is a good choice.")
-    position = options.index(pick)
+    kept("interpret_position", masks[0] if masks else len(labels) - 1, "position", INT, fix=one_of(range(len(labels))))
+    position = st.selectbox(
+        "Position",
+        range(len(labels)),
+        key="interpret_position",
+        format_func=options.__getitem__,
+        help="A [MASK] in the text is a good choice.",
+    )
     st.markdown(
         "The output head applied to the residual stream after every sub-layer: what the model would predict if it "
         "stopped there. The last row is the model's own prediction."
@@ -89,6 +88,8 @@ elif view == "Logit lens":
     chart(figs.logit_lens_figure(rows, snapshot_names, labels), "interpret_lens", json=lambda: export.to_json(rows))
 elif view == "Query/key map":
     c1, c2 = st.columns(2)
+    kept("interpret_qk_layer", 0, "qlayer", INT, fix=one_of(range(config.num_layers)))
+    kept("interpret_qk_head", 0, "qhead", INT, fix=one_of(range(config.num_heads)))
     layer = c1.selectbox("Layer", range(config.num_layers), key="interpret_qk_layer", format_func=lambda v: f"L{v + 1}")
     head = c2.selectbox("Head", range(config.num_heads), key="interpret_qk_head", format_func=lambda v: f"H{v + 1}")
     x = attention_input(config, out.hidden_states, out.layer_norm_outputs, layer)[shown]
@@ -118,7 +119,7 @@ else:
         json=lambda: export.to_json(probe.to_dict()),
     )
     best = int(np.argmax(probe.given_accuracy))
-    st.session_state.setdefault("interpret_snapshot", best)
+    kept("interpret_snapshot", best, "depth", INT, fix=one_of(range(len(snapshot_names))))
     snapshot = st.selectbox(
         "Tag this sentence at",
         range(len(snapshot_names)),

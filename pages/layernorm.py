@@ -6,18 +6,13 @@ import streamlit as st
 from explorer import analysis, export
 from explorer.figures import layernorm as figs
 from explorer.model import hidden_state_names, layer_norm_names, layer_norm_param_names
-from pages.common import chart, current_sentence, sidebar
+from pages.common import TEXT, chart, kept, one_of, open_page
 
-sidebar()
-st.title("Layer norm & residual stream")
-st.caption(
+sentence = open_page(
+    "Layer norm & residual stream",
     "Every sub-layer adds its output to the residual stream; layer norm then rescales each token's vector to mean 0 "
-    "and standard deviation 1 across the model width, before a learned per-dimension scale γ and offset β."
+    "and standard deviation 1 across the model width, before a learned per-dimension scale γ and offset β.",
 )
-
-sentence = current_sentence()
-if sentence is None:
-    st.stop()
 config = sentence.bundle.config
 out = sentence.run()
 labels = sentence.labels
@@ -30,7 +25,7 @@ placement = (
 )
 st.markdown(f"This model normalises **{placement}**: {len(names)} layer norms.")
 
-st.session_state.setdefault("layernorm_which", names[0])
+kept("layernorm_which", names[0], "norm", TEXT, fix=one_of(names))
 which = st.selectbox("Layer norm", names, key="layernorm_which")
 index = names.index(which)
 

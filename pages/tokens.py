@@ -6,7 +6,19 @@ import streamlit as st
 from explorer import export
 from explorer.figures.tokens import token_bytes_figure, token_chips_html
 from explorer.tokenizer import available_encodings, differences, display_text, is_offline
-from pages.common import chart, current_bundle, current_text, get_engine, get_tokenizer, prepare, sidebar
+from pages.common import (
+    BOOL,
+    OPTIONAL_TEXT,
+    chart,
+    current_bundle,
+    current_text,
+    get_engine,
+    get_tokenizer,
+    kept,
+    one_of,
+    prepare,
+    sidebar,
+)
 
 sidebar()
 st.title("Tokens")
@@ -66,7 +78,7 @@ chart(
 )
 # The id table on demand: the browser loads the table component only when one is first shown, and the
 # first page of the app is interactive sooner without it.
-st.session_state.setdefault("tokens_table_open", False)
+kept("tokens_table_open", False, "ids", BOOL)
 if st.toggle("Show the model ids (rows of the embedding table)", key="tokens_table_open"):
     st.dataframe(
         {
@@ -81,7 +93,13 @@ if st.toggle("Show the model ids (rows of the embedding table)", key="tokens_tab
 
 st.subheader("Against a full tiktoken encoding")
 encodings = available_encodings()
-st.session_state.setdefault("tokens_encoding", bundle.vocab.encoding if bundle.vocab.encoding in encodings else None)
+kept(
+    "tokens_encoding",
+    bundle.vocab.encoding if bundle.vocab.encoding in encodings else None,
+    "encoding",
+    OPTIONAL_TEXT,
+    fix=lambda name: name if name is None else one_of(encodings)(name),
+)
 encoding = st.selectbox(
     "Encoding",
     encodings,

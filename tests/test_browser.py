@@ -10,7 +10,14 @@ import re
 
 import pytest
 
-from bench.appserver import AppServer, browser_page, chromium_available, exceptions_on_page, wait_idle
+from bench.appserver import (
+    AppServer,
+    browser_page,
+    chromium_available,
+    exceptions_on_page,
+    wait_for_loss_curve,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,6 +36,7 @@ def app():
             # (no router) on the first run of an app with a pages/ folder unless the app reroutes it.
             page.goto(f"{server.url}/attention?head=1,3")
             page.get_by_role("heading", name="Attention").wait_for()
+            page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
             wait_idle(page)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Embeddings & positions" in nav and "common" not in nav, nav
@@ -40,6 +48,17 @@ def app():
 
 def head_titles(page):
     return page.locator('[data-testid="stPlotlyChart"] text', has_text=re.compile(r"^Layer \d+ · head \d+$"))
+
+
+def head_button(page, name: str):
+    """A head pill (``"H2"``) of the Attention page; its label may carry a role badge (``"H2 ← prev"``)."""
+    heads = page.locator('[data-testid="stButtonGroup"]').filter(has_text="H1").first
+    return heads.get_by_role("button", name=re.compile(rf"^{name}\b"))
+
+
+def view_button(page, name: str):
+    """An option of a segmented control (the Attention page's "More views"; a radio to assistive tech)."""
+    return page.locator('[data-testid="stButtonGroup"] button', has_text=name).first
 
 
 def charts(page, text: str | None = None):
@@ -70,14 +89,16 @@ def test_attention_page_heads_toggle(app):
     go_to(page, "Attention")
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
     titles = head_titles(page)
-    assert titles.count() == 4  # layer 1, all four heads, by default
-    assert charts(page, "Layer 1 · head 2").count() == 1
-    heads = page.locator('[data-testid="stButtonGroup"]').filter(has_text="H1").first
-    heads.get_by_role("button", name="H2", exact=True).click()
+    # The fixture's link chose heads 1 and 3; the choice stays for the session.
+    assert titles.count() == 2 and charts(page, "Layer 1 · head 3").count() == 1
+    head_button(page, "H2").click()
     wait_idle(page)
-    assert charts(page, "Layer 1 · head 2").count() == 0
-    assert titles.count() == 3
-    assert re.search(r"head=1(%2C|,)3(%2C|,)4", page.url), page.url  # the selection is in the link
+    assert charts(page, "Layer 1 · head 2").count() == 1
+    head_button(page, "H3").click()
+    wait_idle(page)
+    assert charts(page, "Layer 1 · head 3").count() == 0
+    assert titles.count() == 2
+    assert re.search(r"head=1(%2C|,)2(&|$)", page.url), page.url  # the selection is in the link
     # Heatmap axes carry the sentence's tokens.
     assert "␣dogs" in charts(page, "Layer 1 · head 1").first.inner_text()
     assert exceptions_on_page(page) == []
@@ -133,13 +154,7 @@ def test_training_steps_plays_pauses_and_publishes_the_model(app):
     assert metric(page, "Step") == "1"
     page.get_by_role("button", name="Play", exact=True).click()
     # The loss curve is drawn live: wait until its line has several points.
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                 .filter(c => c.innerText.includes('Loss'))
-                 .some(c => [...c.querySelectorAll('.scatterlayer path.js-line')]
-                            .some(p => (p.getAttribute('d') || '').split('L').length > 3))""",
-        timeout=180_000,
-    )
+    wait_for_loss_curve(page, 3)
     page.get_by_role("button", name="Pause", exact=True).click()
     page.get_by_role("button", name="Play", exact=True).wait_for()
     wait_idle(page)
@@ -225,3 +240,81 @@ def test_the_model_picker_switches_every_page_to_the_pretrained_encoder(app):
     assert "Model: pretrained: all-MiniLM-L6-v2" in sidebar.inner_text()
     assert exceptions_on_page(page) == []
     pick_model(page, "English")
+
+
+def test_an_empty_text_keeps_the_chosen_layers_and_heads(app):
+    _, page = app
+    go_to(page, "Attention")
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    before = head_titles(page).all_text_contents()
+    set_text(page, "")
+    assert page.locator('[data-testid="stAlert"]').count() >= 1
+    set_text(page, "A new sentence about the old dogs.")
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    assert head_titles(page).all_text_contents() == before and before
+    assert "Choose at least one" not in page.locator('[data-testid="stMain"]').inner_text()
+    assert exceptions_on_page(page) == []
+    set_text(page, SENTENCE)
+
+
+def test_a_link_restores_every_attention_option_in_a_new_browser(app):
+    server, page = app
+    go_to(page, "Attention")
+    # Options chosen by hand are written to the link …
+    page.locator('[data-testid="stButtonGroup"]').filter(has_text="L1").first.get_by_role(
+        "button", name="L2", exact=True
+    ).click()
+    wait_idle(page)
+    page.get_by_text("Causal mask").click()
+    wait_idle(page)
+    view_button(page, "Query / key").click()
+    wait_idle(page)
+    assert "layer=1%2C2" in page.url or "layer=1,2" in page.url, page.url
+    assert "causal=1" in page.url and "view=Query" in page.url, page.url
+    # … and the rest can be written into it: a threshold and the query token.
+    link = page.url + "&threshold=0.25&query=2"
+    expected_heads = head_titles(page).all_text_contents()
+    context = page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        fresh = context.new_page()
+        fresh.set_default_timeout(90_000)
+        fresh.goto(link)
+        fresh.get_by_role("heading", name="Attention").wait_for()
+        fresh.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+        wait_idle(fresh)
+        assert head_titles(fresh).all_text_contents() == expected_heads
+        assert fresh.get_by_label("Text").input_value() == SENTENCE
+        assert fresh.locator("label", has_text="Causal mask").locator("input").is_checked()
+        assert fresh.locator('[data-testid="stSliderThumbValue"]').first.inner_text() == "0.25"
+        view = view_button(fresh, "Query / key")
+        assert view.get_attribute("aria-checked") == "true"  # the open view is shown as chosen
+        assert charts(fresh, "Query 2 ").count() == 1  # the chosen query token's chart
+        assert exceptions_on_page(fresh) == []
+    finally:
+        context.close()
+    # Back to the defaults for the tests that follow.
+    page.goto(f"{server.url}/attention?text={SENTENCE}")
+    page.get_by_role("heading", name="Attention").wait_for()
+    wait_idle(page)
+
+
+def test_the_dark_theme_renders_every_page_without_errors(app):
+    _, light_page = app  # its browser: Playwright's sync API runs one browser per thread
+    with AppServer(theme="dark") as server:
+        context = light_page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        page.goto(f"{server.url}/attention?head=1,2")
+        page.get_by_role("heading", name="Attention").wait_for()
+        page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+        wait_idle(page)
+        background = page.evaluate(
+            "() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor"
+        )
+        red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+        assert red + green + blue < 150, background  # the dark theme is on
+        for title in ["Tokens", "Embeddings & positions", "Interpret", "Layer norm & residual stream", "Compare"]:
+            go_to(page, title)
+            page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+            assert exceptions_on_page(page) == [], title
+        context.close()

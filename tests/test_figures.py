@@ -11,7 +11,7 @@ import pytest
 
 from explorer import analysis
 from explorer.config import ModelConfig
-from explorer.figures import attention, embeddings, layernorm, model, tokens
+from explorer.figures import attention, embeddings, head_measures, layernorm, model, predictions, tokens
 from explorer.positional import sinusoidal_encoding, wavelengths
 
 LABELS = ["The", "␣cat", "␣sat", "␣the"]
@@ -100,10 +100,10 @@ def test_head_view_draws_lines_and_tokens():
 def test_entropy_query_key_ablation_and_prediction_figures():
     weights = attention_stack()
     entropy = analysis.head_entropy(weights)
-    fig = attention.entropy_figure(entropy, np.log2(4))
+    fig = head_measures.entropy_figure(entropy, np.log2(4))
     assert values(fig.data[0].z).shape == (2, 3)
     per_query = np.stack([analysis.attention_entropy(weights[0, h]) for h in range(2)])
-    fig = attention.entropy_per_query_figure(per_query, LABELS, ["L1 H1", "L1 H2"])
+    fig = head_measures.entropy_per_query_figure(per_query, LABELS, ["L1 H1", "L1 H2"])
     assert len(fig.data) == 2 and "bits" in fig.data[0].hovertemplate
     scores = np.random.default_rng(0).normal(size=(2, 4))
     fig = attention.query_key_figure(scores, weights[0, :2, 1], LABELS, 1, ["L1 H1", "L1 H2"])
@@ -111,12 +111,12 @@ def test_entropy_query_key_ablation_and_prediction_figures():
     with pytest.raises(ValueError):
         attention.query_key_figure(scores[:, :3], weights[0, :2, 1], LABELS, 1, ["a", "b"])
     effect = analysis.ablation_effect(np.ones((4, 3)), np.ones((4, 3)) * 1.1, np.zeros((4, 5)), np.zeros((4, 5)))
-    fig = attention.ablation_figure(effect, LABELS, ["L1 H1"])
+    fig = head_measures.ablation_figure(effect, LABELS, ["L1 H1"])
     assert len(fig.data) == 2 and "L1 H1" in fig.layout.title.text
-    fig = attention.predictions_figure(["cat", "dog"], np.array([0.6, 0.3]), "Top")
+    fig = predictions.predictions_figure(["cat", "dog"], np.array([0.6, 0.3]), "Top")
     assert list(fig.data[0].y) == ["1. cat", "2. dog"]
     with pytest.raises(ValueError):
-        attention.predictions_figure(["cat"], np.array([0.6, 0.3]), "Top")
+        predictions.predictions_figure(["cat"], np.array([0.6, 0.3]), "Top")
 
 
 def test_embedding_figures():
@@ -227,9 +227,127 @@ def test_no_figure_prints_long_floats():
 
     entropy = np.array([[1.9199999570846558, 0.5], [0.25, 1.0]], np.float32)
     closeness = np.array([[0.98000001, 0.1], [0.33333334, 0.5]], np.float32)
-    for fig in (attention.entropy_figure(entropy, 2.0), training.closeness_figure(closeness)):
+    for fig in (head_measures.entropy_figure(entropy, 2.0), training.closeness_figure(closeness)):
         trace = fig.to_dict()["data"][0]
         assert trace.get("texttemplate") == "%{z:.2f}" and "text" not in trace
         assert not re.search(
             r"\d\.\d{5,}", json.dumps({k: v for k, v in trace.items() if k in ("text", "texttemplate")})
         )
+
+
+# Token labels with a repeat ("␣the" twice) and a long one, on 12 positions: every builder must name all.
+TOKENS = ["The", "␣cat", "␣sat", "␣on", "␣the", "␣mat", "␣because", "␣the", "␣extraordinarily", "␣warm", "␣sun", "."]
+
+
+def token_heatmaps() -> dict[str, tuple[go.Figure, list[str]]]:
+    """Every heatmap builder over tokens, each with the axes that carry the tokens (``"x"``/``"y"``)."""
+    from explorer.figures import interpret, similarity
+
+    n = len(TOKENS)
+    weights = attention_stack(2, 3, n)
+    stats = analysis.layer_norm_stats(*np.random.default_rng(1).normal(size=(2, 3, n, 8)))
+    return {
+        "attention heatmap": (attention.attention_heatmap(weights[0, 0], TOKENS, "x"), ["x", "y"]),
+        "heads (one)": (attention.heads_figure(weights[0, :1], TOKENS, ["L1 H1"]), ["x", "y"]),
+        "heads (several)": (attention.heads_figure(weights[0], TOKENS, ["a", "b", "c"]), ["x", "y"]),
+        "heads (a column)": (
+            attention.heads_figure(weights[0], TOKENS, ["a", "b", "c"], columns=1, width=440),
+            ["x", "y"],
+        ),
+        "overview grid": (attention.attention_grid(weights, TOKENS), ["x", "y"]),
+        "position similarity": (embeddings.similarity_heatmap(np.eye(n), TOKENS), ["x", "y"]),
+        "vectors": (embeddings.vector_heatmap(np.zeros((n, 8)), TOKENS, "x"), ["y"]),
+        "token similarity": (similarity.token_similarity_figure(np.eye(n), TOKENS, TOKENS), ["x", "y"]),
+        "rollout": (interpret.rollout_figure(np.eye(n), TOKENS), ["x", "y"]),
+        "layer-norm overview": (layernorm.norm_overview_figure(stats, TOKENS, ["LN 1", "LN 2", "LN 3"]), ["x"]),
+        "residual norms": (layernorm.residual_norm_figure(np.ones((3, n)), ["a", "b", "c"], TOKENS), ["y"]),
+    }
+
+
+@pytest.mark.parametrize("name", list(token_heatmaps()))
+def test_every_heatmap_labels_every_token_on_its_token_axes(name):
+    """The tick labels are the token labels, all of them: category axes with one tick per token, shown."""
+    fig, token_axes = token_heatmaps()[name]
+    spec = fig.to_dict()
+    expected = analysis.unique_labels(TOKENS)
+    layout = spec["layout"]
+    for letter in token_axes:
+        labelled = []
+        for trace in spec["data"]:
+            if trace["type"] != "heatmap":
+                continue
+            axis = layout[f"{letter}axis{trace.get(f'{letter}axis', letter)[1:]}"]
+            if axis.get("showticklabels", True) and axis.get("visible", True):
+                assert list(trace[letter]) == expected, (name, letter)
+                assert axis.get("type") == "category" and axis.get("dtick") == 1, (name, letter, axis)
+                labelled.append(axis)
+        assert labelled, f"{name}: no {letter} axis shows the tokens"
+
+
+def test_every_heatmap_panel_is_large_enough_for_its_labels():
+    """Per token, a heads panel gets at least as many pixels as its label font needs."""
+    for length in (5, 15, 40, 96):
+        labels = [f"t{i}" for i in range(length)]
+        fig = attention.heads_figure(np.full((4, length, length), 1 / length, np.float32), labels, list("abcd"))
+        layout = fig.layout
+        plot_width = layout.width - layout.margin.l - layout.margin.r
+        share = layout.xaxis.domain[1] - layout.xaxis.domain[0]
+        assert plot_width * share / length >= layout.xaxis.tickfont.size, length
+        assert layout.width <= attention.PAGE_WIDTH
+
+
+def all_figures() -> dict[str, go.Figure]:
+    """One figure of every builder, fed float32 numbers whose reprs are long (1.9199999570846558)."""
+    from explorer.figures import training
+
+    n = len(TOKENS)
+    long = np.float32(1.92)
+    weights = attention_stack(2, 2, n)
+    stats = analysis.layer_norm_stats(*(np.random.default_rng(2).normal(size=(2, 3, n, 8)) * long))
+    effect = analysis.ablation_effect(np.ones((n, 4)), np.ones((n, 4)) * long, np.zeros((n, 5)), np.ones((n, 5)) * long)
+    lines = [analysis.head_view_lines(weights[0, 0], "L1 H1", threshold=0.0)]
+    figures = {name: fig for name, (fig, _) in token_heatmaps().items()}
+    figures.update(
+        {
+            "head view": attention.head_view_figure(lines, TOKENS),
+            "entropy": head_measures.entropy_figure(np.full((2, 2), long), float(np.log2(n))),
+            "entropy per query": head_measures.entropy_per_query_figure(np.full((1, n), long), TOKENS, ["L1 H1"]),
+            "query key": attention.query_key_figure(np.full((1, n), long), weights[0, 0, :1], TOKENS, 0, ["L1 H1"]),
+            "ablation": head_measures.ablation_figure(effect, TOKENS, ["L1 H1"]),
+            "predictions": predictions.predictions_figure(["a", "b"], np.array([0.6, 0.4], np.float32) * long / 2, "t"),
+            "stats": layernorm.norm_stats_figure(stats, 0, TOKENS, "LN 1"),
+            "parameters": layernorm.norm_parameters_figure(np.full(8, long), np.full(8, long), "LN 1"),
+            "histogram": layernorm.activation_histogram(np.full((n, 8), long), np.full((n, 8), long), "LN 1"),
+            "loss (blown up)": training.loss_figure(
+                [1, 2, 3],
+                np.array([9.2, 2.1267947e7, 1.9199999e8], np.float32),
+                [3],
+                [np.float32(2.1267947e7)],
+                baseline=long,
+            ),
+            "closeness": training.closeness_figure(np.full((2, 2), long / 2)),
+            "embedding plane": training.embedding_plane_figure(np.full((n, 2), long), TOKENS, "plane"),
+        }
+    )
+    return figures
+
+
+def test_no_figure_prints_a_long_decimal_anywhere():
+    """Tick labels, annotations, titles, texts and the fixed part of hover templates: 2-3 digits, never
+    a float32 repr; ``%{z:.2f}`` formats in the browser and is not a number yet."""
+    import re
+
+    from tests.test_interpret_figures import figure_texts
+
+    long_decimal = re.compile(r"\d\.\d{5,}")
+    for name, fig in all_figures().items():
+        found = [text for text in figure_texts(fig) if long_decimal.search(text)]
+        assert not found, (name, found[:3])
+
+
+def test_a_blown_up_loss_axis_reads_in_three_digits():
+    from explorer.figures import training
+
+    fig = training.loss_figure([1, 2], [9.2, 2.1267947e7], [2], [2.1267947e7])
+    assert fig.layout.yaxis.tickformat == ".3~g"  # 2.13e+7, not 21267947
+    assert all("~g" in trace.hovertemplate for trace in fig.data)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer import brown
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -116,7 +118,62 @@ def test_url_carries_text_and_attention_selection():
 def test_unreadable_url_values_fall_back_to_defaults():
     at = app("pages/attention.py", layer="99", head="x")
     assert_ok(at, "Attention")
-    assert head_panels(at) == [f"Layer 1 · head {h}" for h in range(1, 5)]  # the defaults
+    assert head_panels(at) == ["Layer 1 · head 1"]  # the defaults
+    assert "layer" not in at.query_params and "head" not in at.query_params  # unreadable values leave the link
+
+
+def test_a_link_restores_every_attention_choice():
+    at = app(
+        "pages/attention.py",
+        text="Anna met Tom at the station.",
+        layer="1,2",
+        head="2,3",
+        causal="1",
+        threshold="0.3",
+        view="Query / key",
+        query="3",
+    )
+    assert_ok(at, "Attention")
+    assert head_panels(at) == [f"Layer {ly} · head {h}" for ly in (1, 2) for h in (2, 3)]
+    assert at.toggle(key="attention_causal").value is True
+    assert at.slider(key="attention_threshold").value == pytest.approx(0.3)
+    assert at.segmented_control(key="attention_view").value == "Query / key"
+    assert at.selectbox(key="attention_query").value == 3
+    assert titles(at)[-1].startswith("Query 3 ")
+    # Changing a choice writes it back to the link.
+    at.selectbox(key="attention_query").set_value(1).run()
+    at.toggle(key="attention_causal").set_value(False).run()
+    assert at.query_params["query"] in ("1", ["1"]) and "causal" not in at.query_params
+
+
+def test_an_empty_text_keeps_the_chosen_layers_and_heads():
+    at = app("pages/attention.py")
+    at.pills(key="attention_layers").set_value([2]).run()
+    at.pills(key="attention_heads").set_value([3, 4]).run()
+    set_text(at, "")
+    assert at.info and not at.exception
+    set_text(at, "A new sentence arrives.")
+    assert_ok(at, "Attention")
+    assert head_panels(at) == ["Layer 2 · head 3", "Layer 2 · head 4"]
+
+
+@pytest.mark.skipif(not brown.available(), reason="head roles need the Brown Corpus (make corpus)")
+def test_role_badges_on_the_head_pills_keep_the_chosen_heads():
+    """Badges appear once the roles are computed in the background; a pill whose label changes is a new
+    widget to Streamlit, and the chosen heads must survive that."""
+    at = app("pages/attention.py", layer="2", head="3,4")
+    options = []
+    for _ in range(240):  # the first run started the labelling; it takes a few seconds
+        options = at.pills(key="attention_heads").options
+        if any("←" in o or "→" in o or "≈" in o for o in options):
+            break
+        time.sleep(0.5)
+        at.run()
+    assert any("←" in o or "→" in o or "≈" in o for o in options), options
+    assert head_panels(at) == ["Layer 2 · head 3", "Layer 2 · head 4"]
+    at.pills(key="attention_layers").set_value([1, 2]).run()  # two layers: the pills lose their badges
+    assert not any("←" in o for o in at.pills(key="attention_heads").options)
+    assert head_panels(at) == [f"Layer {ly} · head {h}" for ly in (1, 2) for h in (3, 4)]
 
 
 def test_tokens_page_chips_metrics_and_encoding():
@@ -139,9 +196,11 @@ def test_attention_page_widgets_and_views():
     at = app("pages/attention.py")
     assert_ok(at, "Attention")
     charts = figures(at)
-    assert len(charts) == 1 and len(charts[0]["data"]) == 4  # one figure, a panel per head: fast to redraw
+    assert len(charts) == 1 and len(charts[0]["data"]) == 1  # one head, large enough to read every label
     assert "→" in charts[0]["data"][0]["hovertemplate"]
     assert charts[0]["data"][0]["y"][0] == "0 She"
+    at.pills(key="attention_heads").set_value([1, 2, 3, 4]).run()
+    assert len(figures(at)[0]["data"]) == 4  # one figure, a panel per head: fast to redraw
     at.pills(key="attention_heads").set_value([2]).run()
     assert head_panels(at) == ["Layer 1 · head 2"]
     at.pills(key="attention_layers").set_value([1, 2]).run()
@@ -159,8 +218,7 @@ def test_attention_page_widgets_and_views():
     at.pills(key="attention_ablate").set_value(["L1 H1", "L2 H2"]).run()
     assert_ok(at, "Attention")
     assert any("switching off L1 H1, L2 H2" in t for t in titles(at))
-    predict = at.selectbox(key="attention_predict")
-    predict.set_value(predict.options[2]).run()
+    at.selectbox(key="attention_predict").set_value(2).run()
     assert_ok(at, "Attention")
     assert any(t.startswith("Top predictions") for t in titles(at))
 
@@ -269,9 +327,9 @@ def test_fill_mask_page_guesses_every_mask_and_explains_a_text_without_one():
     set_text(at, "No mask in this sentence.")
     assert any("has no [MASK]" in info.value for info in at.info)
     # Any token of the text can be hidden instead: the model's guesses for it are drawn.
-    at.selectbox(key="fill_hide").set_value("5 ␣sentence").run()
+    at.selectbox(key="fill_hide").set_value(5).run()
     (hidden,) = figures(at)
-    assert "hidden as [MASK]" in hidden["layout"]["title"]["text"] and len(hidden["data"][0]["y"]) == 5
+    assert "5 ␣sentence hidden as [MASK]" in hidden["layout"]["title"]["text"] and len(hidden["data"][0]["y"]) == 5
     at.button(key="fill_example_0").click().run()
     assert at.session_state["text"] == "The cat sat on the [MASK]." and len(figures(at)) == 1
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from explorer.positional import sinusoidal_encoding, wavelengths
+from explorer.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
 
 
 @pytest.mark.parametrize("length,d_model", [(1, 2), (7, 4), (50, 16), (512, 64), (33, 10)])
@@ -43,3 +43,12 @@ def test_relative_offset_is_a_rotation():
 def test_odd_width_rejected():
     with pytest.raises(ValueError, match="even"):
         sinusoidal_encoding(4, 5)
+
+
+@pytest.mark.parametrize("d_model", [2, 4, 12, 13, 64, 384])
+def test_default_curve_dimensions_are_distinct_and_exist(d_model):
+    dims = default_curve_dimensions(d_model)
+    assert dims == sorted(set(dims)) and all(0 <= d < d_model for d in dims)
+    assert {0, 1} <= set(dims)  # the fastest clock pair is always shown
+    if d_model > 11:
+        assert {10, 11, d_model - 2} <= set(dims)

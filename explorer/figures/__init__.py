@@ -51,19 +51,38 @@ def finish(fig: go.Figure | dict, title: str, height: int) -> go.Figure:
     layout["hoverlabel"] = {"namelength": -1}
     legend = layout.get("legend", {})
     if legend.get("orientation") == "h" and legend.get("y", 1.0) >= 1:
-        # A legend above the plot goes to the right, clear of the title on the left.
-        legend.update(x=1.0, xanchor="right")
+        # A legend above the plot starts on the left, under the title: on the right it would sit under
+        # plotly's toolbar, which appears over the figure's top-right corner.
+        legend.update(x=0.0, xanchor="left", y=1.02, yanchor="bottom")
+        layout["margin"] = {**layout["margin"], "t": max(layout["margin"].get("t", 40), 72)}
     axes = [k for k in layout if k.startswith(("xaxis", "yaxis"))] or ["xaxis", "yaxis"]
+    counts = _category_counts(spec.get("data", []))
     for key in axes:
         layout[key] = {**_AXIS_STYLE, **layout.get(key, {})}
         if layout[key].get("type") == "category":
             # Plotly thins crowded category labels to every other or every third one; a token axis must
-            # name every token (windows keep it at most WINDOW long).
+            # name every token (windows keep it at most WINDOW long), in a font small enough to fit.
             layout[key].setdefault("dtick", 1)
+            if key in counts:
+                layout[key].setdefault("tickfont", {"size": token_font(counts[key])})
     for key in [k for k in layout if k.startswith("scene")]:
         for axis in ("xaxis", "yaxis", "zaxis"):
             layout[key][axis] = {**_SCENE_AXIS_STYLE, **layout[key].get(axis, {})}
     return go.Figure(spec)
+
+
+def _category_counts(data: list) -> dict[str, int]:
+    """How many categories each axis (``"xaxis"``, ``"yaxis2"``, …) carries, from the traces drawn on it."""
+    counts: dict[str, int] = {}
+    for trace in data:
+        for letter in ("x", "y"):
+            values = trace.get(letter)
+            if values is None or isinstance(values, dict):  # dict: a typed array of numbers, not labels
+                continue
+            axis = trace.get(f"{letter}axis", letter)
+            name = f"{letter}axis{axis[1:]}"
+            counts[name] = max(counts.get(name, 0), len(values))
+    return counts
 
 
 def check_labels(count: int, labels: list[str], what: str) -> None:
@@ -75,9 +94,22 @@ def check_labels(count: int, labels: list[str], what: str) -> None:
         )
 
 
+def token_font(count: int) -> int:
+    """Tick font size (px) at which ``count`` token labels fit side by side on a screen-wide axis."""
+    return 11 if count <= 32 else 10 if count <= 48 else 9 if count <= 72 else 8
+
+
+def label_margin(labels: list[str], font: int) -> int:
+    """Pixels that the longest token label (angled or not) needs beside its axis."""
+    longest = max((len(label) for label in labels), default=1)
+    return 12 + int(0.62 * font * min(longest, 24))
+
+
 def heatmap_height(rows: int, minimum: int = 260, maximum: int = 760, per_row: int = 18) -> int:
-    """Tall enough that every token row keeps a readable label, within limits that fit a screen."""
-    return int(min(maximum, max(minimum, 90 + per_row * rows)))
+    """Tall enough that every token row keeps a readable label: within limits that fit a screen when the
+    labels fit there, taller (the page scrolls) when they would otherwise overlap."""
+    needed = 90 + (token_font(rows) + 3) * rows
+    return int(max(minimum, min(maximum, 90 + per_row * rows), needed))
 
 
 def stacked_pair(titles: tuple[str, str]) -> go.Figure:

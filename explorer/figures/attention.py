@@ -1,5 +1,5 @@
-"""Attention figures: per-head heatmaps, the all-heads overview grid, the head view (token→token lines),
-entropy per head, the query/key view for one query, and head-ablation effects.
+"""Attention figures: per-head heatmaps, the all-heads overview grid, the head view (token→token lines)
+and the query/key view for one query. Measures of heads (entropy, ablation) are in ``head_measures``.
 
 Every builder checks that the attention and the token labels describe the same sentence and raises a
 ``ValueError`` when they do not (BertViz's rule: a mismatch is an error, not a broken picture).
@@ -12,7 +12,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.analysis import (
-    AblationEffect,
     HeadViewLines,
     apply_threshold,
     block_mean,
@@ -21,19 +20,23 @@ from explorer.analysis import (
 )
 from explorer.figures import (
     PALETTE,
+    TEXT_COLOUR,
     WEIGHT_SCALE,
     add_to_pair,
     finish,
     heatmap_height,
+    label_margin,
     label_pair_axis,
-    layer_head_grid,
     stacked_pair,
+    token_font,
 )
 
 # The overview grid pools long sentences to this many positions per axis.
 GRID_MAX_POSITIONS = 48
 # Opacity levels of head-view lines: one trace per level keeps the figure to a handful of traces.
-LINE_LEVELS = (0.1, 0.25, 0.5, 0.75, 1.0)
+# Opacity levels of head-view lines, by weight relative to the head's strongest line: a broad head (all
+# weights small) still shows its strongest lines in full instead of disappearing.
+LINE_LEVELS = (0.15, 0.3, 0.5, 0.75, 1.0)
 
 
 def attention_heatmap(
@@ -76,14 +79,26 @@ def attention_heatmap(
             x=cols,
             y=rows,
             colorbar={"title": {"text": value_name}, "thickness": 12},
-            hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
+            hovertemplate="%{y} → %{x}: %{z:.2f}<extra></extra>",
             hoverongaps=False,
             **scale,
         )
     )
-    fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", showticklabels=len(cols) <= 96)
-    fig.update_yaxes(type="category", autorange="reversed", title="query", showticklabels=len(rows) <= 96)
-    return finish(fig, title, heatmap_height(len(rows), minimum=300, maximum=640))
+    font = {"size": token_font(max(len(rows), len(cols)))}
+    fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", tickfont=font)
+    fig.update_yaxes(type="category", autorange="reversed", title="query", tickfont=font)
+    return finish(fig, title, heatmap_height(len(rows), minimum=300, maximum=640) + label_margin(cols, font["size"]))
+
+
+# Pixels the Attention page's main column offers a figure at a 1440 px wide window (sidebar open).
+PAGE_WIDTH = 900
+SMALLEST_CELL = 11  # px per token below which angled labels of neighbours overlap
+LARGEST_CELL = 36  # px per token above which a short sentence's heatmap is mostly empty colour
+
+
+def _domain(low: float, high: float) -> list[float]:
+    """A paper-fraction axis domain, kept inside [0, 1] despite float rounding (plotly rejects -1e-17)."""
+    return [min(max(round(low, 6), 0.0), 1.0), min(max(round(high, 6), 0.0), 1.0)]
 
 
 def heads_figure(
@@ -94,12 +109,16 @@ def heads_figure(
     start: int = 0,
     columns: int = 4,
     title: str = "Attention weights: rows are queries, columns the keys they attend to",
+    width: int = PAGE_WIDTH,
 ) -> go.Figure:
-    """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure (``columns`` per row), with token
-    labels on both axes of every panel and hover ``head · query → key: weight``.
+    """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure, with hover
+    ``head · query → key: weight``.
 
-    One figure with n panels draws markedly faster in a browser than n separate figures, which is what
-    keeps the Attention page's default view quick to update while typing.
+    Every token is labelled on the outer axes (queries left of each row, keys under the bottom row). Up to
+    ``columns`` panels sit side by side, fewer when a panel would get less than ``SMALLEST_CELL`` px per
+    token in ``width`` px; the figure's own width and height are set so cells stay square. One figure with
+    n panels draws markedly faster in a browser than n separate figures, which is what keeps the Attention
+    page's default view quick to update while typing.
     """
     weights = np.asarray(weights, np.float32)
     if weights.ndim != 3 or weights.shape[1] != weights.shape[2]:
@@ -111,48 +130,57 @@ def heads_figure(
             f"The attention covers {weights.shape[1]} tokens but {len(labels)} token labels were given; pass the "
             f"labels of the same sentence."
         )
-    count = weights.shape[0]
-    cols = min(columns, count)
-    rows = -(-count // cols)
+    count, length = weights.shape[0], weights.shape[1]
     axis = unique_labels(labels, start)
-    show_ticks = len(axis) <= 64
-    # Built as a plain dict (plotly's make_subplots/update_* took ~100 ms per rebuild here). Panels of one
-    # row share one y axis, so token labels are drawn once per row; x labels only under the bottom row.
-    gap_x, gap_y = 0.015, 0.1 / rows
-    width = (1.0 - 0.08 - gap_x * (cols - 1)) / cols  # 8% on the right for the colour bar
-    height = (1.0 - gap_y * (rows - 1)) / rows
-    tick_font = {"size": 10}
+    font = token_font(length)
+    label_px = label_margin(axis, font)
+    # Geometry in pixels (then in the paper fractions plotly wants), built as a plain dict:
+    # make_subplots/update_* took ~100 ms per rebuild here, and automargin's extra layout passes were a
+    # fifth of the redraw time.
+    gap, title_px, colorbar_px = 16, 24, 80
+    room = width - label_px - colorbar_px
+    cols = max(1, min(columns, count))
+    while cols > 1 and (room - gap * (cols - 1)) / (cols * length) < SMALLEST_CELL:
+        cols -= 1
+    cell = int(min(LARGEST_CELL, max(8, (room - gap * (cols - 1)) / (cols * length))))
+    rows = -(-count // cols)
+    panel = cell * length
+    # One panel per row (a narrow column): every panel names its keys, so each reads on its own.
+    keys_below_each = cols == 1
+    row_gap = gap + title_px + (label_px if keys_below_each else 0)
+    plot_w = cols * panel + (cols - 1) * gap
+    plot_h = rows * panel + (rows - 1) * row_gap
+    tick_font = {"size": font}
     layout: dict = {"annotations": []}
     data = []
     for index in range(count):
         row, col = divmod(index, cols)
         x_name = "x" if index == 0 else f"x{index + 1}"
         y_name = "y" if row == 0 else f"y{row + 1}"
-        x0 = col * (width + gap_x)
-        y1 = 1.0 - row * (height + gap_y)
+        x0 = col * (panel + gap) / plot_w
+        y1 = 1.0 - row * (panel + row_gap) / plot_h
         layout["xaxis" if index == 0 else f"xaxis{index + 1}"] = {
-            "domain": [x0, x0 + width],
+            "domain": _domain(x0, x0 + panel / plot_w),
             "anchor": y_name,
             "type": "category",
             "tickangle": -60,
             "tickfont": tick_font,
-            "showticklabels": show_ticks and row == rows - 1,
+            "showticklabels": keys_below_each or row == rows - 1 or index + cols >= count,
             "automargin": False,
         }
         if col == 0:
             layout["yaxis" if row == 0 else f"yaxis{row + 1}"] = {
-                "domain": [y1 - height, y1],
+                "domain": _domain(y1 - panel / plot_h, y1),
                 "anchor": x_name,
                 "type": "category",
                 "autorange": "reversed",
                 "tickfont": tick_font,
-                "showticklabels": show_ticks,
                 "automargin": False,
             }
         layout["annotations"].append(
             {
                 "text": names[index],
-                "x": x0 + width / 2,
+                "x": x0 + panel / plot_w / 2,
                 "y": y1,
                 "xref": "paper",
                 "yref": "paper",
@@ -176,22 +204,19 @@ def heads_figure(
                 "coloraxis": "coloraxis",
                 "hoverongaps": False,
                 "name": names[index],
-                "hovertemplate": f"{names[index]}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>",
+                "hovertemplate": f"{names[index]}<br>%{{y}} → %{{x}}: %{{z:.2f}}<extra></extra>",
             }
         )
-    # Margins sized from the longest label instead of plotly's automargin, whose extra layout passes were
-    # a fifth of the redraw time.
-    longest = max((len(a) for a in axis), default=1) if show_ticks else 0
-    label_px = 10 + int(6.2 * min(longest, 24))
     layout["coloraxis"] = {
         "colorscale": WEIGHT_SCALE,
         "cmin": 0.0,
         "cmax": 1.0,
-        "colorbar": {"title": {"text": "weight"}, "thickness": 12},
+        "colorbar": {"title": {"text": "weight"}, "thickness": 12, "len": min(1.0, 320 / plot_h)},
     }
-    layout["margin"] = {"l": label_px, "r": 10, "t": 60, "b": label_px}
-    panel = 260 if cols >= 3 else heatmap_height(len(axis), minimum=280, maximum=520) - 40
-    return finish({"data": data, "layout": layout}, title, 60 + rows * panel + label_px)
+    top = 40 + title_px
+    layout["margin"] = {"l": label_px, "r": colorbar_px, "t": top, "b": label_px}
+    layout["width"] = label_px + plot_w + colorbar_px
+    return finish({"data": data, "layout": layout}, title, top + plot_h + label_px)
 
 
 def attention_grid(
@@ -239,18 +264,27 @@ def attention_grid(
                     x=names,
                     y=names,
                     coloraxis="coloraxis",
-                    hovertemplate=f"L{numbers[layer]} H{head + 1}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>",
+                    hovertemplate=f"L{numbers[layer]} H{head + 1}<br>%{{y}} → %{{x}}: %{{z:.2f}}<extra></extra>",
                 ),
                 row=layer + 1,
                 col=head + 1,
             )
-    fig.update_xaxes(type="category", showticklabels=False)
-    fig.update_yaxes(type="category", autorange="reversed", showticklabels=False)
-    fig.update_layout(coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"thickness": 12}})
-    title = "All layers × all heads" + (
+    # Token labels on the outer axes only: keys under the bottom row, queries left of the first column.
+    axis_names = names if pooled else unique_labels(labels)
+    font = {"size": max(7, token_font(len(axis_names)) - 2)}
+    fig.update_xaxes(type="category", showticklabels=False, tickangle=-60, tickfont=font)
+    fig.update_yaxes(type="category", autorange="reversed", showticklabels=False, tickfont=font)
+    fig.update_xaxes(showticklabels=True, row=layers)
+    fig.update_yaxes(showticklabels=True, col=1)
+    fig.update_layout(
+        coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"thickness": 12}},
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+    )
+    title = "All layers × all heads: rows are queries, columns keys" + (
         f" (averaged over blocks of ~{length / max_positions:.1f} positions)" if pooled else ""
     )
-    return finish(fig, title, int(min(1400, 60 + layers * max(160, 900 // max(heads, 1)))))
+    panel = max(160, 900 // max(heads, 1), (font["size"] + 1) * len(axis_names))
+    return finish(fig, title, int(min(2400, 60 + layers * panel + label_margin(axis_names, font["size"]))))
 
 
 def head_view_figure(
@@ -258,7 +292,8 @@ def head_view_figure(
 ) -> go.Figure:
     """BertViz-style lines from query tokens (left) to key tokens (right), one colour per head.
 
-    Line opacity follows the weight in a few levels (one trace per head and level). Hover on a line shows
+    Line opacity follows the weight relative to the head's strongest line, in a few levels (one trace per
+    head and level), so every head shows. Hover on a line shows
     ``query → key: weight``; hover on a token shows the token. ``start`` is the position of ``labels[0]``
     when the view shows a window of a long sentence (line positions are relative to the window).
     """
@@ -272,7 +307,8 @@ def head_view_figure(
     fig = go.Figure()
     for h, item in enumerate(lines):
         colour = PALETTE[h % len(PALETTE)]
-        levels = np.digitize(item.weights, [0.15, 0.35, 0.6, 0.85])
+        strongest = float(np.max(item.weights)) if len(item.weights) else 1.0
+        levels = np.digitize(np.asarray(item.weights) / max(strongest, 1e-9), [0.15, 0.35, 0.6, 0.85])
         for level, opacity in enumerate(LINE_LEVELS):
             pick = np.nonzero(levels == level)[0]
             if not len(pick):
@@ -280,7 +316,7 @@ def head_view_figure(
             xs, ys, hover = [], [], []
             for i in pick:
                 q, k, w = int(item.queries[i]), int(item.keys[i]), float(item.weights[i])
-                text = f"{item.head}: {q + start} {labels[q]} → {k + start} {labels[k]}: {w:.3f}"
+                text = f"{item.head}: {q + start} {labels[q]} → {k + start} {labels[k]}: {w:.2f}"
                 xs += [0.0, 1.0, None]
                 ys += [q, k, None]
                 hover += [text, text, None]
@@ -289,7 +325,7 @@ def head_view_figure(
                     x=xs,
                     y=ys,
                     mode="lines",
-                    line={"color": colour, "width": 1 + 3 * opacity},
+                    line={"color": colour, "width": 1 + 2.5 * opacity},
                     opacity=opacity,
                     hovertext=hover,
                     hovertemplate="%{hovertext}<extra></extra>",
@@ -298,7 +334,7 @@ def head_view_figure(
                     showlegend=level == int(levels.max()),
                 )
             )
-    token_colours = ["#d62728" if focus == i else "#444" for i in range(length)]
+    token_colours = ["#d62728" if focus == i else TEXT_COLOUR for i in range(length)]
     positions = list(range(length))
     for x, anchor, side in ((0.0, "left", "query"), (1.0, "right", "key")):
         fig.add_trace(
@@ -322,48 +358,6 @@ def head_view_figure(
     return finish(fig, title, int(min(1600, max(300, 60 + 20 * length))))
 
 
-def entropy_figure(entropy: np.ndarray, max_bits: float) -> go.Figure:
-    """Mean attention entropy per head ``[L, H]`` in bits; 0 = focused on one token, ``max_bits`` = uniform."""
-    entropy = np.asarray(entropy, np.float32)
-    if entropy.ndim != 2:
-        raise ValueError(f"Expected per-head entropy of shape [L, H], got {entropy.shape}.")
-    fig = layer_head_grid(
-        entropy,
-        max(max_bits, 1e-6),
-        "bits",
-        # Formatted in the browser: rounding float32 here would still print 1.9199999570846558.
-        texttemplate="%{z:.2f}",
-        hovertemplate="%{y} %{x}: %{z:.2f} bits<extra></extra>",
-    )
-    layers = entropy.shape[0]
-    return finish(fig, f"Mean attention entropy per head (uniform = {max_bits:.2f} bits)", 120 + 50 * layers)
-
-
-def entropy_per_query_figure(entropy: np.ndarray, labels: list[str], head_names: list[str]) -> go.Figure:
-    """Entropy (bits) of each query's attention for the chosen heads ``[h, T]``; hover names the token."""
-    entropy = np.asarray(entropy, np.float32)
-    if entropy.ndim != 2 or entropy.shape[0] != len(head_names) or entropy.shape[1] != len(labels):
-        raise ValueError(
-            f"Entropy of shape {entropy.shape} does not match {len(head_names)} heads x {len(labels)} tokens."
-        )
-    fig = go.Figure()
-    x = unique_labels(labels)
-    for i, name in enumerate(head_names):
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=entropy[i],
-                name=name,
-                marker_color=PALETTE[i % len(PALETTE)],
-                hovertemplate=f"{name}<br>%{{x}}: %{{y:.2f}} bits<extra></extra>",
-            )
-        )
-    fig.update_xaxes(type="category", tickangle=-60, title="query token", showticklabels=len(labels) <= 96)
-    fig.update_yaxes(title="entropy (bits)")
-    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
-    return finish(fig, "Entropy of each query's attention", 320)
-
-
 def query_key_figure(
     scores: np.ndarray, weights: np.ndarray, labels: list[str], query: int, head_names: list[str]
 ) -> go.Figure:
@@ -382,8 +376,8 @@ def query_key_figure(
         add_to_pair(
             fig,
             go.Bar,
-            {"y": scores[i], "hovertemplate": f"{name}<br>{x[query]} → %{{x}}: score %{{y:.3f}}<extra></extra>"},
-            {"y": weights[i], "hovertemplate": f"{name}<br>{x[query]} → %{{x}}: weight %{{y:.3f}}<extra></extra>"},
+            {"y": scores[i], "hovertemplate": f"{name}<br>{x[query]} → %{{x}}: score %{{y:.2f}}<extra></extra>"},
+            {"y": weights[i], "hovertemplate": f"{name}<br>{x[query]} → %{{x}}: weight %{{y:.2f}}<extra></extra>"},
             x=x,
             name=name,
             legendgroup=name,
@@ -393,67 +387,3 @@ def query_key_figure(
     fig.update_yaxes(range=[0, 1], row=2, col=1)
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.08, "yanchor": "bottom"})
     return finish(fig, f"Query {x[query]}: what it scores and where it looks", 480)
-
-
-def ablation_figure(effect: AblationEffect, labels: list[str], heads_off: list[str]) -> go.Figure:
-    """Per token: relative change of the final representation and KL divergence of the predictions."""
-    change = np.asarray(effect.hidden_change)
-    if change.shape[0] != len(labels):
-        raise ValueError(f"The ablation covers {change.shape[0]} tokens but {len(labels)} labels were given.")
-    x = unique_labels(labels)
-    hover = [f"{name}<br>top prediction changed" if c else name for name, c in zip(x, effect.top_changed, strict=True)]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=change,
-            name="|Δh| / |h| (final representation)",
-            marker_color=PALETTE[0],
-            hovertext=hover,
-            hovertemplate="%{hovertext}: %{y:.1%}<extra>|Δh| / |h|</extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=effect.prediction_kl,
-            name="KL(before ‖ after), bits",
-            mode="lines+markers",
-            marker_color=PALETTE[3],
-            hovertext=hover,
-            hovertemplate="%{hovertext}: %{y:.3f} bits<extra>KL</extra>",
-        ),
-        secondary_y=True,
-    )
-    fig.update_xaxes(type="category", tickangle=-60, showticklabels=len(labels) <= 96)
-    fig.update_yaxes(title="relative change", tickformat=".0%", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(title="KL (bits)", secondary_y=True, rangemode="tozero")
-    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
-    return finish(fig, "Effect of switching off " + (", ".join(heads_off) if heads_off else "no heads"), 340)
-
-
-def predictions_figure(
-    names: list[str], probs: np.ndarray, title: str, ablated: bool = False, series: str | None = None
-) -> go.Figure:
-    """Top predictions for one position as horizontal bars, most likely on top; hover shows the token.
-
-    ``series`` names the bars in the hover (default: "all heads", or "heads switched off" when ``ablated``).
-    """
-    probs = np.asarray(probs, np.float32)
-    if len(names) != len(probs):
-        raise ValueError(f"{len(names)} predicted tokens but {len(probs)} probabilities; give one per token.")
-    series = series or ("heads switched off" if ablated else "all heads")
-    rows = [f"{i + 1}. {name}" for i, name in enumerate(names)]  # unique, ranked
-    fig = go.Figure(
-        go.Bar(
-            y=rows,
-            x=probs,
-            orientation="h",
-            name=series,
-            marker_color=PALETTE[3] if ablated else PALETTE[0],
-            hovertemplate="%{y}: %{x:.1%}<extra>" + series + "</extra>",
-        )
-    )
-    fig.update_yaxes(type="category", autorange="reversed")
-    fig.update_xaxes(title="probability", tickformat=".0%", range=[0, 1])
-    return finish(fig, title, 90 + 28 * max(len(rows), 3))

@@ -8,6 +8,8 @@ import plotly.graph_objects as go
 from explorer.analysis import Projection, unique_labels
 from explorer.figures import PALETTE, SIGNED_SCALE, WEIGHT_SCALE, check_labels, finish, heatmap_height
 
+LABELLED_POINTS = 96  # a projection writes the token next to each point up to a window's worth of tokens
+
 
 def vector_heatmap(
     matrix: np.ndarray, labels: list[str], title: str, value_name: str = "value", start: int = 0
@@ -146,7 +148,7 @@ def projection_figure(
             "vocabulary" if background else "tokens",
             5 if background else 9,
             "#7f7f7f" if background else PALETTE[0],
-            text=not background and len(labels) <= 40,
+            text=not background and len(labels) <= LABELLED_POINTS,
         )
     )
     if highlight is not None:
@@ -160,7 +162,7 @@ def projection_figure(
                 "this sentence",
                 10,
                 PALETTE[3],
-                text=len(highlight_labels) <= 40,
+                text=len(highlight_labels) <= LABELLED_POINTS,
             )
         )
     if dims == 3:

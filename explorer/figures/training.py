@@ -67,7 +67,7 @@ def loss_figure(
             mode="lines",
             name="train",
             line={"color": PALETTE[0], "width": 1.5},
-            hovertemplate="step %{x}: train loss %{y:.4f}<extra></extra>",
+            hovertemplate="step %{x}: train loss %{y:.4~g}<extra></extra>",
         )
     )
     fig.add_trace(
@@ -77,7 +77,7 @@ def loss_figure(
             mode="lines+markers",
             name="held-out",
             line={"color": PALETTE[1], "width": 2},
-            hovertemplate="step %{x}: held-out loss %{y:.4f}<extra></extra>",
+            hovertemplate="step %{x}: held-out loss %{y:.4~g}<extra></extra>",
         )
     )
     bad = ~np.isfinite(loss)
@@ -103,7 +103,8 @@ def loss_figure(
             annotation_position="bottom left",
         )
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title="cross-entropy (nats)", type="log")
+    # Three significant digits on the ticks: a blown-up run's loss (2e7) otherwise reads 21267947….
+    fig.update_yaxes(title="cross-entropy (nats)", type="log", tickformat=".3~g")
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     return finish(fig, title, 320)
 

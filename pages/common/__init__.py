@@ -3,9 +3,11 @@
 - ``resources``: built once per process and shared by all sessions, never mutated (tokenizers, compiled
   engines, the default and pretrained models, per-model analyses);
 - ``session``: per-user state (which model the pages show, a finished training's model);
-- ``url_state``: values kept in the link, and routing a deep link through ``app.py``;
+- ``url_state``: every choice kept for the session and in the link (``kept``), and routing a deep link
+  through ``app.py``;
 - ``text``: the shared sentence, tokenized for the current model by ``explorer.pipeline``;
-- ``widgets``: the sidebar, charts with downloads, the window over long inputs;
+- ``widgets``: the page opening, the sidebar, charts with downloads, the window over long inputs;
+- ``attention_views`` / ``embedding_views``: the views the Attention and Embeddings pages open;
 - ``train_controls``, ``train_views``, ``checkpoints``: the Train page's settings and buttons, its live
   views, and checkpoint download/upload.
 
@@ -17,6 +19,7 @@ from pages.common.resources import (
     default_bundle,
     get_engine,
     get_tokenizer,
+    head_roles_if_ready,
     model_head_roles,
     model_pos_probe,
     pretrained_bundle,
@@ -42,10 +45,38 @@ from pages.common.text import (
     prepare,
     text_box,
 )
-from pages.common.url_state import URL_MAX_CHARS, route_through_app, sync_url, url_value
-from pages.common.widgets import WINDOW, chart, plotly_config, sidebar, window_control
+from pages.common.url_state import (
+    BOOL,
+    FLOAT,
+    INT,
+    INTS,
+    OPTIONAL_TEXT,
+    TEXT,
+    TEXTS,
+    URL_MAX_CHARS,
+    Codec,
+    kept,
+    one_of,
+    route_through_app,
+    some_of,
+    sync_url,
+    url_value,
+)
+from pages.common.widgets import WINDOW, chart, open_page, plotly_config, sidebar, window_control
 
 __all__ = [
+    "BOOL",
+    "FLOAT",
+    "INT",
+    "INTS",
+    "OPTIONAL_TEXT",
+    "TEXT",
+    "TEXTS",
+    "Codec",
+    "kept",
+    "one_of",
+    "open_page",
+    "some_of",
     "CHOICE_KEY",
     "DEFAULT_TEXT",
     "MODEL_CHOICES",
@@ -63,6 +94,7 @@ __all__ = [
     "default_bundle",
     "get_engine",
     "get_tokenizer",
+    "head_roles_if_ready",
     "model_choice",
     "model_head_roles",
     "model_pos_probe",

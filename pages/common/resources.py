@@ -5,6 +5,8 @@ the pool of training worker processes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,15 +112,61 @@ def _bundle_key(bundle: ModelBundle) -> tuple:
     return (id(bundle), bundle.source, bundle.config, bundle.info.get("steps"))
 
 
+_ROLES: dict[tuple, tuple[list[list[dict]] | None, str | None]] = {}  # _bundle_key -> (roles, problem)
+_ROLES_STARTED: set[tuple] = set()
+_ROLES_LOCK = threading.Lock()
+_ROLES_KEPT = 16  # models whose roles stay in memory
+
+
+def _compute_head_roles(bundle: ModelBundle, engine: InferenceEngine) -> tuple[list[list[dict]] | None, str | None]:
+    key = _bundle_key(bundle)
+    with _ROLES_LOCK:
+        if key in _ROLES:
+            return _ROLES[key]
+    try:
+        result = bundle_head_roles(bundle, engine), None
+    except (CorpusMissing, ValueError) as error:
+        result = None, f"Head roles need held-out English sentences: {error}"
+    with _ROLES_LOCK:
+        if len(_ROLES) >= _ROLES_KEPT:
+            oldest = next(iter(_ROLES))
+            del _ROLES[oldest]
+            _ROLES_STARTED.discard(oldest)  # computed again if that model comes back
+        _ROLES[key] = result
+    return result
+
+
 @st.cache_data(
     show_spinner="Labelling every head over held-out sentences…", max_entries=16, hash_funcs={ModelBundle: _bundle_key}
 )
 def model_head_roles(bundle: ModelBundle) -> tuple[list[list[dict]] | None, str | None]:
     """Every head's role and score (``explorer.head_roles``), or None and why not."""
-    try:
-        return bundle_head_roles(bundle, get_engine(bundle.config)), None
-    except (CorpusMissing, ValueError) as error:
-        return None, f"Head roles need held-out English sentences: {error}"
+    return _compute_head_roles(bundle, get_engine(bundle.config))
+
+
+def head_roles_if_ready(bundle: ModelBundle) -> list[list[dict]] | None:
+    """The model's head roles if they are already known, else None, after starting their computation in a
+    background thread (once per model) so a later run shows them. The page never waits for them."""
+    key = _bundle_key(bundle)
+    with _ROLES_LOCK:
+        if key in _ROLES:
+            return _ROLES[key][0]
+        if key in _ROLES_STARTED:
+            return None
+        _ROLES_STARTED.add(key)
+    engine = get_engine(bundle.config)
+    report = warmup_report(bundle.config)
+
+    def background() -> None:
+        # After the engine's own compiles, and at the lowest priority: typing keeps the CPU first.
+        if report is not None:
+            report.done.wait()
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        _compute_head_roles(bundle, engine)
+
+    threading.Thread(target=background, name=f"head-roles-{id(bundle)}", daemon=True).start()
+    return None
 
 
 @st.cache_data(

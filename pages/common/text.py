@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.bundle import ModelBundle
+from explorer.config import ModelConfig
 from explorer.inference import InferenceEngine, Inspection
 from explorer.pipeline import EmptyText, PreparedText, prepare_text
 from explorer.tokenizer import Tokenized, display_text
@@ -101,6 +102,22 @@ class Sentence:
 
     def __len__(self) -> int:
         return len(self.model_ids)
+
+
+@dataclass(frozen=True)
+class SentenceView:
+    """What a page's view draws from: the sentence and its run through the model."""
+
+    sentence: Sentence
+    out: Inspection
+
+    @property
+    def labels(self) -> list[str]:
+        return self.sentence.labels
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.sentence.bundle.config
 
 
 def prepare(text: str, bundle: ModelBundle, messages: bool = True) -> Sentence | None:

@@ -1,15 +1,56 @@
-"""URL state: values mirrored into the page's query string so that a link shares exactly a view, and the
-fix that routes a deep link to a fresh server through ``app.py``.
+"""URL state: every choice a page offers is kept for the session and mirrored into the page's query string,
+so a link shares exactly a view; plus the fix that routes a deep link to a fresh server through ``app.py``.
+
+One call per widget, just before it::
+
+    layers = kept("attention_layers", [1], "layer", INTS, fix=lambda v: [x for x in v if x in options] or [1])
+    st.pills("Layers", options, key="attention_layers", selection_mode="multi")
+
+``kept`` seeds the widget from the link on a session's first visit, remembers its value while the widget
+is not drawn (another page, an empty text, a view that is closed) and writes it back to the link, left out
+while it is the default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 URL_MAX_CHARS = 2000  # longer texts stay out of the URL (browsers and proxies cap address length)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How a value is written into a link and read back (``decode`` raises ``ValueError`` on bad input)."""
+
+    encode: Callable[[Any], str]
+    decode: Callable[[str], Any]
+
+
+def _bool(raw: str) -> bool:
+    if raw not in ("0", "1"):
+        raise ValueError(raw)
+    return raw == "1"
+
+
+def _ints(raw: str) -> list[int]:
+    return [int(v) for v in raw.split(",") if v.strip()]
+
+
+def _optional(raw: str) -> str | None:
+    return raw or None
+
+
+TEXT = Codec(str, str)
+OPTIONAL_TEXT = Codec(lambda v: "" if v is None else str(v), _optional)  # a control with nothing chosen
+INT = Codec(str, int)
+FLOAT = Codec(lambda v: f"{float(v):g}", float)
+BOOL = Codec(lambda v: "1" if v else "0", _bool)
+INTS = Codec(lambda v: ",".join(str(x) for x in sorted(v)), _ints)
+TEXTS = Codec(lambda v: ",".join(sorted(v)), lambda raw: [v for v in raw.split(",") if v])
 
 
 def sync_url(name: str, value: str, default: str) -> None:
@@ -30,8 +71,75 @@ def url_value(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any
         return default
     try:
         return parse(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, KeyError, IndexError):
         return default
+
+
+def _store(key: str) -> str:
+    # Streamlit drops a widget's own key at the end of any run that does not draw the widget, so the value
+    # lives under a second key that only this module writes.
+    return f"_kept_{key}"
+
+
+def kept(
+    key: str,
+    default: Any,
+    param: str | None = None,
+    codec: Codec = TEXT,
+    fix: Callable[[Any], Any] | None = None,
+) -> Any:
+    """Prepares the widget with ``key`` (call it just before the widget) and returns the value it will show.
+
+    - On the session's first visit the value comes from the link's ``param`` (if given and readable),
+      else ``default``.
+    - A change the user made is kept even when later runs do not draw the widget.
+    - ``fix(value)`` adapts a value to the current options (fewer heads, a shorter text); if it raises
+      ``ValueError``, the default is used.
+    - With ``param``, the value is written back to the link (left out while it equals ``default``).
+    """
+    state, store = st.session_state, _store(key)
+    if key in state:  # drawn on the last run: the user may have changed it
+        state[store] = state[key]
+    elif store not in state:
+        state[store] = url_value(param, default, codec.decode) if param else default
+    value = state[store]
+    if fix is not None:
+        try:
+            value = fix(value)
+        except (ValueError, TypeError, IndexError, KeyError):
+            value = default
+    # Handed to the widget on every run: a widget whose options or labels change (a head pill gaining a
+    # role badge) is a new widget to Streamlit, and would otherwise start from its empty default.
+    state[store] = state[key] = value
+    if param is not None:
+        sync_url(param, codec.encode(value), codec.encode(default))
+    return value
+
+
+def one_of(options: Any) -> Callable[[Any], Any]:
+    """A ``fix`` for a single choice: the value if it is still an option, else ``ValueError``."""
+    options = list(options)
+
+    def fix(value: Any) -> Any:
+        if value not in options:
+            raise ValueError(value)
+        return value
+
+    return fix
+
+
+def some_of(options: Any) -> Callable[[list], list]:
+    """A ``fix`` for a multiple choice: the values that are still options (``ValueError`` if there were
+    some and none is left, e.g. heads of a bigger model; an empty choice the user made stays empty)."""
+    options = list(options)
+
+    def fix(values: list) -> list:
+        kept_values = [v for v in values if v in options]
+        if values and not kept_values:
+            raise ValueError(values)
+        return kept_values
+
+    return fix
 
 
 def route_through_app() -> None:

@@ -27,8 +27,8 @@ from pages.common.session import (
     model_choice,
     publish_trained,
 )
-from pages.common.text import text_box
-from pages.common.url_state import route_through_app, sync_url
+from pages.common.text import Sentence, current_sentence, text_box
+from pages.common.url_state import INT, kept, route_through_app, sync_url
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
@@ -92,6 +92,18 @@ def sidebar(watch_training: bool = True) -> None:
             st.fragment(run_every=0.5)(_watch_training)()
 
 
+def open_page(title: str, caption: str) -> Sentence:
+    """The opening every page about the current sentence shares: the sidebar, a title and caption, and the
+    sentence (the page stops after a message when there is none, e.g. an empty text)."""
+    sidebar()
+    st.title(title)
+    st.caption(caption)
+    sentence = current_sentence()
+    if sentence is None:
+        st.stop()
+    return sentence
+
+
 def plotly_config(name: str) -> dict[str, Any]:
     return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
 
@@ -108,14 +120,16 @@ def chart(
     """
     # theme=None: the figures carry their own light/dark-neutral style (explorer.figures.finish), and
     # skipping Streamlit's in-browser restyling makes every chart update faster.
-    st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None)
+    # A figure that sets its own width (square heatmap cells) keeps it; the others fill the column.
+    width = "content" if fig.layout.width else "stretch"
+    st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None, width=width)
     if csv is None and json is None:
         return
-    downloads = (("csv", csv, "text/csv"), ("json", json, "application/json"))
-    for column, (kind, make, mime) in zip(st.columns([1, 1, 6]), downloads, strict=False):
-        if make is None:
-            continue
-        column.download_button(
+    downloads = [d for d in (("csv", csv, "text/csv"), ("json", json, "application/json")) if d[1] is not None]
+    # A row sized by its buttons: fixed column fractions clipped a button in a half-width column to "J…".
+    row = st.container(horizontal=True, gap="small")
+    for kind, make, mime in downloads:
+        row.download_button(
             kind.upper(),
             make,
             file_name=f"{key}.{kind}",
@@ -127,13 +141,13 @@ def chart(
         )
 
 
-def window_control(length: int, key: str) -> slice:
-    """For inputs longer than ``WINDOW`` tokens, a slider that pages through positions; else all of them."""
+def window_control(length: int, key: str, param: str = "from") -> slice:
+    """For inputs longer than ``WINDOW`` tokens, a slider that pages through positions (kept in the link as
+    ``param``); else all of them."""
     if length <= WINDOW:
         return slice(0, length)
-    st.session_state.setdefault(key, 0)
-    # The text may have got shorter since the slider was set: clip its value to the new range first.
-    st.session_state[key] = token_window(length, st.session_state[key], WINDOW).start
+    # The text may have got shorter since the slider was set: clip its value to the new range.
+    kept(key, 0, param, INT, fix=lambda start: token_window(length, start, WINDOW).start)
     start = st.slider(
         f"Long input: show positions from (window of {WINDOW})",
         min_value=0,

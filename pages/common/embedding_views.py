@@ -1,0 +1,158 @@
+"""The Embeddings & positions page's views: token rows, the positional encoding, their sum, position
+similarity and a PCA projection. Every choice they offer is kept in the link."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from explorer import analysis, export
+from explorer.figures.embeddings import positional_curves, projection_figure, similarity_heatmap, vector_heatmap
+from explorer.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
+from pages.common.text import SentenceView, model_token_labels
+from pages.common.url_state import BOOL, INTS, TEXT, kept, one_of, some_of
+from pages.common.widgets import chart
+
+
+@dataclass(frozen=True)
+class EmbeddingView(SentenceView):
+    window: slice  # the positions shown (all of them up to WINDOW tokens)
+
+    def matrix(self, matrix: np.ndarray, title: str, key: str, name: str) -> None:
+        """A ``[T, D]`` heatmap of the window, with the whole matrix as CSV and JSON."""
+        labels, window = self.labels, self.window
+        dims = [str(d) for d in range(matrix.shape[1])]
+        chart(
+            vector_heatmap(matrix[window], labels[window], title, start=window.start),
+            key,
+            csv=lambda: export.matrix_csv(matrix, labels, dims, corner="token \\ dim"),
+            json=lambda: export.to_json({"tokens": labels, name: matrix}),
+        )
+
+
+def token_embeddings(v: EmbeddingView) -> None:
+    st.markdown(
+        "One row per token: the model's embedding of that token, times √D. Identical tokens have identical rows; "
+        "[UNK] tokens all share one row."
+    )
+    v.matrix(v.out.token_embeddings, "Token embeddings [T, D]", "embeddings_tokens", "token_embeddings")
+
+
+def positional_encoding(v: EmbeddingView) -> None:
+    config, out, labels = v.config, v.out, v.labels
+    if config.positional == "none":
+        st.info("This model uses no positional encoding: it sees the sentence as a bag of tokens.")
+        return
+    if config.positional == "sinusoidal":
+        st.markdown(
+            "Positional encoding: **sinusoidal (fixed)**. Each pair of dimensions is a sine/cosine clock with its "
+            "own period; low dimensions tick fast, high ones slowly."
+        )
+    else:
+        st.markdown(
+            "Positional encoding: **learned**. A table with one trained row per position, added to the token "
+            "embedding; nothing forces its dimensions into clocks, so each curve is whatever training made it."
+        )
+    v.matrix(out.positional_encodings, "Positional encodings [T, D]", "embeddings_positions", "positional_encodings")
+    dims = list(range(config.d_model))
+    kept("embeddings_dims", default_curve_dimensions(config.d_model), "dims", INTS, fix=some_of(dims))
+    chosen = st.multiselect("Dimensions to plot", dims, key="embeddings_dims")
+    if not chosen:
+        st.info("Choose at least one dimension to plot its curve.")
+        return
+    periods = wavelengths(config.d_model) if config.positional == "sinusoidal" else None
+    chart(
+        positional_curves(out.positional_encodings, chosen, labels, periods),
+        "embeddings_curves",
+        csv=lambda: export.matrix_csv(
+            out.positional_encodings[:, chosen], labels, [str(d) for d in chosen], "token \\ dim"
+        ),
+    )
+
+
+def embedding_sum(v: EmbeddingView) -> None:
+    st.markdown("Token embedding + positional encoding: the residual stream that layer 1 reads.")
+    v.matrix(v.out.embedding_sum, "Token + position [T, D]", "embeddings_sum", "embedding_sum")
+
+
+def position_similarity(v: EmbeddingView) -> None:
+    config, window = v.config, v.window
+    if config.positional == "none":
+        st.info("This model uses no positional encoding, so every position looks the same.")
+        return
+    kept("embeddings_cosine", False, "cosine", BOOL)
+    cosine = st.toggle("Cosine similarity (divide by the norms)", key="embeddings_cosine")
+    shown = v.labels[window]
+    similarity = analysis.position_similarity(v.out.positional_encodings[window], cosine=cosine)
+    st.markdown(
+        "PE·PEᵀ: each cell compares two positions. For sinusoids it depends only on their distance and falls "
+        "off with it, so nearby positions look alike and the model can attend by relative position."
+    )
+    chart(
+        similarity_heatmap(similarity, shown, start=window.start),
+        "embeddings_similarity",
+        csv=lambda: export.matrix_csv(similarity, shown, shown, "position"),
+    )
+    if config.positional == "sinusoidal":
+        with st.expander("The same for 128 positions, independent of the sentence"):
+            sim = analysis.position_similarity(sinusoidal_encoding(128, config.d_model), cosine=cosine)
+            positions = [str(i) for i in range(128)]
+            chart(
+                similarity_heatmap(sim, positions, "PE·PEᵀ over 128 positions"),
+                "embeddings_similarity128",
+                csv=lambda: export.matrix_csv(sim, positions, positions, "position"),
+            )
+
+
+SENTENCE_IN_VOCAB, SENTENCE_ONLY = "This sentence in the vocabulary", "This sentence only"
+
+
+def projection(v: EmbeddingView) -> None:
+    config, out, labels, bundle = v.config, v.out, v.labels, v.sentence.bundle
+    c1, c2 = st.columns(2)
+    kept("embeddings_projection_dims", "2D", "pca", TEXT, fix=one_of(["2D", "3D"]))
+    dims_choice = c1.segmented_control("Dimensions", ["2D", "3D"], key="embeddings_projection_dims", required=True)
+    points = [SENTENCE_IN_VOCAB, SENTENCE_ONLY]
+    kept("embeddings_projection_what", SENTENCE_IN_VOCAB, "points", TEXT, fix=one_of(points))
+    what = c2.segmented_control("Points", points, key="embeddings_projection_what", required=True)
+    n_dims = 3 if dims_choice == "3D" else 2
+    axes = [f"PC{i + 1}" for i in range(n_dims)]
+    if what == SENTENCE_ONLY:
+        if len(labels) < 2:
+            st.info("A projection needs at least two tokens.")
+            return
+        pca = analysis.pca(out.token_embeddings, components=n_dims)
+        chart(
+            projection_figure(pca, labels, "PCA of this sentence's token embeddings", dims=n_dims),
+            "embeddings_pca_sentence",
+            csv=lambda: export.matrix_csv(pca.coords, labels, axes, "token"),
+        )
+        return
+    scale = np.sqrt(config.d_model) if config.scale_embeddings else 1.0  # as the encoder scales them
+    table = np.asarray(bundle.params["encoder/token_embedding"]["embeddings"]) * scale
+    vocab_labels = model_token_labels(bundle)
+    pca = analysis.pca(table, components=n_dims)
+    here = analysis.project_onto(out.token_embeddings, pca)
+    st.markdown(
+        f"All {table.shape[0]} rows of the embedding table (grey) projected on their top principal axes, with "
+        "this sentence's tokens on top (red). Tokens used alike in training end up close together."
+    )
+    chart(
+        projection_figure(
+            pca, vocab_labels, "PCA of the whole vocabulary", highlight=here, highlight_labels=labels, dims=n_dims
+        ),
+        "embeddings_pca_vocab",
+        csv=lambda: export.matrix_csv(pca.coords, vocab_labels, axes, "token"),
+    )
+
+
+VIEWS: dict[str, Callable[[EmbeddingView], None]] = {
+    "Token embeddings": token_embeddings,
+    "Positional encoding": positional_encoding,
+    "Sum into layer 1": embedding_sum,
+    "Position similarity": position_similarity,
+    "Projection (PCA)": projection,
+}

@@ -61,7 +61,6 @@ LABELS = {
     "seed": "Seed",
 }
 FORMATS = {
-    "task": lambda t: f"{t}: {TASK_DESCRIPTIONS[t]}",
     "text": lambda name: TEXT_LABELS[name],
     "layer_norm": lambda v: {"post": "post-LN (paper)", "pre": "pre-LN"}[v],
     "learning_rate": lambda v: f"{v:g}",
@@ -115,6 +114,8 @@ def settings_widgets() -> None:
                 column.selectbox(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
             else:
                 column.select_slider(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
+        if "task" in names:  # the task's description under its row: in the select box it was cut off
+            st.caption(f"**{current.task}**: {TASK_DESCRIPTIONS[current.task]}")
     if "text" in shown and current.task in TEXT_TASKS:
         c1, c2 = st.columns(2)
         state[WIDGETS["text"]] = current.text

@@ -49,8 +49,8 @@ def progress() -> None:
     m1, m2, m3, m4, m5, m6 = st.columns(6)
     m1.metric("Step", f"{status.step}")
     m2.metric("Steps / s", f"{status.steps_per_second:.0f}" if status.steps_per_second else "–")
-    m3.metric("Train loss", f"{status.loss[-1]:.4f}" if status.loss else "–")
-    m4.metric("Held-out loss", f"{status.eval_loss[-1]:.4f}" if status.eval_loss else "–")
+    m3.metric("Train loss", f"{status.loss[-1]:.3g}" if status.loss else "–")
+    m4.metric("Held-out loss", f"{status.eval_loss[-1]:.3g}" if status.eval_loss else "–")
     m5.metric("Held-out accuracy", f"{status.eval_accuracy[-1]:.1%}" if status.eval_accuracy else "–")
     m6.metric("Learning rate now", f"{status.learning_rate[-1]:.2g}" if status.learning_rate else "–")
     if status.state in (DIVERGED, FAILED):

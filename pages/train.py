@@ -9,7 +9,7 @@ snapshots on a timer, so the rest of the app stays usable.
 
 import streamlit as st
 
-from explorer.training.workers import LIVE_STATES
+from explorer.training.remote_trainer import LIVE_STATES
 from pages.common import TRAINER_KEY, route_through_app, sidebar
 from pages.common import train_controls as controls
 from pages.common import train_views as views

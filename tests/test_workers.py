@@ -15,9 +15,10 @@ import pytest
 from explorer.config import ModelConfig
 from explorer.texts import GRAMMAR_VOCAB_SIZE
 from explorer.training.config import default_train_config
+from explorer.training.remote_trainer import QUEUED, TrainingLost
 from explorer.training.runner import Trainer
 from explorer.training.status import FAILED, FINISHED, RUNNING, STOPPED
-from explorer.training.workers import QUEUED, TrainingLost, TrainingPool
+from explorer.training.workers import TrainingPool
 
 pytestmark = pytest.mark.slow  # worker processes import JAX and compile: seconds each
 

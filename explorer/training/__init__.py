@@ -8,6 +8,6 @@
 - ``status``: the trainer's states and ``TrainerStatus``;
 - ``runner``: the ``Trainer`` (Play/Pause/Step/Reset, in the caller's thread or a worker thread);
 - ``workers``: ``TrainingPool``, worker processes that many sessions' trainers share, with a limit on
-  trainings at once and a queue, and ``RemoteTrainer``, the proxy a page uses (``worker_process``: the
-  worker's side).
+  trainings at once and a queue (``worker_process``: the worker's side);
+- ``remote_trainer``: ``RemoteTrainer``, the proxy a page uses for a trainer in a worker.
 """

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import functools
 import itertools
 import multiprocessing
 import os
@@ -45,18 +44,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from explorer.training.status import FAILED, RUNNING, TrainerStatus
-from explorer.training.worker_process import Method, serve
+from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
+from explorer.training.worker_process import serve
 
-QUEUED = "queued"  # a start waiting for a free training slot (shown to users like the Trainer's states)
-LIVE_STATES = (RUNNING, QUEUED)  # a run under way or about to be: a page keeps watching it
 ENV_MAX_TRAININGS = "EXPLORER_MAX_TRAININGS"
 # Calls that make a trainer train need a slot; a single Step too: it runs in the worker like Play.
 STARTING_METHODS = ("start", "resume", "play", "step")
 LEAVING_METHODS = ("stop", "reset", "pause", "close")  # calls that give up a queued start
-# The Trainer's data attributes are fixed at construction (a live learning-rate change goes through a
-# method), so each is fetched from the worker once; as is ``info()``, which reports only those.
-CACHED_METHODS = ("info",)
 
 
 _POOLS: weakref.WeakSet[TrainingPool] = weakref.WeakSet()
@@ -68,10 +62,6 @@ def _closing() -> None:
     processes that die at once. This runs first (atexit is last-in, first-out)."""
     for pool in list(_POOLS):
         pool._closed.set()
-
-
-class TrainingLost(RuntimeError):
-    """The worker process that held a trainer is gone (killed, crashed) or the trainer was closed."""
 
 
 def default_max_trainings() -> int:
@@ -440,131 +430,3 @@ class TrainingPool:
                     if proxy is not None:
                         proxy._closed_message = "Training stopped: the browser session that started it went away."
                     self._close(entry.trainer_id)
-
-
-class RemoteTrainer:
-    """A ``Trainer`` that lives in a worker process, used like a local one.
-
-    Public method calls go to the worker (arguments and results are pickled); data attributes and
-    ``CACHED_METHODS`` are fetched once. ``status()`` reports ``QUEUED`` while a start waits for a slot and
-    ``FAILED`` once the worker is gone or the trainer was closed; every other call then raises
-    ``TrainingLost``.
-    """
-
-    def __init__(self, pool: TrainingPool, trainer_id: int):
-        self._pool = pool
-        self._id = trainer_id
-        self._attributes: dict[str, Any] = {}
-        self._methods: set[str] = set()  # names known to be methods (a bound partial would be a cycle)
-        self._last_status: TrainerStatus | None = None  # what status() shows once the trainer is gone
-        self._snapshots: dict = {}  # step -> Snapshot taken at exactly that step (without parameters)
-        self._lost: str | None = None  # why the worker is gone
-        self._closed_message: str | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name in self._methods:
-            return functools.partial(self._forward_call, name)
-        if name in self._attributes:
-            return self._attributes[name]
-        self._check()
-        value = self._pool._call(self._id, "getattr", name)
-        if isinstance(value, Method):
-            self._methods.add(name)
-            return functools.partial(self._forward_call, name)
-        self._attributes[name] = value
-        return value
-
-    def _forward_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if name in CACHED_METHODS and not args and not kwargs:
-            key = f"{name}()"
-            if key not in self._attributes:
-                self._attributes[key] = self._forward(name, args, kwargs)
-            return self._attributes[key]
-        return self._forward(name, args, kwargs)
-
-    def _forward(self, name: str, args: tuple, kwargs: dict) -> Any:
-        self._check()
-        return self._pool._call(self._id, "call", name, args, kwargs)
-
-    def _check(self) -> None:
-        if self._lost or self._closed_message:
-            raise TrainingLost(self._lost or self._closed_message)
-
-    def status(self) -> TrainerStatus:
-        """The trainer's status, with ``QUEUED`` and the queue position while its start waits."""
-        if self._lost:
-            return self._final(FAILED, self._lost)
-        if self._closed_message:
-            return self._final(FAILED, self._closed_message)
-        try:
-            status = self._forward("status", (), {})
-        except TrainingLost as error:
-            return self._final(FAILED, self._lost or str(error))
-        self._last_status = status
-        position = self._pool.queue_position(self._id)
-        if position is not None:
-            ahead = "you are next" if position == 1 else f"{position - 1} ahead of you"
-            status = dataclasses.replace(
-                status,
-                state=QUEUED,
-                message=(
-                    f"Waiting for a free training slot ({ahead}): this server runs at most "
-                    f"{self._pool.max_trainings} training(s) at once."
-                ),
-            )
-        return status
-
-    def snapshot(self, step: int | None = None):
-        """The trainer's ``snapshot(step)``. One taken at exactly ``step`` never changes (until a reset,
-        which goes through this proxy), so it crosses the pipe once: a replay reads every saved step."""
-        if step is not None and step in self._snapshots:
-            return self._snapshots[step]
-        snapshot = self._forward("snapshot", (step,), {})
-        if snapshot is not None and step == snapshot.step:
-            self._snapshots[step] = snapshot
-        return snapshot
-
-    def snapshot_steps(self) -> tuple[int, ...]:
-        """The trainer's saved steps; the copies kept here follow its thinning (memory stays bounded)."""
-        steps = self._forward("snapshot_steps", (), {})
-        for gone in set(self._snapshots) - set(steps):
-            del self._snapshots[gone]
-        return steps
-
-    def reset(self) -> None:
-        self._snapshots.clear()
-        return self._forward("reset", (), {})
-
-    def queue_position(self) -> int | None:
-        """1 if this trainer's start runs next, ...; None if it is not waiting."""
-        return self._pool.queue_position(self._id)
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Stops training (or leaves the queue). Nothing to stop once the worker is gone."""
-        if self._lost or self._closed_message:
-            return None
-        try:
-            return self._forward("stop", (), {"timeout": timeout})
-        except TrainingLost:
-            return None
-
-    def close(self) -> None:
-        """Stops the training and frees the trainer in its worker; the proxy then reports FAILED with the
-        final progress (a page keeps the closed run's loss curve), and nothing else of it can be read."""
-        if not (self._lost or self._closed_message):
-            try:
-                self._forward("stop", (), {"timeout": 1.0})
-                self._last_status = self._forward("status", (), {})
-            except TrainingLost:
-                pass
-        self._closed_message = self._closed_message or "This training was closed."
-        self._pool._close(self._id)
-
-    def _final(self, state: str, message: str) -> TrainerStatus:
-        """The last status seen (there is one from the start: see ``TrainingPool.trainer``), marked as ended:
-        a view keeps its loss curve."""
-        if self._last_status is None:  # lost while being made: the caller of TrainingPool.trainer hears it
-            raise TrainingLost(message)
-        return dataclasses.replace(self._last_status, state=state, message=message)

@@ -18,8 +18,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer.bundle import ModelBundle
 from explorer.training.config import LiveSettings
+from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
-from explorer.training.workers import RemoteTrainer, TrainingLost
 from pages.common.resources import default_bundle, pretrained_bundle, training_pool
 from pages.common.url_state import url_value
 

@@ -24,8 +24,8 @@ from explorer.training.lesson import (
     settings_from_params,
     settings_to_params,
 )
+from explorer.training.remote_trainer import LIVE_STATES, TrainingLost
 from explorer.training.status import ENDED, FAILED
-from explorer.training.workers import LIVE_STATES, TrainingLost
 from pages.common.session import TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows

@@ -17,8 +17,8 @@ from explorer.figures import attention as attention_figs
 from explorer.figures import interpret as interpret_figs
 from explorer.figures import training as figs
 from explorer.head_roles import role_badge, roles_over_training, scores_over_snapshots
+from explorer.training.remote_trainer import LIVE_STATES, QUEUED, TrainingLost
 from explorer.training.status import DIVERGED, FAILED, FINISHED
-from explorer.training.workers import LIVE_STATES, QUEUED, TrainingLost
 from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_training, set_bundle
 from pages.common.train_controls import PAST_RUNS_KEY
 from pages.common.widgets import chart

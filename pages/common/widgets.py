@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.analysis import token_window
+from explorer.training.remote_trainer import QUEUED
 from explorer.training.status import RUNNING
-from explorer.training.workers import QUEUED
 from pages.common.resources import default_bundle, pretrained_bundle
 from pages.common.session import (
     CHOICE_KEY,

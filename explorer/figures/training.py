@@ -199,8 +199,17 @@ def telemetry_figure(
         "xaxis2": {"anchor": "y2", "domain": [0.55, 1.0], "title": {"text": "step"}},
         "yaxis2": {"anchor": "x2", "domain": [0.0, 1.0], "type": "log"},
         "annotations": [
-            {"text": text, "font": {"size": 16}, "showarrow": False, "x": x, "xanchor": "center", "xref": "paper",
-             "y": 1.0, "yanchor": "bottom", "yref": "paper"}
+            {
+                "text": text,
+                "font": {"size": 16},
+                "showarrow": False,
+                "x": x,
+                "xanchor": "center",
+                "xref": "paper",
+                "y": 1.0,
+                "yanchor": "bottom",
+                "yref": "paper",
+            }
             for text, x in (("gradient norm", 0.225), ("update / weight ratio", 0.775))
         ],  # fmt: skip
         "margin": {"l": 10, "r": 10, "t": 70, "b": 10},  # room for the panel titles under the figure title

@@ -211,7 +211,7 @@ def telemetry_figure(
                 "yref": "paper",
             }
             for text, x in (("gradient norm", 0.225), ("update / weight ratio", 0.775))
-        ],  # fmt: skip
+        ],
         "margin": {"l": 10, "r": 10, "t": 70, "b": 10},  # room for the panel titles under the figure title
     }
     return finish({"data": data, "layout": layout}, "Gradient telemetry per parameter group", 320)

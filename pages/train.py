@@ -37,10 +37,11 @@ controls.sync_url()
 
 trainer = st.session_state.get(TRAINER_KEY)
 running = trainer is not None and trainer.status().state in LIVE_STATES  # queued too: it starts by itself
-# The counter ticks often and costs little; the charts cost the server ~0.1 s of figure building each, so
-# they redraw less often, and the replay least (it only moves when a snapshot is added).
+# The counter ticks often and costs little. The charts and the replay redraw every 2 s: each redraw also costs
+# every watching browser its plotting, which slows the other sessions on a shared server, and their figures
+# are rebuilt only when their inputs change (pages.common.train_views).
 st.fragment(run_every=0.25 if running else None)(views.progress)()
-st.fragment(run_every=1.0 if running else None)(views.charts)(running, "telemetry" in hidden)
+st.fragment(run_every=2.0 if running else None)(views.charts)(running, "telemetry" in hidden)
 if "replay" not in hidden:
     following = running and st.session_state.get(views.FOLLOW_KEY, True)
     st.fragment(run_every=2.0 if following else None)(views.replay)(following)

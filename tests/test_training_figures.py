@@ -44,3 +44,24 @@ def test_closeness_timeline_has_a_line_per_head():
     assert list(values(fig.data[0].x)) == [0, 10, 20, 30, 40]
     with pytest.raises(ValueError, match="one row per step"):
         figs.closeness_timeline_figure([0, 10], history)
+
+
+def test_long_curves_are_thinned_keeping_their_shape():
+    rng = np.random.default_rng(1)
+    count = 10_000
+    steps = np.arange(1, count + 1)
+    loss = np.exp(-steps / 3000) + rng.uniform(size=count)
+    loss[[1234, 5678]] = [50.0, 0.001]  # a spike and a dip inside a stretch
+    loss[7000:7003] = np.nan  # a gap
+    x, y = figs._thin(steps, loss)
+    assert len(x) <= figs.MAX_CURVE_POINTS and len(x) == len(y)
+    assert (x[0], x[-1]) == (1, count) and (y[0], y[-1]) == (loss[0], loss[-1])
+    assert np.nanmax(y) == 50.0 and np.nanmin(y) == 0.001
+    assert np.isnan(y).any() and np.all(np.diff(x) > 0)
+    np.testing.assert_array_equal(y[np.isfinite(y)], loss[x[np.isfinite(y)] - 1])  # real points, not averages
+    short = np.arange(10.0)
+    assert figs._thin(short, short)[0] is short
+    # On the chart: the train line is thinned, the markers of non-finite losses are all there.
+    fig = figs.loss_figure(steps, loss, [], [])
+    assert len(values(fig.data[0].x)) <= figs.MAX_CURVE_POINTS
+    assert list(values(next(t for t in fig.data if t.name == "loss not finite").x)) == [7001, 7002, 7003]

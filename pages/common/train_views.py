@@ -26,6 +26,7 @@ from pages.common.widgets import chart
 SCRUB_KEY = "train_scrub"
 FOLLOW_KEY = "train_scrub_follows"  # the scrubber follows the latest snapshot until the user moves it
 LIVE_ATTENTION_KEY = "train_live_attention_figure"  # (weak ref to the trainer, its evaluation, figure)
+LIVE_FIGURES_KEY = "train_live_figures"  # name -> (weak ref to the trainer, the figure's inputs, figure)
 STATE_WORDS = {"stopped": "paused", "idle": "ready"}
 
 
@@ -74,8 +75,7 @@ def _live_attention(trainer, status, info):
     if not status.snapshot_steps:
         return None
     cached = st.session_state.get(LIVE_ATTENTION_KEY)
-    # The evaluation's loss too, not only its step: after a Reset the same steps come back with new numbers.
-    evaluation = (status.eval_steps[-1], status.eval_loss[-1]) if status.eval_steps else None
+    evaluation = _latest_evaluation(status)
     if cached is not None and cached[0]() is trainer and cached[1] == evaluation:
         return cached[2]
     snapshot = trainer.snapshot()
@@ -84,6 +84,24 @@ def _live_attention(trainer, status, info):
     drawn = (attention_figs.attention_grid(snapshot.attention, list(info.probe.labels)), snapshot.step)
     st.session_state[LIVE_ATTENTION_KEY] = (weakref.ref(trainer), evaluation, drawn)
     return drawn
+
+
+def _latest_evaluation(status):
+    """What names the latest evaluation: its step and loss (after a Reset the same steps come back with
+    new numbers)."""
+    return (status.eval_steps[-1], status.eval_loss[-1]) if status.eval_steps else None
+
+
+def _cached(name: str, trainer, inputs, build):
+    """``build()``, or the figure it gave last time for this trainer and these ``inputs``: a paused or
+    finished run, or one whose evaluation has not moved, redraws without building again."""
+    cache = st.session_state.setdefault(LIVE_FIGURES_KEY, {})
+    hit = cache.get(name)
+    if hit is not None and hit[0]() is trainer and hit[1] == inputs:
+        return hit[2]
+    figure = build()
+    cache[name] = (weakref.ref(trainer), inputs, figure)
+    return figure
 
 
 @reports_lost_training(st.error)
@@ -100,12 +118,17 @@ def charts(ticking: bool, hide_telemetry: bool) -> None:
         chart(loss, key="train_loss_chart")
         return
     info = trainer.info()
-    chart(
-        figs.loss_figure(
+    # Only what changes the figures keys them: the step and the number of points stand for the curves.
+    curves = (status.step, len(status.steps), len(status.eval_steps), _latest_evaluation(status))
+    loss = _cached(
+        "loss",
+        trainer,
+        (curves, len(past), info.unigram_loss),
+        lambda: figs.loss_figure(
             status.steps, status.loss, status.eval_steps, status.eval_loss, baseline=info.unigram_loss, earlier=past
         ),
-        key="train_loss_chart",
     )
+    chart(loss, key="train_loss_chart")
     live = _live_attention(trainer, status, info)
     left, right = st.columns([3, 2])
     if live is not None:
@@ -115,25 +138,36 @@ def charts(ticking: bool, hide_telemetry: bool) -> None:
             chart(figure, key="train_live_attention")
     with right:
         if status.closeness is not None:
-            chart(
-                figs.closeness_figure(status.closeness, "Attention vs the ideal pattern (held-out batch)"),
-                key="train_closeness_chart",
+            closeness = _cached(
+                "closeness",
+                trainer,
+                (len(status.closeness_steps), _latest_evaluation(status)),  # it changes with each snapshot
+                lambda: figs.closeness_figure(status.closeness, "Attention vs the ideal pattern (held-out batch)"),
             )
+            chart(closeness, key="train_closeness_chart")
         else:
             st.caption(
                 "The toy tasks (reverse, sort, copy) have a known ideal attention pattern; training one shows "
                 "here how close each head gets to it."
             )
     if status.closeness_history is not None and len(status.closeness_steps) > 1:
-        chart(
-            figs.closeness_timeline_figure(status.closeness_steps, status.closeness_history),
-            key="train_closeness_timeline",
+        timeline = _cached(
+            "closeness timeline",
+            trainer,
+            (len(status.closeness_steps), _latest_evaluation(status)),
+            lambda: figs.closeness_timeline_figure(status.closeness_steps, status.closeness_history),
         )
+        chart(timeline, key="train_closeness_timeline")
     if len(status.steps) and not hide_telemetry:
-        chart(
-            figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios),
-            key="train_telemetry_chart",
+        telemetry = _cached(
+            "telemetry",
+            trainer,
+            curves,
+            lambda: figs.telemetry_figure(
+                status.steps, status.groups, status.group_grad_norms, status.group_update_ratios
+            ),
         )
+        chart(telemetry, key="train_telemetry_chart")
 
 
 def _stop_following() -> None:
@@ -145,6 +179,27 @@ def _use_snapshot(step: int) -> None:
         set_bundle(st.session_state[TRAINER_KEY].bundle(step=step))
     except TrainingLost as error:
         st.toast(f"{error} The model every page shows is unchanged.")
+
+
+def _replay_figures(trainer, info, steps: list[int], step: int):
+    """The replay at ``step``: attention with role badges, the role timeline, the embedding plane, the
+    prediction rows and the snapshot's step."""
+    snapshot, probe = trainer.snapshot(step), info.probe
+    history = roles_over_training(
+        [trainer.snapshot(s).attention for s in steps], probe.inputs.tolist(), list(probe.pieces), info.spec.causal
+    )
+    badges = [[role_badge(cell["role"]) for cell in row] for row in history[steps.index(step)]]
+    attention = attention_figs.attention_grid(snapshot.attention, list(probe.labels), badges=badges)
+    roles = interpret_figs.role_timeline_figure(
+        steps, scores_over_snapshots(history), "Each head's score for the role it ends with", roles=history[-1]
+    )
+    rows = [
+        {"position": int(p), "input": probe.labels[int(p)], "target": t, "predicted": pred, "confidence": float(c), "right": pred == t}
+        for p, t, pred, c in zip(probe.positions, probe.target_labels, snapshot.predicted, snapshot.confidence, strict=True)
+    ]  # fmt: skip
+    title = f"Token embeddings at step {snapshot.step} (principal plane)"
+    embeddings = figs.embedding_plane_figure(snapshot.embedding_points, snapshot.embedding_labels, title)
+    return attention, roles, embeddings, rows, snapshot.step
 
 
 @reports_lost_training(st.error)
@@ -172,28 +227,17 @@ def replay(ticking: bool) -> None:
     c2.button(
         "Follow live", key="train_follow", disabled=state[FOLLOW_KEY], on_click=lambda: state.update({FOLLOW_KEY: True})
     )
-    snapshot, probe = trainer.snapshot(step), info.probe
-    history = roles_over_training(
-        [trainer.snapshot(s).attention for s in steps], probe.inputs.tolist(), list(probe.pieces), info.spec.causal
+    # Rebuilt only when the scrubber moves or a snapshot is added: following a run, most redraws change neither,
+    # and reading every snapshot and scoring the head roles is the replay's main cost.
+    key = (tuple(steps), step, _latest_evaluation(status))
+    attention, roles, embeddings, rows, shown = _cached(
+        "replay", trainer, key, lambda: _replay_figures(trainer, info, steps, step)
     )
-    badges = [[role_badge(cell["role"]) for cell in row] for row in history[steps.index(step)]]
-    chart(
-        attention_figs.attention_grid(snapshot.attention, list(probe.labels), badges=badges),
-        key="train_replay_attention",
-    )
-    chart(
-        interpret_figs.role_timeline_figure(
-            steps, scores_over_snapshots(history), "Each head's score for the role it ends with", roles=history[-1]
-        ),
-        key="train_role_timeline",
-    )
-    rows = [
-        {"position": int(p), "input": probe.labels[int(p)], "target": t, "predicted": pred, "confidence": float(c), "right": pred == t}
-        for p, t, pred, c in zip(probe.positions, probe.target_labels, snapshot.predicted, snapshot.confidence, strict=True)
-    ]  # fmt: skip
+    chart(attention, key="train_replay_attention")
+    chart(roles, key="train_role_timeline")
     c1, c2 = st.columns(2)
     with c1:
-        st.markdown(f"**Predictions on the probe at step {snapshot.step}**")
+        st.markdown(f"**Predictions on the probe at step {shown}**")
         st.dataframe(
             rows,
             key="train_replay_predictions",
@@ -201,14 +245,10 @@ def replay(ticking: bool) -> None:
             column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
         )
     with c2:
-        title = f"Token embeddings at step {snapshot.step} (principal plane)"
-        chart(
-            figs.embedding_plane_figure(snapshot.embedding_points, snapshot.embedding_labels, title),
-            key="train_replay_embeddings",
-        )
+        chart(embeddings, key="train_replay_embeddings")
     st.button(
-        f"Use the model of step {snapshot.step} on every page",
+        f"Use the model of step {shown} on every page",
         key="train_use_snapshot",
         on_click=_use_snapshot,
-        args=(snapshot.step,),
+        args=(shown,),
     )

@@ -136,12 +136,15 @@ def _compute_head_roles(bundle: ModelBundle, engine: InferenceEngine) -> tuple[l
     return result
 
 
-@st.cache_data(
-    show_spinner="Labelling every head over held-out sentences…", max_entries=16, hash_funcs={ModelBundle: _bundle_key}
-)
 def model_head_roles(bundle: ModelBundle) -> tuple[list[list[dict]] | None, str | None]:
-    """Every head's role and score (``explorer.head_roles``), or None and why not."""
-    return _compute_head_roles(bundle, get_engine(bundle.config))
+    """Every head's role and score (``explorer.head_roles``), or None and why not. ``_ROLES`` is the one
+    cache (the background labelling fills it too); a spinner shows only when they must be computed here."""
+    with _ROLES_LOCK:
+        known = _ROLES.get(_bundle_key(bundle))
+    if known is not None:
+        return known
+    with st.spinner("Labelling every head over held-out sentences…"):
+        return _compute_head_roles(bundle, get_engine(bundle.config))
 
 
 def head_roles_if_ready(bundle: ModelBundle) -> list[list[dict]] | None:

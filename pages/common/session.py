@@ -104,8 +104,9 @@ def model_choice() -> str:
 
 
 def current_bundle() -> ModelBundle:
-    """The model this user's pages show: the default, the pretrained MiniLM, or their own."""
-    publish_trained()
+    """The model this user's pages show: the default, the pretrained MiniLM, or their own. (A finished
+    training's model is published by the sidebar, which every page draws first: asking its worker here
+    again would cost another round trip per rerun.)"""
     choice = model_choice()
     if choice == PRETRAINED:
         bundle, _ = pretrained_bundle()

@@ -25,7 +25,6 @@ from pages.common.widgets import chart
 
 SCRUB_KEY = "train_scrub"
 FOLLOW_KEY = "train_scrub_follows"  # the scrubber follows the latest snapshot until the user moves it
-LIVE_ATTENTION_KEY = "train_live_attention_figure"  # (weak ref to the trainer, its evaluation, figure)
 LIVE_FIGURES_KEY = "train_live_figures"  # name -> (weak ref to the trainer, the figure's inputs, figure)
 STATE_WORDS = {"stopped": "paused", "idle": "ready"}
 
@@ -74,16 +73,14 @@ def _live_attention(trainer, status, info):
     added (with its evaluation: the latest evaluation names it), not on every redraw of the charts."""
     if not status.snapshot_steps:
         return None
-    cached = st.session_state.get(LIVE_ATTENTION_KEY)
-    evaluation = _latest_evaluation(status)
-    if cached is not None and cached[0]() is trainer and cached[1] == evaluation:
-        return cached[2]
-    snapshot = trainer.snapshot()
-    if snapshot is None:
-        return None
-    drawn = (attention_figs.attention_grid(snapshot.attention, list(info.probe.labels)), snapshot.step)
-    st.session_state[LIVE_ATTENTION_KEY] = (weakref.ref(trainer), evaluation, drawn)
-    return drawn
+
+    def build():
+        snapshot = trainer.snapshot()
+        if snapshot is None:
+            return None
+        return attention_figs.attention_grid(snapshot.attention, list(info.probe.labels)), snapshot.step
+
+    return _cached("live attention", trainer, _latest_evaluation(status), build)
 
 
 def _latest_evaluation(status):
@@ -100,7 +97,8 @@ def _cached(name: str, trainer, inputs, build):
     if hit is not None and hit[0]() is trainer and hit[1] == inputs:
         return hit[2]
     figure = build()
-    cache[name] = (weakref.ref(trainer), inputs, figure)
+    if figure is not None:  # nothing to draw yet: try again next time
+        cache[name] = (weakref.ref(trainer), inputs, figure)
     return figure
 
 
@@ -181,25 +179,32 @@ def _use_snapshot(step: int) -> None:
         st.toast(f"{error} The model every page shows is unchanged.")
 
 
-def _replay_figures(trainer, info, steps: list[int], step: int):
-    """The replay at ``step``: attention with role badges, the role timeline, the embedding plane, the
-    prediction rows and the snapshot's step."""
-    snapshot, probe = trainer.snapshot(step), info.probe
+def _role_history(trainer, info, steps: list[int]):
+    """Every saved snapshot's head roles, and the role timeline drawn from them: what scoring costs most
+    in the replay, and what does not depend on the scrubber's position."""
+    probe = info.probe
     history = roles_over_training(
         [trainer.snapshot(s).attention for s in steps], probe.inputs.tolist(), list(probe.pieces), info.spec.causal
     )
-    badges = [[role_badge(cell["role"]) for cell in row] for row in history[steps.index(step)]]
-    attention = attention_figs.attention_grid(snapshot.attention, list(probe.labels), badges=badges)
     roles = interpret_figs.role_timeline_figure(
         steps, scores_over_snapshots(history), "Each head's score for the role it ends with", roles=history[-1]
     )
+    return history, roles
+
+
+def _replay_figures(trainer, info, step: int, roles_then: list[list[dict]]):
+    """The replay at ``step`` (whose head roles are ``roles_then``): attention with role badges, the
+    embedding plane, the prediction rows and the snapshot's step."""
+    snapshot, probe = trainer.snapshot(step), info.probe
+    badges = [[role_badge(cell["role"]) for cell in row] for row in roles_then]
+    attention = attention_figs.attention_grid(snapshot.attention, list(probe.labels), badges=badges)
     rows = [
         {"position": int(p), "input": probe.labels[int(p)], "target": t, "predicted": pred, "confidence": float(c), "right": pred == t}
         for p, t, pred, c in zip(probe.positions, probe.target_labels, snapshot.predicted, snapshot.confidence, strict=True)
     ]  # fmt: skip
     title = f"Token embeddings at step {snapshot.step} (principal plane)"
     embeddings = figs.embedding_plane_figure(snapshot.embedding_points, snapshot.embedding_labels, title)
-    return attention, roles, embeddings, rows, snapshot.step
+    return attention, embeddings, rows, snapshot.step
 
 
 @reports_lost_training(st.error)
@@ -227,11 +232,13 @@ def replay(ticking: bool) -> None:
     c2.button(
         "Follow live", key="train_follow", disabled=state[FOLLOW_KEY], on_click=lambda: state.update({FOLLOW_KEY: True})
     )
-    # Rebuilt only when the scrubber moves or a snapshot is added: following a run, most redraws change neither,
-    # and reading every snapshot and scoring the head roles is the replay's main cost.
-    key = (tuple(steps), step, _latest_evaluation(status))
-    attention, roles, embeddings, rows, shown = _cached(
-        "replay", trainer, key, lambda: _replay_figures(trainer, info, steps, step)
+    # Following a run, most redraws add no snapshot and leave the scrubber where it was, so nothing is rebuilt.
+    # Reading every snapshot and scoring the head roles, the replay's main cost, waits for a new snapshot;
+    # moving the scrubber rebuilds only the figures of that step.
+    saved = (tuple(steps), _latest_evaluation(status))
+    history, roles = _cached("replay roles", trainer, saved, lambda: _role_history(trainer, info, steps))
+    attention, embeddings, rows, shown = _cached(
+        "replay", trainer, (*saved, step), lambda: _replay_figures(trainer, info, step, history[steps.index(step)])
     )
     chart(attention, key="train_replay_attention")
     chart(roles, key="train_role_timeline")

@@ -6,7 +6,18 @@ from explorer import analysis, export
 from explorer.figures.predictions import predictions_figure
 from explorer.pipeline import fill_mask, prediction_at, top_predictions
 from explorer.tokenizer import MASK_TEXT, display_text
-from pages.common import INT, TEXT_KEY, chart, current_bundle, current_text, kept, one_of, prepare, sidebar
+from pages.common import (
+    INT,
+    TEXT_KEY,
+    chart,
+    current_bundle,
+    current_text,
+    kept,
+    one_of,
+    position_picker,
+    prepare,
+    sidebar,
+)
 
 EXAMPLES = (
     "The cat sat on the [MASK].",
@@ -46,15 +57,16 @@ if not sentence.prepared.mask_positions:
     st.info(
         f"The text has no {MASK_TEXT}. Put one where a word is missing, try an example above, or hide a token here."
     )
-    options = analysis.unique_labels(sentence.labels)
-    kept("fill_hide", len(options) // 2, "hide", INT, fix=one_of(range(len(options))))
-    position = st.selectbox("Token to hide", range(len(options)), key="fill_hide", format_func=options.__getitem__)
+    position = position_picker("Token to hide", "fill_hide", "hide", sentence.labels, len(sentence.labels) // 2)
     logits = prediction_at(bundle, sentence.engine, sentence.model_ids, position)  # masks it first
     (guesses,) = top_predictions(bundle, logits[None], top)
     names = [display_text(token) for token, _ in guesses]
     chart(
         predictions_figure(
-            names, [p for _, p in guesses], f"{options[position]} hidden as {MASK_TEXT}", series="guess"
+            names,
+            [p for _, p in guesses],
+            f"{analysis.unique_labels(sentence.labels)[position]} hidden as {MASK_TEXT}",
+            series="guess",
         ),
         key="fill_hidden",
     )

@@ -23,6 +23,7 @@ from pages.common import (
     model_pos_probe,
     one_of,
     open_page,
+    position_picker,
 )
 
 VIEWS = ("Head roles", "Rollout", "Logit lens", "Query/key map", "Part of speech")
@@ -71,14 +72,9 @@ elif view == "Logit lens":
         st.stop()
     rows = lens_rows(logit_lens(bundle.params, config, out.hidden_states[:, shown], k=5), bundle.vocab)
     masks = [p for p in sentence.prepared.mask_positions if p < len(labels)]
-    options = analysis.unique_labels(labels)
-    kept("interpret_position", masks[0] if masks else len(labels) - 1, "position", INT, fix=one_of(range(len(labels))))
-    position = st.selectbox(
-        "Position",
-        range(len(labels)),
-        key="interpret_position",
-        format_func=options.__getitem__,
-        help="A [MASK] in the text is a good choice.",
+    default = masks[0] if masks else len(labels) - 1
+    position = position_picker(
+        "Position", "interpret_position", "position", labels, default, help="A [MASK] in the text is a good choice."
     )
     st.markdown(
         "The output head applied to the residual stream after every sub-layer: what the model would predict if it "

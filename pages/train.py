@@ -10,17 +10,13 @@ snapshots on a timer, so the rest of the app stays usable.
 import streamlit as st
 
 from explorer.training.remote_trainer import LIVE_STATES
-from pages.common import TRAINER_KEY, route_through_app, sidebar
+from pages.common import TRAINER_KEY, sidebar
 from pages.common import train_controls as controls
 from pages.common import train_views as views
 from pages.common.checkpoints import checkpoint_section
 
-# First, before this page touches any state: a deep link to /train on a fresh server runs this file without
-# app.py (see route_through_app), and it must go through the router like every other page.
-route_through_app()
-
-# Publishes this user's model if training has ended (pages.common.publish_trained); the live view below
-# watches the training itself.
+# First, as on every page: routes a deep link through app.py (route_through_app), and publishes this user's
+# model if training has ended (pages.common.publish_trained); the live view below watches the training itself.
 sidebar(watch_training=False)
 st.title("Train")
 st.caption(
@@ -33,7 +29,7 @@ controls.settings()
 with st.container(border=True):
     controls.settings_widgets()
     controls.control_bar()
-controls.sync_url()
+controls.sync_settings_url()
 
 trainer = st.session_state.get(TRAINER_KEY)
 running = trainer is not None and trainer.status().state in LIVE_STATES  # queued too: it starts by itself

@@ -62,7 +62,7 @@ from pages.common.url_state import (
     sync_url,
     url_value,
 )
-from pages.common.widgets import WINDOW, chart, open_page, plotly_config, sidebar, window_control
+from pages.common.widgets import WINDOW, chart, open_page, plotly_config, position_picker, sidebar, window_control
 
 __all__ = [
     "BOOL",
@@ -100,6 +100,7 @@ __all__ = [
     "model_pos_probe",
     "model_token_labels",
     "plotly_config",
+    "position_picker",
     "prepare",
     "pretrained_bundle",
     "publish_trained",

@@ -16,7 +16,7 @@ from explorer.head_roles import role_badge
 from explorer.pipeline import DEFAULT_MEANING, NO_OUTPUT_HEAD, PREDICTION_MEANING, prediction_at
 from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import INT, TEXTS, kept, one_of, some_of
-from pages.common.widgets import chart
+from pages.common.widgets import chart, position_picker
 
 GRID_MAX_PANELS = 48  # beyond this the overview grid shows only the chosen layers
 HEAD_VIEW_MAX_HEADS = 6
@@ -33,14 +33,6 @@ class AttentionView(SentenceView):
     threshold: float
     window: slice
     roles: list[list[dict]] | None  # head roles, when already known
-
-
-def position_picker(label: str, key: str, param: str, labels: list[str], default: int, start: int = 0) -> int:
-    """A select box over token positions (``start`` … ``start + len(labels) - 1``), kept in the link."""
-    options = list(range(start, start + len(labels)))
-    names = analysis.unique_labels(labels, start)
-    kept(key, default, param, INT, fix=one_of(options))
-    return st.selectbox(label, options, key=key, format_func=lambda p: names[p - start])
 
 
 def overview_grid(v: AttentionView) -> None:

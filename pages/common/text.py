@@ -12,7 +12,7 @@ import streamlit as st
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
 from explorer.inference import InferenceEngine, Inspection
-from explorer.pipeline import EmptyText, PreparedText, prepare_text
+from explorer.pipeline import EmptyText, PreparedText, prepare_text, run_text
 from explorer.tokenizer import Tokenized, display_text
 from explorer.vocab import Vocab
 from pages.common.resources import get_engine
@@ -94,11 +94,8 @@ class Sentence:
         """Fetched on first use, so a page that only tokenizes never waits for the compile warm-up."""
         return get_engine(self.bundle.config)
 
-    def run(
-        self, head_mask: np.ndarray | None = None, causal: bool = False, model_ids: np.ndarray | None = None
-    ) -> Inspection:
-        ids = self.model_ids if model_ids is None else model_ids
-        return self.engine.run(self.bundle.params, ids, head_mask=head_mask, causal=causal)
+    def run(self, head_mask: np.ndarray | None = None, causal: bool = False) -> Inspection:
+        return run_text(self.bundle, self.engine, self.prepared, head_mask, causal).result
 
     def __len__(self) -> int:
         return len(self.model_ids)

@@ -27,6 +27,7 @@ from explorer.training.lesson import (
 from explorer.training.remote_trainer import LIVE_STATES, TrainingLost
 from explorer.training.status import ENDED, FAILED
 from pages.common.session import TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
+from pages.common.url_state import sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
 BUILT_KEY = "train_built_with"  # the LiveSettings (and uploaded file name) the current trainer was built with
@@ -126,14 +127,11 @@ def settings_widgets() -> None:
         c2.file_uploader("…or your own text (UTF-8 .txt)", type=["txt"], key=TEXT_FILE_KEY)
 
 
-def sync_url() -> None:
+def sync_settings_url() -> None:
     """Mirrors the settings into the URL (only values that differ from the defaults)."""
     wanted = settings_to_params(settings())
     for name in PARAMS.values():
-        if name not in wanted and name in st.query_params:
-            del st.query_params[name]
-        elif name in wanted and st.query_params.get(name) != wanted[name]:
-            st.query_params[name] = wanted[name]
+        sync_url(name, wanted.get(name, ""), "")
 
 
 def _training_text(current: LiveSettings) -> tuple[str | None, str | None, str | None]:

@@ -10,7 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.analysis import token_window
+from explorer.analysis import token_window, unique_labels
 from explorer.training.remote_trainer import QUEUED
 from explorer.training.status import RUNNING
 from pages.common.resources import default_bundle, pretrained_bundle
@@ -28,7 +28,7 @@ from pages.common.session import (
     publish_trained,
 )
 from pages.common.text import Sentence, current_sentence, text_box
-from pages.common.url_state import INT, kept, route_through_app, sync_url
+from pages.common.url_state import INT, kept, one_of, route_through_app, sync_url
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
@@ -156,3 +156,13 @@ def window_control(length: int, key: str, param: str = "from") -> slice:
         key=key,
     )
     return token_window(length, start, WINDOW)
+
+
+def position_picker(
+    label: str, key: str, param: str, labels: list[str], default: int, start: int = 0, help: str | None = None
+) -> int:
+    """A select box over token positions (``start`` … ``start + len(labels) - 1``), kept in the link."""
+    options = list(range(start, start + len(labels)))
+    names = unique_labels(labels, start)
+    kept(key, default, param, INT, fix=one_of(options))
+    return st.selectbox(label, options, key=key, format_func=lambda p: names[p - start], help=help)

@@ -86,8 +86,8 @@ def main() -> None:
 
     pool = TrainingPool(max_trainings=1, workers=1)
     pool.wait_ready()
-    first_loss(pool.trainer, model, train)  # fills the persistent compilation cache...
-    first_loss(pool.trainer, model, long_run)  # ...for both runs (the schedule's length is compiled in)
+    # Fills the persistent compilation cache; the long run shares its programs (the step count is an input).
+    first_loss(pool.trainer, model, train)
     pool.shutdown()
     pool = TrainingPool(max_trainings=1, workers=1)  # a fresh process: only the disk cache is warm
     pool.wait_ready()

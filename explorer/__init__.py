@@ -14,9 +14,14 @@ import jax
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.safetensors"
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _cpu_devices() -> int:
     """One JAX CPU device per core, or ``EXPLORER_CPU_DEVICES`` (1 turns data parallelism off)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     wanted = os.environ.get("EXPLORER_CPU_DEVICES", "").strip()
     if not wanted:
         return cores

@@ -28,6 +28,7 @@ ENGLISH_VOCAB_SIZE = ModelConfig().vocab_size  # the default model is the Englis
 TEXT_NAMES = ("english", "grammar")
 DEFAULT_TEXT = "english"
 UPLOADED = "uploaded"
+TOY_TASK_TEXT = "grammar"  # the toy tasks make their own sequences; they borrow this text's small vocabulary
 TEXT_LABELS = {
     "english": "English (Brown Corpus)",
     "grammar": "agreement grammar (bundled)",

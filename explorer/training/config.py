@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
 from explorer.tasks import TASKS, TEXT_TASKS, TaskSpec, ties_embeddings
-from explorer.texts import DEFAULT_TEXT, TEXT_NAMES, UPLOADED, default_vocab_size
+from explorer.texts import DEFAULT_TEXT, TEXT_NAMES, TOY_TASK_TEXT, UPLOADED, default_vocab_size
 
 DEFAULT_SEQ_LEN = {"mlm": 64, "causal": 64, "reverse": 16, "sort": 16, "copy": 16}
 
@@ -154,7 +154,7 @@ class LiveSettings:
 
     def model_config(self, uploaded: bool = False) -> ModelConfig:
         """The architecture; the vocabulary is sized for the training text (or the toy tasks' grammar)."""
-        text = (UPLOADED if uploaded else self.text) if self.task in TEXT_TASKS else "grammar"
+        text = (UPLOADED if uploaded else self.text) if self.task in TEXT_TASKS else TOY_TASK_TEXT
         return ModelConfig(
             vocab_size=default_vocab_size(text),
             d_model=self.d_model,

@@ -29,7 +29,15 @@ import numpy as np
 from explorer.bundle import ModelBundle
 from explorer.config import ModelConfig
 from explorer.tasks import TaskSpec, check_stream, toy_source
-from explorer.texts import TrainingText, named_text, text_vocab, token_streams, unigram_loss, uploaded_text
+from explorer.texts import (
+    TOY_TASK_TEXT,
+    TrainingText,
+    named_text,
+    text_vocab,
+    token_streams,
+    unigram_loss,
+    uploaded_text,
+)
 from explorer.tokenizer import DEFAULT_ENCODING
 from explorer.training.config import LIVE_CALL_SECONDS, TrainConfig
 from explorer.training.parallel import compile_functions, eval_key
@@ -97,8 +105,7 @@ class Trainer:
         if isinstance(text, str):
             text = uploaded_text(text)
         elif text is None:
-            # The toy tasks make their own sequences; they only borrow the small grammar's vocabulary.
-            text = named_text(train_config.text if self.spec.is_text else "grammar")
+            text = named_text(train_config.text if self.spec.is_text else TOY_TASK_TEXT)
         self.text: TrainingText = text
         self.text_label = text.label
         self.vocab: Vocab = text_vocab(text, model_config.vocab_size, encoding)
@@ -378,12 +385,12 @@ class Trainer:
             )
             seconds = time.perf_counter() - started
             budget -= count
-            self._record(state, new_state, metrics, active, seconds, compiling)
+            # Read from the device once per call (each read waits for the call to finish).
+            new_step, diverged = self._record(new_state, metrics, active, seconds, compiling)
             if live and not compiling:
                 per_step = seconds / count
                 with self._lock:
                     self._steps_per_call = int(np.clip(round(LIVE_CALL_SECONDS / per_step), 1, chunk))
-            new_step, diverged = int(new_state.step), bool(new_state.diverged)
             done = new_step >= config.steps
             chosen = any(step < at <= new_step for at in self.snapshot_at)
             if diverged or done or chosen or new_step // config.eval_every > step // config.eval_every:
@@ -406,8 +413,11 @@ class Trainer:
         if callback is not None:
             callback(self.status())
 
-    def _record(self, state, new_state, metrics: dict, active: np.ndarray, seconds: float, compiling: bool) -> None:
-        """Adds one call's metrics to the history (under the lock)."""
+    def _record(
+        self, new_state, metrics: dict, active: np.ndarray, seconds: float, compiling: bool
+    ) -> tuple[int, bool]:
+        """Adds one call's metrics to the history (under the lock); returns the new step and whether the
+        run diverged."""
         applied = np.asarray(metrics["applied"])  # [K]
         failed = active & ~applied  # [K] non-finite steps (only possible once diverged)
         new_step, diverged = int(new_state.step), bool(new_state.diverged)
@@ -441,6 +451,7 @@ class Trainer:
                 )
             else:
                 self._message = "Training…"
+        return new_step, diverged
 
     def _inspect(self, params: hk.Params, step: int) -> None:
         """Evaluates on held-out data and records a snapshot of ``params`` at ``step``."""

@@ -51,10 +51,6 @@ class TrainerStatus:
     def progress(self) -> float:
         return min(1.0, self.step / max(self.total_steps, 1))
 
-    @property
-    def active(self) -> bool:
-        return self.state == RUNNING
-
     def summary(self) -> dict:
         """JSON-ready facts about the run (the CLI prints this)."""
         last = lambda xs: float(xs[-1]) if xs else None  # noqa: E731

@@ -193,9 +193,7 @@ def _state_builder(model_config: ModelConfig, program_key: TrainConfig):
     @jax.jit
     def build(params, seed, schedule):
         if params is None:
-            params = build_model(model_config).init(
-                jax.random.PRNGKey(seed), jnp.zeros((1, 2), jnp.int32), jnp.ones((1, 2), bool)
-            )  # as explorer.model.init_params, with the seed an input
+            params = init_params(model_config, seed)  # the seed is traced: a new seed compiles nothing
         flat = layout.flatten(params)
         # The schedule's numbers are inputs here, not the program key's placeholders.
         opt_state = make_optimizer(program_key, layout).init(flat)

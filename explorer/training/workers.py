@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from explorer import available_cores
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.worker_process import serve
 
@@ -67,13 +68,12 @@ def _closing() -> None:
 def default_max_trainings() -> int:
     """``EXPLORER_MAX_TRAININGS``, or half the cores (at least one): a training's data-parallel step uses
     several cores, and the web server needs the rest to stay responsive."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     wanted = os.environ.get(ENV_MAX_TRAININGS, "").strip()
     if wanted.isdigit() and int(wanted) >= 1:
         return int(wanted)
     if wanted:
         raise ValueError(f"{ENV_MAX_TRAININGS} must be a positive whole number, not {wanted!r}.")
-    return max(1, cores // 2)
+    return max(1, available_cores() // 2)
 
 
 # "spawn" re-runs the parent's ``__main__`` in the child before anything else. Under ``streamlit run`` that
@@ -334,7 +334,7 @@ class TrainingPool:
                 self._running.add(trainer_id)
                 op = "start"
             elif name in LEAVING_METHODS:
-                self._queue = deque(q for q in self._queue if q[0] != trainer_id)
+                self._unqueue({trainer_id})
         try:
             return self._wait(entry.worker.request((self._request_id(), trainer_id, op, name, args, kwargs)))
         except BaseException:
@@ -342,10 +342,14 @@ class TrainingPool:
                 self._ended(trainer_id)
             raise
 
+    def _unqueue(self, trainer_ids: set[int]) -> None:
+        """Drops these trainers' waiting starts (the caller holds the lock)."""
+        self._queue = deque(q for q in self._queue if q[0] not in trainer_ids)
+
     def _close(self, trainer_id: int) -> None:
         with self._lock:
             entry = self._entries.pop(trainer_id, None)
-            self._queue = deque(q for q in self._queue if q[0] != trainer_id)
+            self._unqueue({trainer_id})
             if entry is None:
                 return
             entry.worker.trainers.discard(trainer_id)
@@ -397,7 +401,7 @@ class TrainingPool:
             lost = [self._entries.pop(t) for t in list(worker.trainers) if t in self._entries]
             worker.trainers.clear()
             gone = {entry.trainer_id for entry in lost}
-            self._queue = deque(q for q in self._queue if q[0] not in gone)
+            self._unqueue(gone)
             if worker in self._workers and not self._closed.is_set():
                 self._workers[self._workers.index(worker)] = self._spawn()
         self._ended(*(entry.trainer_id for entry in lost))  # slots first: a proxy reporting FAILED has none

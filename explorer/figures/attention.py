@@ -33,9 +33,9 @@ from explorer.figures import (
 
 # The overview grid pools long sentences to this many positions per axis.
 GRID_MAX_POSITIONS = 48
-# Opacity levels of head-view lines: one trace per level keeps the figure to a handful of traces.
 # Opacity levels of head-view lines, by weight relative to the head's strongest line: a broad head (all
-# weights small) still shows its strongest lines in full instead of disappearing.
+# weights small) still shows its strongest lines in full instead of disappearing. One trace per level keeps
+# the figure to a handful of traces.
 LINE_LEVELS = (0.15, 0.3, 0.5, 0.75, 1.0)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer.analysis import head_label
 from explorer.figures import PALETTE, check_labels, finish, layer_head_grid
 
 # A live curve redraws every couple of seconds, in the server and in every watching browser: a few hundred
@@ -245,7 +246,7 @@ def closeness_timeline_figure(steps: list[int] | tuple | np.ndarray, closeness: 
     _, layers, heads = closeness.shape
     for layer in range(layers):
         for head in range(heads):
-            name = f"L{layer + 1} H{head + 1}"
+            name = head_label(layer, head)
             fig.add_trace(
                 go.Scatter(
                     x=steps,

@@ -5,7 +5,7 @@
 Hides one token at a time in windows of held-out text (every tenth text of each genre, never trained on)
 and reports top-1 / top-5 accuracy of the model and of two baselines built from the training text:
 unigram (always the most frequent tokens) and neighbour (the token seen most often between the same two
-neighbours). Then fills a few everyday cloze sentences. One run, one table: see explorer/cloze.py.
+neighbours). Then fills a few everyday cloze sentences. One run, one table: see explorer/interpret/cloze.py.
 
 This is a benchmark, not a test: it prints numbers and asserts nothing.
 """
@@ -20,11 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explorer import DEFAULT_CHECKPOINT, checkpoint  # noqa: E402
-from explorer.cloze import NeighbourBaseline, accuracy, cloze_set, model_guesses  # noqa: E402
-from explorer.inference import InferenceEngine, use_synchronous_dispatch  # noqa: E402
+from explorer import DEFAULT_CHECKPOINT  # noqa: E402
+from explorer.interpret.cloze import NeighbourBaseline, accuracy, cloze_set, model_guesses  # noqa: E402
+from explorer.model import checkpoint  # noqa: E402
+from explorer.model.inference import InferenceEngine, use_synchronous_dispatch  # noqa: E402
 from explorer.pipeline import fill_mask  # noqa: E402
-from explorer.texts import named_text, token_streams  # noqa: E402
+from explorer.text.texts import named_text, token_streams  # noqa: E402
 
 EVERYDAY = (
     "She opened the [MASK] and walked into the room.",

@@ -2,7 +2,7 @@
 
 .venv/bin/python bench/bench_pretrained.py [--json] [--quick]
 
-Both models run in one process, taking turns (explorer.benchmark.compare_forward_latency), so the ratio
+Both models run in one process, taking turns (explorer.cli.benchmark.compare_forward_latency), so the ratio
 holds even when the shared machine's speed drifts.
 """
 
@@ -13,10 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explorer import DEFAULT_CHECKPOINT, pretrained  # noqa: E402
-from explorer.benchmark import compare_forward_latency  # noqa: E402
-from explorer.checkpoint import load  # noqa: E402
-from explorer.inference import use_synchronous_dispatch  # noqa: E402
+from explorer import DEFAULT_CHECKPOINT  # noqa: E402
+from explorer.cli.benchmark import compare_forward_latency  # noqa: E402
+from explorer.model import pretrained  # noqa: E402
+from explorer.model.checkpoint import load  # noqa: E402
+from explorer.model.inference import use_synchronous_dispatch  # noqa: E402
 
 
 def main() -> int:

@@ -44,13 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from explorer.config import ModelConfig  # noqa: E402
-from explorer.tasks import ties_embeddings  # noqa: E402
-from explorer.texts import named_text, token_streams, vocab_for  # noqa: E402
+from explorer.model.config import ModelConfig  # noqa: E402
+from explorer.text.texts import named_text, token_streams, vocab_for  # noqa: E402
 from explorer.training.config import default_train_config  # noqa: E402
 from explorer.training.parallel import compile_functions, training_devices  # noqa: E402
 from explorer.training.runner import Trainer  # noqa: E402
 from explorer.training.step import init_state  # noqa: E402
+from explorer.training.tasks import ties_embeddings  # noqa: E402
 
 FUSED_CHUNKS = (10, 50)  # steps per compiled call in the fused variants
 STEPS_PER_ROUND = 100  # steps each variant runs per round

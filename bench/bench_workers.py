@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=20)
     args = parser.parse_args()
 
-    from explorer.inference import enable_compilation_cache
+    from explorer.model.inference import enable_compilation_cache
     from explorer.training.runner import Trainer
     from explorer.training.workers import TrainingPool
 

@@ -1,7 +1,21 @@
 """Transformer Encoder Explorer: a JAX/Haiku encoder that shows its work, and the tools around it.
 
 This package is a pure library (it never imports streamlit): the app's pages, the CLI and the tests all
-build on it.
+build on it. Its packages are the layers of the stack, and imports point down it (each layer's docstring
+says what it may import; tests/test_structure.py checks every import against that):
+
+    pages/, app.py        the Streamlit app (outside this package)
+    cli/                  the command line and the inference benchmark            -> any layer
+    pipeline.py           text -> tokens -> model -> every intermediate           -> text, model, interpret
+    figures/              arrays in, plotly figures out                           -> text, interpret
+    training/             tasks, the training step, the Trainer, worker processes -> text, model, (analysis)
+    interpret/            head roles, rollout, logit lens, probes, similarity     -> text, model
+    model/                config, the encoder's parts, checkpoints, inference     -> text
+    text/                 tokenizers, vocabularies, corpora, training texts       -> nothing
+
+``export.py`` turns a figure's numbers into CSV or JSON and imports nothing of the stack. This module holds
+the few names every layer may read: the default checkpoint's path, the cores this process may use, and
+JAX's CPU-device setup (one device per core, before anything runs).
 """
 
 import os

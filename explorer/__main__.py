@@ -1,7 +1,10 @@
-"""``python -m explorer``: see explorer/cli.py."""
+"""``python -m explorer``: see explorer/cli/main.py.
+
+May import: cli.
+"""
 
 import sys
 
-from explorer.cli import main
+from explorer.cli.main import main
 
 sys.exit(main())

@@ -2,6 +2,8 @@
 
 Pure functions returning ``str``; a page hands them to a download button (lazily, so nothing is
 serialised unless someone clicks).
+
+May import: nothing.
 """
 
 from __future__ import annotations

@@ -2,21 +2,24 @@
 
 The app's pages, the CLI and the benchmarks all go through ``prepare_text`` and ``run_text``, so a
 notice (truncation, unknown tokens, control characters) or an error reads the same everywhere, and
-fill-mask / per-position predictions are computed one way.
+fill-mask / per-position predictions and the similarity of two texts are computed one way.
+
+May import: text, model, interpret.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from explorer import analysis
-from explorer.bundle import ModelBundle
-from explorer.inference import InferenceEngine, Inspection
-from explorer.tokenizer import MASK_TEXT, Tokenized
-from explorer.vocab import MASK, SPECIAL_TOKENS, UNK
+from explorer.interpret import analysis, similarity
+from explorer.model.bundle import ModelBundle
+from explorer.model.inference import InferenceEngine, Inspection
+from explorer.text.tokenizer import MASK_TEXT, Tokenized
+from explorer.text.vocab import MASK, SPECIAL_TOKENS, UNK
 
 
 class EmptyText(ValueError):
@@ -233,3 +236,23 @@ def prediction_at(
         model_ids = model_ids.copy()
         model_ids[position] = MASK
     return engine.run(bundle.params, model_ids, head_mask=head_mask, causal=causal).logits[position]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sentence similarity (what MiniLM was trained for): the texts through the model, then pooled and compared
+
+
+def embed_texts(bundle: ModelBundle, engine: InferenceEngine, texts: Sequence[str]) -> np.ndarray:
+    """Sentence embeddings of some texts, ``[N, D]``, each text through ``run_text``.
+
+    Texts are cut at the model's maximum length (512 tokens for MiniLM); sentence-transformers cuts this
+    model's input at 256, so a longer text gets a different embedding there.
+    """
+    rows = [similarity.sentence_embedding(run_text(bundle, engine, text).result.final_hidden) for text in texts]
+    return np.stack(rows) if rows else np.zeros((0, bundle.config.d_model), np.float32)  # [N, D]
+
+
+def text_similarity(bundle: ModelBundle, engine: InferenceEngine, text_a: str, text_b: str) -> float:
+    """Cosine similarity of two texts' sentence embeddings."""
+    a, b = embed_texts(bundle, engine, [text_a, text_b])  # [D], [D]
+    return similarity.cosine_similarity(a, b)

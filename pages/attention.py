@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures import attention as figs
-from explorer.head_roles import NONE, role_badge
+from explorer.interpret.head_roles import NONE, role_badge
 from pages.common import (
     BOOL,
     FLOAT,

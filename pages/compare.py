@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from explorer import analysis, export
-from explorer.bundle import SENTENCE_SIMILARITY
+from explorer import export
 from explorer.figures import attention as figs
 from explorer.figures.similarity import token_similarity_figure
-from explorer.similarity import cosine_similarity, sentence_embedding, token_similarity
+from explorer.interpret import analysis
+from explorer.interpret.similarity import cosine_similarity, sentence_embedding, token_similarity
+from explorer.model.bundle import SENTENCE_SIMILARITY
 from pages.common import (
     INT,
     INTS,

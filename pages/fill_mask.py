@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from explorer import analysis, export
+from explorer import export
 from explorer.figures.predictions import predictions_figure
+from explorer.interpret import analysis
 from explorer.pipeline import fill_mask, prediction_at, top_predictions
-from explorer.tokenizer import MASK_TEXT, display_text
+from explorer.text.tokenizer import MASK_TEXT, display_text
 from pages.common import (
     INT,
     TEXT_KEY,

@@ -5,14 +5,15 @@ part-of-speech probe). Only the open view is computed."""
 import numpy as np
 import streamlit as st
 
-from explorer import analysis, export
+from explorer import export
 from explorer.figures import interpret as figs
-from explorer.logit_lens import lens_rows, logit_lens
-from explorer.model import hidden_state_names
+from explorer.interpret import analysis
+from explorer.interpret.logit_lens import lens_rows, logit_lens
+from explorer.interpret.pos_probe import tag_tokens
+from explorer.interpret.qk_map import align, attention_input, queries_and_keys, query_key_map
+from explorer.interpret.rollout import attention_rollout
+from explorer.model.encoder import hidden_state_names
 from explorer.pipeline import NO_OUTPUT_HEAD
-from explorer.pos_probe import tag_tokens
-from explorer.qk_map import align, attention_input, queries_and_keys, query_key_map
-from explorer.rollout import attention_rollout
 from pages.common import (
     INT,
     TEXT,

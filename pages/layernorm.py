@@ -3,9 +3,10 @@ stream grows through the layers."""
 
 import streamlit as st
 
-from explorer import analysis, export
+from explorer import export
 from explorer.figures import layernorm as figs
-from explorer.model import hidden_state_names, layer_norm_names, layer_norm_param_names
+from explorer.interpret import analysis
+from explorer.model.encoder import hidden_state_names, layer_norm_names, layer_norm_param_names
 from pages.common import TEXT, chart, kept, one_of, open_page
 
 sentence = open_page(

@@ -5,10 +5,11 @@ import time
 
 import streamlit as st
 
-from explorer import analysis, export
+from explorer import export
 from explorer.figures import model as figs
-from explorer.inference import bucket_for
-from explorer.model import count_parameters
+from explorer.interpret import analysis
+from explorer.model.encoder import count_parameters
+from explorer.model.inference import bucket_for
 from pages.common import chart, current_bundle, current_sentence, get_engine, sidebar, warmup_report
 
 sidebar()

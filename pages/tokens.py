@@ -5,7 +5,7 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures.tokens import token_bytes_figure, token_chips_html
-from explorer.tokenizer import available_encodings, differences, display_text, is_offline
+from explorer.text.tokenizer import available_encodings, differences, display_text, is_offline
 from pages.common import (
     BOOL,
     OPTIONAL_TEXT,

@@ -21,6 +21,6 @@ os.environ.setdefault("EXPLORER_JAX_CACHE", str(ROOT / ".pytest_cache" / "jax"))
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from explorer.config import ModelConfig
+    from explorer.model.config import ModelConfig
 
     return ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64)

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from explorer import analysis, export
-from explorer.config import ModelConfig
-from explorer.positional import sinusoidal_encoding
+from explorer import export
+from explorer.interpret import analysis
+from explorer.model.config import ModelConfig
+from explorer.model.positional import sinusoidal_encoding
 
 
 def random_attention(layers=2, heads=3, length=7, seed=0):
@@ -156,7 +157,7 @@ def test_layer_norm_stats_and_residual_norms():
 def test_shape_walk_matches_the_model(layer_norm):
     import jax.numpy as jnp
 
-    from explorer.model import build_model, init_params
+    from explorer.model.encoder import build_model, init_params
 
     config = ModelConfig(
         vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, layer_norm=layer_norm
@@ -173,7 +174,7 @@ def test_shape_walk_matches_the_model(layer_norm):
 
 
 def test_parameter_groups():
-    from explorer.model import count_parameters, init_params
+    from explorer.model.encoder import count_parameters, init_params
 
     for tie in (True, False):
         config = ModelConfig(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer import brown
-from explorer.texts import named_text, text_available
+from explorer.text import brown
+from explorer.text.texts import named_text, text_available
 
 SAMPLE = (
     "\n\n\tThe/at Fulton/np-tl County/nn-tl Grand/jj-tl Jury/nn-tl said/vbd ``/`` no/at evidence/nn ''/'' ./.\n"

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from explorer import checkpoint
-from explorer.bundle import ModelBundle
-from explorer.checkpoint import CheckpointError
-from explorer.config import ModelConfig
-from explorer.texts import vocab_for
+from explorer.model import checkpoint
+from explorer.model.bundle import ModelBundle
+from explorer.model.checkpoint import CheckpointError
+from explorer.model.config import ModelConfig
+from explorer.text.texts import vocab_for
 from explorer.training.step import init_params_shapes
 
 CONFIG = ModelConfig(vocab_size=300, d_model=16, num_heads=2, num_layers=1, ffn_size=32, max_len=32, layer_norm="pre")

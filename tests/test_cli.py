@@ -32,7 +32,7 @@ def test_inspect_json_shape(inspected):
     T, L, H = len(tokens), config["num_layers"], config["num_heads"]
     assert len(payload["ids"]) == len(payload["model_ids"]) == T and T > 10
     # ids are cl100k_base ids (every model token is one), model_ids the embedding rows, nothing unknown
-    from explorer.tokenizer import Tokenizer
+    from explorer.text.tokenizer import Tokenizer
 
     assert Tokenizer(payload["encoding"]).decode(payload["ids"]) == payload["text"]
     assert payload["unknown"] == [False] * T
@@ -61,10 +61,10 @@ def test_inspect_predictions_follow_the_task(inspected):
 
 
 def test_mlm_predictions_mask_each_position():
-    from explorer import checkpoint
-    from explorer.inference import InferenceEngine
+    from explorer.model import checkpoint
+    from explorer.model.inference import InferenceEngine
     from explorer.pipeline import position_predictions, run_text
-    from explorer.vocab import MASK
+    from explorer.text.vocab import MASK
 
     bundle, _ = checkpoint.load_default()
     assert bundle.task == "mlm", "the default model is a masked-token model"
@@ -102,7 +102,7 @@ def test_inspect_table(tmp_path):
 def test_errors_are_one_line(args, fragment, capsys):
     # In-process (each subprocess would pay for importing JAX again); the subprocess tests above cover
     # the real entry point.
-    from explorer.cli import main
+    from explorer.cli.main import main
 
     try:
         code = main(list(args))

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from explorer.config import ModelConfig
+from explorer.model.config import ModelConfig
 
 
 def test_defaults_valid_and_hashable():

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from explorer import checkpoint
-from explorer.cloze import NeighbourBaseline, accuracy, cloze_set, model_guesses
-from explorer.inference import InferenceEngine
+from explorer.interpret.cloze import NeighbourBaseline, accuracy, cloze_set, model_guesses
+from explorer.model import checkpoint
+from explorer.model.inference import InferenceEngine
 from explorer.pipeline import fill_mask, prepare_text
-from explorer.texts import named_text, token_streams
-from explorer.vocab import Vocab
+from explorer.text.texts import named_text, token_streams
+from explorer.text.vocab import Vocab
 
 EVERYDAY = [
     "My sister said that she would call me tomorrow.",
@@ -75,8 +75,8 @@ def test_it_completes_everyday_cloze_sentences(bundle, engine, text, expected):
 
 def test_an_old_checkpoint_with_an_open_vocabulary_still_loads_and_says_what_is_unknown(bundle):
     # A checkpoint saved before vocabularies were closed: its vocabulary has no "closed" entry.
-    from explorer.bundle import ModelBundle
-    from explorer.config import ModelConfig
+    from explorer.model.bundle import ModelBundle
+    from explorer.model.config import ModelConfig
 
     config = ModelConfig(
         vocab_size=8, d_model=8, num_heads=2, num_layers=1, ffn_size=16, max_len=32, tie_embeddings=False

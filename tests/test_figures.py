@@ -9,10 +9,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from explorer import analysis
-from explorer.config import ModelConfig
 from explorer.figures import attention, embeddings, head_measures, layernorm, model, predictions, tokens
-from explorer.positional import sinusoidal_encoding, wavelengths
+from explorer.interpret import analysis
+from explorer.model.config import ModelConfig
+from explorer.model.positional import sinusoidal_encoding, wavelengths
 
 LABELS = ["The", "␣cat", "␣sat", "␣the"]
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explorer.inference import InferenceEngine, bucket_for, bucket_lengths
-from explorer.model import build_model, init_params
+from explorer.model.encoder import build_model, init_params
+from explorer.model.inference import InferenceEngine, bucket_for, bucket_lengths
 
 
 def test_buckets():

@@ -10,10 +10,11 @@ import jax
 import numpy as np
 import pytest
 
-from explorer import analysis, brown, head_roles, logit_lens, qk_map, rollout, tagged_sentences
-from explorer.config import ModelConfig
-from explorer.inference import InferenceEngine
-from explorer.model import init_params
+from explorer.interpret import analysis, head_roles, logit_lens, qk_map, rollout, tagged_sentences
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import init_params
+from explorer.model.inference import InferenceEngine
+from explorer.text import brown
 
 
 @functools.cache
@@ -33,7 +34,7 @@ needs_corpus = pytest.mark.skipif(not brown.available(), reason="the Brown Corpu
 @functools.cache
 def small_vocab():
     """A closed vocabulary of 300 entries (the specials, the bytes and a few merges) from the grammar."""
-    from explorer.texts import vocab_for
+    from explorer.text.texts import vocab_for
 
     return vocab_for("grammar", 300)
 
@@ -43,7 +44,7 @@ def small_vocab():
 
 
 def test_a_token_belongs_to_the_word_of_its_first_non_space_character():
-    from explorer.tokenizer import Tokenizer
+    from explorer.text.tokenizer import Tokenizer
 
     words = ["Café", ",", "he", "said", "."]
     text, spans = brown.detokenize(words)
@@ -257,7 +258,7 @@ def test_scores_over_snapshots_follow_each_heads_final_role():
 @needs_corpus
 @pytest.mark.parametrize("task", ["mlm", "causal"])
 def test_bundle_head_roles_label_every_head_of_a_model(task):
-    from explorer.bundle import ModelBundle
+    from explorer.model.bundle import ModelBundle
 
     config = ModelConfig(vocab_size=300, d_model=16, num_heads=2, num_layers=2, ffn_size=32, max_len=64)
     bundle = ModelBundle.random(config, small_vocab())
@@ -308,7 +309,7 @@ def test_query_key_map_keeps_the_weights_and_links_each_query_to_its_strongest_k
 
 
 def test_roles_over_training_follow_a_head_as_it_settles():
-    from explorer.head_roles import roles_over_training, scores_over_snapshots
+    from explorer.interpret.head_roles import roles_over_training, scores_over_snapshots
 
     T = 12
     uniform = np.full((1, 1, T, T), 1 / T)  # [L, H, T, T] at the first snapshot: no pattern yet

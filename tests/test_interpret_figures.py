@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from explorer import analysis, head_roles, logit_lens, qk_map, rollout
 from explorer.figures import interpret
+from explorer.interpret import analysis, head_roles, logit_lens, qk_map, rollout
 from tests.test_interpret import small_vocab, tiny_run
 
 LABELS = ["The", "␣cat", "␣sat", "␣the", "."]
@@ -44,7 +44,7 @@ def lens_rows_for(length: int = 5):
 
 
 def all_interpret_figures() -> dict:
-    from explorer.model import hidden_state_names
+    from explorer.model.encoder import hidden_state_names
 
     config, result, rows = lens_rows_for()
     names = hidden_state_names(config)
@@ -88,7 +88,7 @@ def test_rollout_heatmap_labels_every_token_on_both_axes():
 
 
 def test_logit_lens_figures_name_depths_and_tokens():
-    from explorer.model import hidden_state_names
+    from explorer.model.encoder import hidden_state_names
 
     figures = all_interpret_figures()
     names = hidden_state_names(tiny_run("post", 5)[0])

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explorer.model import (
+from explorer.model.encoder import (
     build_model,
     count_parameters,
     hidden_state_names,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer import brown
+from explorer.text import brown
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -289,9 +289,9 @@ def test_compare_page():
 @pytest.fixture(scope="module")
 def other_bundle():
     """A user's own model with another architecture: pre-LN, learned positions, many heads, short max_len."""
-    from explorer.bundle import ModelBundle
-    from explorer.config import ModelConfig
-    from explorer.texts import vocab_for
+    from explorer.model.bundle import ModelBundle
+    from explorer.model.config import ModelConfig
+    from explorer.text.texts import vocab_for
 
     config = ModelConfig(
         vocab_size=512, d_model=32, num_heads=8, num_layers=7, ffn_size=64, max_len=64,
@@ -354,7 +354,7 @@ def test_every_interpret_view_draws_on_the_default_model(view):
 
 @pytest.mark.parametrize("page,title", PAGES.items())
 def test_every_page_renders_with_the_pretrained_minilm(page, title):
-    from explorer import pretrained
+    from explorer.model import pretrained
 
     if pretrained.available():
         pytest.fail(pretrained.available())  # `make test` installs it: its absence is a set-up bug
@@ -375,7 +375,7 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
 
 
 def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkeypatch):
-    from explorer import pretrained
+    from explorer.model import pretrained
     from pages import common
 
     monkeypatch.setattr(pretrained, "available", lambda: pretrained.INSTALL_HINT)

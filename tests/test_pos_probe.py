@@ -10,9 +10,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from explorer import brown, checkpoint, pos_probe
-from explorer.bundle import ModelBundle
-from explorer.inference import InferenceEngine
+from explorer.interpret import pos_probe
+from explorer.model import checkpoint
+from explorer.model.bundle import ModelBundle
+from explorer.model.inference import InferenceEngine
+from explorer.text import brown
 
 TAGS = brown.UNIVERSAL_TAGS
 NAMES = ["embedding + position", "layer 1 · after attention", "layer 1 · after feed-forward"]
@@ -128,7 +130,7 @@ def test_the_default_model_beats_the_token_id_baseline_and_an_untrained_model_do
     model reads part of speech better than the most frequent tag of the token id; an untrained model's
     snapshots, read the same way, do not come near it.
 
-    The probes of a snapshot alone stay under the baseline on this post-LN model (``explorer.pos_probe``
+    The probes of a snapshot alone stay under the baseline on this post-LN model (``explorer.interpret.pos_probe``
     says why), so they are not what this test asks of it.
     """
     bundle = _default_english_model()

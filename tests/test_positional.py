@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from explorer.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
+from explorer.model.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
 
 
 @pytest.mark.parametrize("length,d_model", [(1, 2), (7, 4), (50, 16), (512, 64), (33, 10)])

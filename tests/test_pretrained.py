@@ -15,15 +15,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explorer import pretrained, similarity
-from explorer.bundle import ModelBundle
-from explorer.checkpoint import from_bytes, to_bytes
-from explorer.config import ModelConfig
-from explorer.inference import InferenceEngine
-from explorer.model import build_model, hidden_state_names, init_params, layer_norm_names, layer_norm_param_names
+from explorer import pipeline
+from explorer.interpret import similarity
+from explorer.model import pretrained
+from explorer.model.bundle import ModelBundle
+from explorer.model.checkpoint import from_bytes, to_bytes
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import (
+    build_model,
+    hidden_state_names,
+    init_params,
+    layer_norm_names,
+    layer_norm_param_names,
+)
+from explorer.model.inference import InferenceEngine
+from explorer.model.pretrained import WeightMappingError, config_from_bert, params_from_bert
 from explorer.pipeline import NO_OUTPUT_HEAD, position_predictions, run_text
-from explorer.pretrained import WeightMappingError, config_from_bert, params_from_bert
-from explorer.vocab import Vocab
+from explorer.text.vocab import Vocab
 
 needs_minilm = pytest.mark.skipif(pretrained.available() is not None, reason=str(pretrained.available()))
 
@@ -421,7 +429,7 @@ def test_pipeline_flags_unknown_and_refuses_predictions(minilm):
 
 
 # An independent BERT forward pass in float64 numpy, written from the Hugging Face BertModel definition
-# with its own tensor names: nothing here is shared with explorer/model.py or explorer/pretrained.py.
+# with its own tensor names: nothing here is shared with explorer/model/encoder.py or explorer/model/pretrained.py.
 def reference_bert(tensors: dict[str, np.ndarray], ids: list[int], heads: int = 12, eps: float = 1e-12):
     w = {name: np.asarray(value, np.float64) for name, value in tensors.items() if value.dtype.kind == "f"}
 
@@ -488,11 +496,11 @@ def test_matches_an_independent_numpy_bert(minilm, text):
 def test_sentence_similarity(minilm):
     bundle, engine = minilm
     a = "A man is playing a guitar."
-    assert similarity.text_similarity(bundle, engine, a, a) == pytest.approx(1.0, abs=1e-6)
-    paraphrase = similarity.text_similarity(bundle, engine, a, "Someone is strumming a guitar.")
-    unrelated = similarity.text_similarity(bundle, engine, a, "The central bank raised interest rates again.")
+    assert pipeline.text_similarity(bundle, engine, a, a) == pytest.approx(1.0, abs=1e-6)
+    paraphrase = pipeline.text_similarity(bundle, engine, a, "Someone is strumming a guitar.")
+    unrelated = pipeline.text_similarity(bundle, engine, a, "The central bank raised interest rates again.")
     assert paraphrase > unrelated + 0.3, (paraphrase, unrelated)
-    embeddings = similarity.embed_texts(bundle, engine, [a, "Hello there."])  # [N, D]
+    embeddings = pipeline.embed_texts(bundle, engine, [a, "Hello there."])  # [N, D]
     assert embeddings.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=-1), 1.0, rtol=1e-5)
     # Padded batches pooled with their mask give the same embeddings as one text at a time.

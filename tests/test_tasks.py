@@ -6,8 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from explorer.corpus import TOY_SYMBOLS, corpus_text, generate_sentences
-from explorer.tasks import (
+from explorer.text.corpus import TOY_SYMBOLS, corpus_text, generate_sentences
+from explorer.text.texts import GRAMMAR_VOCAB_SIZE, named_text, token_streams, vocab_for
+from explorer.text.tokenizer import Tokenizer
+from explorer.text.vocab import MASK, MIN_CLOSED_SIZE
+from explorer.training.tasks import (
     TASKS,
     TaskSpec,
     attention_closeness,
@@ -17,9 +20,6 @@ from explorer.tasks import (
     sample_batches,
     toy_source,
 )
-from explorer.texts import GRAMMAR_VOCAB_SIZE, named_text, token_streams, vocab_for
-from explorer.tokenizer import Tokenizer
-from explorer.vocab import MASK, MIN_CLOSED_SIZE
 
 # Jitted, because op-by-op dispatch of a sampler compiles every primitive separately (seconds each).
 sample_batch = jax.jit(sample_batch, static_argnums=0)

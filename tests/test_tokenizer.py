@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from explorer.tokenizer import (
+from explorer.text.tokenizer import (
     DEFAULT_ENCODING,
     Tokenizer,
     available_encodings,
@@ -15,7 +15,7 @@ from explorer.tokenizer import (
     load_encoding,
     token_text,
 )
-from explorer.vocab import MASK, NUM_SPECIAL, PAD, UNK, Vocab
+from explorer.text.vocab import MASK, NUM_SPECIAL, PAD, UNK, Vocab
 
 HARD_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -102,7 +102,7 @@ OFFLINE_SCRIPT = textwrap.dedent(
     socket.socket.connect = refuse
     socket.create_connection = refuse
     sys.path.insert(0, sys.argv[1])
-    from explorer.tokenizer import Tokenizer
+    from explorer.text.tokenizer import Tokenizer
     default = Tokenizer("cl100k_base")
     assert default.notice is None, default.notice
     assert default.encode("Hello world", 8).ids == (9906, 1917)

@@ -18,7 +18,7 @@ SMALL_COPY = {"train_task": "copy", "train_batch": 8, "train_layers": 1, "train_
 
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache():
-    from explorer.inference import enable_compilation_cache
+    from explorer.model.inference import enable_compilation_cache
 
     enable_compilation_cache()
 

@@ -16,15 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explorer import checkpoint
-from explorer.config import ModelConfig
-from explorer.tasks import TASKS, sample_batch
-from explorer.texts import GRAMMAR_VOCAB_SIZE
+from explorer.model import checkpoint
+from explorer.model.config import ModelConfig
+from explorer.text.texts import GRAMMAR_VOCAB_SIZE
 from explorer.training.config import TrainConfig, default_train_config
 from explorer.training.parallel import BATCH_AXIS, compile_functions, training_devices
 from explorer.training.runner import Trainer
 from explorer.training.status import DIVERGED, FINISHED, RUNNING, STOPPED
 from explorer.training.step import init_state, make_step_fn, param_layout, parameter_groups, state_params
+from explorer.training.tasks import TASKS, sample_batch
 
 pytestmark = pytest.mark.slow  # trainings and trainer threads: seconds each
 
@@ -45,7 +45,7 @@ def small_train_config(task: str, **changes) -> TrainConfig:
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache():
     """Compiles dominate these tests; the persistent cache makes every later run fast."""
-    from explorer.inference import enable_compilation_cache
+    from explorer.model.inference import enable_compilation_cache
 
     enable_compilation_cache()
 
@@ -250,7 +250,7 @@ def test_status_is_a_consistent_copy(finished_runs):
 
 
 def test_cli_trains_and_saves_a_checkpoint(tmp_path, capsys):
-    from explorer.cli import main
+    from explorer.cli.main import main
 
     out = tmp_path / "copy.npz"
     argv = ["train", "--task", "copy", "--steps", "120", "--out", str(out), "--json"]
@@ -276,7 +276,7 @@ def test_cli_trains_and_saves_a_checkpoint(tmp_path, capsys):
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
-    from explorer.cli import main
+    from explorer.cli.main import main
 
     assert main(["train", "--task", "reverse", "--steps", "0", "--out", str(tmp_path / "x.npz")]) == 2
     assert "steps" in capsys.readouterr().err
@@ -318,7 +318,7 @@ def test_cpu_device_count_setting(value, devices, warns):
 
 
 def test_cli_flag_defaults_are_the_config_dataclasses_own():
-    from explorer.cli import build_parser
+    from explorer.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--out", "x.safetensors"])
     run, model = TrainConfig(), ModelConfig()
@@ -334,7 +334,7 @@ def test_cli_flag_defaults_are_the_config_dataclasses_own():
 
 
 def test_cli_trains_on_a_text_file_and_on_a_named_text(tmp_path, capsys):
-    from explorer.cli import main
+    from explorer.cli.main import main
 
     text = tmp_path / "story.txt"
     text.write_text("Der Hund schläft im Garten, und die Katze sitzt auf dem Dach. " * 200, encoding="utf-8")

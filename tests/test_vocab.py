@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explorer.config import ModelConfig
-from explorer.texts import vocab_for
-from explorer.tokenizer import Tokenizer, differences
-from explorer.vocab import (
+from explorer.model.config import ModelConfig
+from explorer.text.texts import vocab_for
+from explorer.text.tokenizer import Tokenizer, differences
+from explorer.text.vocab import (
     MASK,
     MIN_CLOSED_SIZE,
     NUM_SPECIAL,

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from explorer.config import ModelConfig
-from explorer.texts import GRAMMAR_VOCAB_SIZE
+from explorer.model.config import ModelConfig
+from explorer.text.texts import GRAMMAR_VOCAB_SIZE
 from explorer.training.config import default_train_config
 from explorer.training.remote_trainer import QUEUED, TrainingLost
 from explorer.training.runner import Trainer
@@ -50,7 +50,7 @@ def wait_for(condition, timeout: float = 60.0, every: float = 0.05) -> bool:
 def compilation_cache():
     """Workers inherit the environment: EXPLORER_JAX_CACHE (conftest) keeps their compiles out of the
     user's cache; this process fills the same cache for the in-process reference run."""
-    from explorer.inference import enable_compilation_cache
+    from explorer.model.inference import enable_compilation_cache
 
     enable_compilation_cache()
 

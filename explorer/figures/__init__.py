@@ -4,6 +4,9 @@ Pure functions, one module per page (tokens, embeddings, attention, layer norm, 
 interpretability). They never touch Streamlit, so tests check traces, axis labels and hover text without a
 browser. Colours are chosen to read on both the light and the dark theme: backgrounds are left to the
 app's theme, colourscales are perceptually uniform (weights) or diverging around zero (signed values).
+What a figure shows is computed before it is drawn (``explorer.interpret``); a figure only lays it out.
+
+May import: text, interpret.
 """
 
 from __future__ import annotations

@@ -11,13 +11,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.analysis import (
-    HeadViewLines,
-    apply_threshold,
-    block_mean,
-    check_attention,
-    unique_labels,
-)
 from explorer.figures import (
     PALETTE,
     TEXT_COLOUR,
@@ -29,6 +22,13 @@ from explorer.figures import (
     label_pair_axis,
     stacked_pair,
     token_font,
+)
+from explorer.interpret.analysis import (
+    HeadViewLines,
+    apply_threshold,
+    block_mean,
+    check_attention,
+    unique_labels,
 )
 
 # The overview grid pools long sentences to this many positions per axis.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.analysis import Projection, unique_labels
 from explorer.figures import PALETTE, SIGNED_SCALE, WEIGHT_SCALE, check_labels, finish, heatmap_height
+from explorer.interpret.analysis import Projection, unique_labels
 
 LABELLED_POINTS = 96  # a projection writes the token next to each point up to a window's worth of tokens
 

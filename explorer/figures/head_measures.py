@@ -7,14 +7,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.analysis import (
-    AblationEffect,
-    unique_labels,
-)
 from explorer.figures import (
     PALETTE,
     finish,
     layer_head_grid,
+)
+from explorer.interpret.analysis import (
+    AblationEffect,
+    unique_labels,
 )
 
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.analysis import head_label, unique_labels
 from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish, heatmap_height, layer_head_grid
-from explorer.head_roles import ROLES, role_badge
-from explorer.qk_map import QueryKeyMap
-from explorer.tokenizer import display_text
+from explorer.interpret.analysis import head_label, unique_labels
+from explorer.interpret.head_roles import ROLES, role_badge
+from explorer.interpret.qk_map import QueryKeyMap
+from explorer.text.tokenizer import display_text
 
 # One colour per universal tag, fixed so a tag keeps its colour from sentence to sentence.
 TAG_COLOURS = {
@@ -50,7 +50,7 @@ def _token_axis(count: int) -> dict:
 def head_roles_figure(roles: list[list[dict]]) -> go.Figure:
     """Every head as a cell (rows: layers, columns: heads) showing its role badge, coloured by its score.
 
-    ``roles`` is ``explorer.head_roles.label_heads``'s output; hover lists every role's score.
+    ``roles`` is ``explorer.interpret.head_roles.label_heads``'s output; hover lists every role's score.
     """
     if not roles or not roles[0]:
         raise ValueError("There are no heads to show.")
@@ -86,7 +86,7 @@ def role_timeline_figure(
 
     Args:
       steps: ``[S]`` training step of each snapshot.
-      scores: ``[S, L, H]`` (e.g. ``explorer.head_roles.scores_over_snapshots``).
+      scores: ``[S, L, H]`` (e.g. ``explorer.interpret.head_roles.scores_over_snapshots``).
       title: what the scores are (which role).
       roles: the heads' current roles, to name each line with its badge.
     """
@@ -162,7 +162,7 @@ def _check_lens(rows: list[list[dict]], snapshot_names: list[str], labels: list[
 def logit_lens_figure(rows: list[list[dict]], snapshot_names: list[str], labels: list[str]) -> go.Figure:
     """The most probable token at every depth (rows) and position (columns), coloured by its probability.
 
-    ``rows`` is ``explorer.logit_lens.lens_rows``'s output.
+    ``rows`` is ``explorer.interpret.logit_lens.lens_rows``'s output.
     """
     _check_lens(rows, snapshot_names, labels)
     axis = unique_labels(labels)

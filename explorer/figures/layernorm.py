@@ -7,7 +7,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.analysis import NormStats, unique_labels
 from explorer.figures import (
     PALETTE,
     WEIGHT_SCALE,
@@ -18,6 +17,7 @@ from explorer.figures import (
     label_pair_axis,
     stacked_pair,
 )
+from explorer.interpret.analysis import NormStats, unique_labels
 
 
 def norm_stats_figure(stats: NormStats, index: int, labels: list[str], name: str) -> go.Figure:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from explorer.analysis import ShapeStep
 from explorer.figures import PALETTE, finish
+from explorer.interpret.analysis import ShapeStep
 
 
 def architecture_figure(steps: list[ShapeStep]) -> go.Figure:

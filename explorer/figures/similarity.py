@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.analysis import unique_labels
 from explorer.figures import SIGNED_SCALE, check_labels, finish, heatmap_height
+from explorer.interpret.analysis import unique_labels
 
 
 def token_similarity_figure(similarity: np.ndarray, labels_a: list[str], labels_b: list[str]) -> go.Figure:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.analysis import head_label
 from explorer.figures import PALETTE, check_labels, finish, layer_head_grid
+from explorer.interpret.analysis import head_label
 
 # A live curve redraws every couple of seconds, in the server and in every watching browser: a few hundred
 # points per trace keep its shape (each stretch's lowest and highest value are kept) at a fraction of the cost.

@@ -1,5 +1,6 @@
 """Training, one concept per module:
 
+- ``tasks``: the tasks (mlm, causal and the toy tasks), their batches and the toy tasks' ideal attention;
 - ``config``: ``TrainConfig``, ``LiveSettings`` and every training default (the CLI and the Train page
   read them);
 - ``step``: the training state, the optimizer and its learning-rate schedule, the loss, the pure step;
@@ -10,4 +11,9 @@
 - ``workers``: ``TrainingPool``, worker processes that many sessions' trainers share, with a limit on
   trainings at once and a queue (``worker_process``: the worker's side);
 - ``remote_trainer``: ``RemoteTrainer``, the proxy a page uses for a trainer in a worker.
+
+The snapshots a run records for replay use the views' own maths (``interpret.analysis``: the embeddings'
+principal-component plane, the prediction's probability), so a replayed step reads as the pages do.
+
+May import: text, model, interpret.analysis.
 """

@@ -12,9 +12,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
-from explorer.tasks import TASKS, TEXT_TASKS, TaskSpec, ties_embeddings
-from explorer.texts import DEFAULT_TEXT, TEXT_NAMES, TOY_TASK_TEXT, UPLOADED, default_vocab_size
+from explorer.model.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
+from explorer.text.texts import DEFAULT_TEXT, TEXT_NAMES, TOY_TASK_TEXT, UPLOADED, default_vocab_size
+from explorer.training.tasks import TASKS, TEXT_TASKS, TaskSpec, ties_embeddings
 
 DEFAULT_SEQ_LEN = {"mlm": 64, "causal": 64, "reverse": 16, "sort": 16, "copy": 16}
 
@@ -29,7 +29,7 @@ class TrainConfig:
     """How to train (the architecture is a separate ``ModelConfig``)."""
 
     task: str = "mlm"
-    text: str = DEFAULT_TEXT  # a named training text of explorer.texts, or "uploaded" (text tasks only)
+    text: str = DEFAULT_TEXT  # a named training text of explorer.text.texts, or "uploaded" (text tasks only)
     steps: int = 2000
     batch_size: int = 32
     seq_len: int = 64  # training windows are short; sinusoidal positions still let the app run longer text

@@ -33,9 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from explorer.config import ModelConfig
-from explorer.model import build_model
-from explorer.tasks import Batch, sample_batch, sample_batches
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import build_model
 from explorer.training.config import TrainConfig
 from explorer.training.step import (
     TrainState,
@@ -46,6 +45,7 @@ from explorer.training.step import (
     skipped_metrics,
     weighted_loss,
 )
+from explorer.training.tasks import Batch, sample_batch, sample_batches
 
 BATCH_AXIS = "batch"  # the mesh axis a training step splits its batch over
 

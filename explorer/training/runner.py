@@ -26,10 +26,9 @@ import haiku as hk
 import jax
 import numpy as np
 
-from explorer.bundle import ModelBundle
-from explorer.config import ModelConfig
-from explorer.tasks import TaskSpec, check_stream, toy_source
-from explorer.texts import (
+from explorer.model.bundle import ModelBundle
+from explorer.model.config import ModelConfig
+from explorer.text.texts import (
     TOY_TASK_TEXT,
     TrainingText,
     named_text,
@@ -38,7 +37,8 @@ from explorer.texts import (
     unigram_loss,
     uploaded_text,
 )
-from explorer.tokenizer import DEFAULT_ENCODING
+from explorer.text.tokenizer import DEFAULT_ENCODING
+from explorer.text.vocab import Vocab
 from explorer.training.config import LIVE_CALL_SECONDS, TrainConfig
 from explorer.training.parallel import compile_functions, eval_key
 from explorer.training.snapshots import Snapshot, make_probe, take_snapshot
@@ -54,7 +54,7 @@ from explorer.training.status import (
     TrainerStatus,
 )
 from explorer.training.step import TrainState, init_state, parameter_groups, set_learning_rate, state_params
-from explorer.vocab import Vocab
+from explorer.training.tasks import TaskSpec, check_stream, toy_source
 
 MAX_SNAPSHOTS = 64  # at ~0.5 MB of parameters each, a bounded ~32 MB per trainer
 

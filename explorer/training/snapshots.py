@@ -6,7 +6,7 @@ Glossary of shapes:
 
 A snapshot holds the parameters at one step (a toy model's are ~0.5 MB, so dozens fit in memory)
 together with what the Train page replays: attention of the probe, its predictions and a 2-D view of
-the embeddings. The probe of a toy task is a batch of that task (``explorer.tasks.sample_batch``), so
+the embeddings. The probe of a toy task is a batch of that task (``explorer.training.tasks.sample_batch``), so
 its targets and ideal attention are the task's own.
 """
 
@@ -19,10 +19,10 @@ import haiku as hk
 import jax
 import numpy as np
 
-from explorer.analysis import pca, softmax
-from explorer.tasks import TOY_TASKS, TaskSpec, attention_closeness, ideal_attention, sample_batch, toy_source
-from explorer.tokenizer import display_text
-from explorer.vocab import MASK, NUM_SPECIAL, Vocab
+from explorer.interpret.analysis import pca, softmax
+from explorer.text.tokenizer import display_text
+from explorer.text.vocab import MASK, NUM_SPECIAL, Vocab
+from explorer.training.tasks import TOY_TASKS, TaskSpec, attention_closeness, ideal_attention, sample_batch, toy_source
 
 PROBE_TEXT = "Mary met John at the park. She gave him a book."
 PROBE_SEED = 1234  # the toy probe's batch: fixed, so every run and every snapshot shows the same input

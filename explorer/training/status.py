@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.config import ModelConfig
-from explorer.tasks import TaskSpec
+from explorer.model.config import ModelConfig
 from explorer.training.config import TrainConfig
 from explorer.training.snapshots import Probe
+from explorer.training.tasks import TaskSpec
 
 # Trainer states, as shown to users. STOPPED is a pause: Play continues from there.
 IDLE, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED = "idle", "running", "stopped", "finished", "diverged", "failed"

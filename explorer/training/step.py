@@ -25,10 +25,10 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from explorer.config import ModelConfig
-from explorer.model import build_model, init_params, output_logits, take_positions
-from explorer.tasks import Batch
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import build_model, init_params, output_logits, take_positions
 from explorer.training.config import TrainConfig
+from explorer.training.tasks import Batch
 
 
 class TrainState(NamedTuple):

@@ -40,7 +40,7 @@ def serve(conn: Any, nice: int, idle: bool, cache_dir: str | None, warm_up: tupl
         except OSError:
             pass  # not allowed here: the nice value alone lowers the priority
     import explorer  # noqa: F401 - configures JAX's CPU devices before anything runs
-    from explorer.inference import enable_compilation_cache
+    from explorer.model.inference import enable_compilation_cache
     from explorer.training.runner import Trainer
     from explorer.training.snapshots import Snapshot
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from explorer import analysis, export
+from explorer import export
 from explorer.figures import attention as figs
 from explorer.figures import head_measures, predictions
-from explorer.head_roles import role_badge
+from explorer.interpret import analysis
+from explorer.interpret.head_roles import role_badge
 from explorer.pipeline import DEFAULT_MEANING, NO_OUTPUT_HEAD, PREDICTION_MEANING, prediction_at
 from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import INT, TEXTS, kept, one_of, some_of

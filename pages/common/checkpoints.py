@@ -1,14 +1,14 @@
 """Checkpoints on the Train page: download the model every page shows, or open one saved by this app.
 
 An upload is read once per file (``UPLOAD_KEY`` remembers which, and what went wrong), with
-``explorer.checkpoint.from_bytes``: safetensors or the old ``.npz``, never a pickle.
+``explorer.model.checkpoint.from_bytes``: safetensors or the old ``.npz``, never a pickle.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from explorer import checkpoint
+from explorer.model import checkpoint
 from pages.common.session import current_bundle, set_bundle
 
 UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from explorer import analysis, export
+from explorer import export
 from explorer.figures.embeddings import positional_curves, projection_figure, similarity_heatmap, vector_heatmap
-from explorer.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
+from explorer.interpret import analysis
+from explorer.model.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
 from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import BOOL, INTS, TEXT, kept, one_of, some_of
 from pages.common.widgets import chart

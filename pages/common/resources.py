@@ -16,15 +16,16 @@ import jax
 import jax.numpy as jnp
 import streamlit as st
 
-from explorer import DEFAULT_CHECKPOINT, checkpoint, pretrained
-from explorer.brown import CorpusMissing
-from explorer.bundle import ModelBundle
-from explorer.config import ModelConfig
-from explorer.head_roles import bundle_head_roles
-from explorer.inference import InferenceEngine, enable_compilation_cache, use_synchronous_dispatch
-from explorer.model import init_params
-from explorer.pos_probe import PosProbe, probe_bundle
-from explorer.tokenizer import Tokenizer
+from explorer import DEFAULT_CHECKPOINT
+from explorer.interpret.head_roles import bundle_head_roles
+from explorer.interpret.pos_probe import PosProbe, probe_bundle
+from explorer.model import checkpoint, pretrained
+from explorer.model.bundle import ModelBundle
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import init_params
+from explorer.model.inference import InferenceEngine, enable_compilation_cache, use_synchronous_dispatch
+from explorer.text.brown import CorpusMissing
+from explorer.text.tokenizer import Tokenizer
 from explorer.training.config import LiveSettings
 from explorer.training.workers import TrainingPool
 
@@ -137,7 +138,7 @@ def _compute_head_roles(bundle: ModelBundle, engine: InferenceEngine) -> tuple[l
 
 
 def model_head_roles(bundle: ModelBundle) -> tuple[list[list[dict]] | None, str | None]:
-    """Every head's role and score (``explorer.head_roles``), or None and why not. ``_ROLES`` is the one
+    """Every head's role and score (``explorer.interpret.head_roles``), or None and why not. ``_ROLES`` is the one
     cache (the background labelling fills it too); a spinner shows only when they must be computed here."""
     with _ROLES_LOCK:
         known = _ROLES.get(_bundle_key(bundle))
@@ -176,7 +177,7 @@ def head_roles_if_ready(bundle: ModelBundle) -> list[list[dict]] | None:
     show_spinner="Fitting a part-of-speech probe at every depth…", max_entries=8, hash_funcs={ModelBundle: _bundle_key}
 )
 def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
-    """The part-of-speech probe of ``bundle`` (``explorer.pos_probe``), or None and why not."""
+    """The part-of-speech probe of ``bundle`` (``explorer.interpret.pos_probe``), or None and why not."""
     try:
         return probe_bundle(bundle, get_engine(bundle.config)), None
     except (CorpusMissing, ValueError) as error:

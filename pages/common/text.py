@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from explorer.bundle import ModelBundle
-from explorer.config import ModelConfig
-from explorer.inference import InferenceEngine, Inspection
+from explorer.model.bundle import ModelBundle
+from explorer.model.config import ModelConfig
+from explorer.model.inference import InferenceEngine, Inspection
 from explorer.pipeline import EmptyText, PreparedText, prepare_text, run_text
-from explorer.tokenizer import Tokenized, display_text
-from explorer.vocab import Vocab
+from explorer.text.tokenizer import Tokenized, display_text
+from explorer.text.vocab import Vocab
 from pages.common.resources import get_engine
 from pages.common.session import current_bundle
 from pages.common.url_state import URL_MAX_CHARS, sync_url, url_value

@@ -14,8 +14,7 @@ import dataclasses
 
 import streamlit as st
 
-from explorer.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
-from explorer.texts import TEXT_LABELS, text_available
+from explorer.text.texts import TEXT_LABELS, text_available
 from explorer.training.config import LIVE_CHOICES, LIVE_SEED_RANGE, LIVE_STEP_RANGE, LiveSettings
 from explorer.training.lesson import (
     CONTROL_GROUPS,
@@ -26,6 +25,7 @@ from explorer.training.lesson import (
 )
 from explorer.training.remote_trainer import LIVE_STATES, TrainingLost
 from explorer.training.status import ENDED, FAILED
+from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
 from pages.common.session import TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
 from pages.common.url_state import sync_url
 

@@ -16,7 +16,7 @@ import streamlit as st
 from explorer.figures import attention as attention_figs
 from explorer.figures import interpret as interpret_figs
 from explorer.figures import training as figs
-from explorer.head_roles import role_badge, roles_over_training, scores_over_snapshots
+from explorer.interpret.head_roles import role_badge, roles_over_training, scores_over_snapshots
 from explorer.training.remote_trainer import LIVE_STATES, QUEUED, TrainingLost
 from explorer.training.status import DIVERGED, FAILED, FINISHED
 from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_training, set_bundle

@@ -3,7 +3,7 @@
 Pages call these and hand the results to ``explorer.figures``; nothing here draws or knows about
 Streamlit, so every function is tested directly.
 
-Glossary of shapes (as in ``explorer.model``):
+Glossary of shapes (as in ``explorer.model.encoder``):
   T: tokens, D: model width, H: heads, L: layers, N: layer norms, S: residual-stream snapshots (2L+1),
   V: vocabulary size, K: key size.
 """
@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from explorer.config import ModelConfig
+from explorer.model.config import ModelConfig
 
 # Attention below this weight is invisible in a line drawing; dropping it keeps the head view light.
 HEAD_VIEW_MIN_WEIGHT = 0.02

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from explorer.tasks import TASKS
-from explorer.texts import DEFAULT_TEXT, TEXT_NAMES
+from explorer.text.texts import DEFAULT_TEXT, TEXT_NAMES
+from explorer.training.tasks import TASKS
 
 EXIT_DIVERGED = 1
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers the ``train`` subcommand on ``subparsers`` (and ``run_train`` as its handler)."""
-    from explorer.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
+    from explorer.model.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
     from explorer.training.config import DEFAULT_SEQ_LEN, TrainConfig
 
     defaults, run = ModelConfig(), TrainConfig()  # every default is the config dataclasses' own
@@ -97,13 +97,13 @@ class _ProgressBar:
 
 def run_train(args: argparse.Namespace) -> int:
     """Trains as ``args`` say, saves the checkpoint atomically, prints the summary."""
-    from explorer import checkpoint
-    from explorer.config import ModelConfig
-    from explorer.tasks import TEXT_TASKS, ties_embeddings
-    from explorer.texts import text_available
+    from explorer.model import checkpoint
+    from explorer.model.config import ModelConfig
+    from explorer.text.texts import text_available
     from explorer.training.config import default_train_config
     from explorer.training.runner import Trainer
     from explorer.training.status import DIVERGED
+    from explorer.training.tasks import TEXT_TASKS, ties_embeddings
 
     model_config = ModelConfig(
         vocab_size=args.vocab_size,

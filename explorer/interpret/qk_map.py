@@ -4,14 +4,14 @@ A head's weights come from dot products of queries and keys, so where its querie
 relative to each other says what it matches: a previous-token head puts each query next to the key
 one position back; a head that matches tokens by kind forms clusters of queries and keys together.
 The model returns scores and weights but not the vectors, so they are recomputed here from the layer's
-input and the head's parameters, exactly as ``explorer.model.SelfAttention`` computes them.
+input and the head's parameters, exactly as ``explorer.model.encoder.SelfAttention`` computes them.
 
 Two transformations leave every attention weight unchanged and make the joint picture readable (both
 from AttentionViz): keys are shifted so their mean is the queries' mean (adding a vector c to every key
 adds q·c to a whole row of scores, which softmax ignores), and queries and keys are scaled by a and 1/a
 so their mean lengths match (q·k is unchanged).
 
-Glossary of shapes (as in ``explorer.model``): T tokens, D model width, K key size, S snapshots (2L+1),
+Glossary of shapes (as in ``explorer.model.encoder``): T tokens, D model width, K key size, S snapshots (2L+1),
 N layer norms.
 """
 
@@ -22,8 +22,8 @@ from typing import NamedTuple
 import haiku as hk
 import numpy as np
 
-from explorer.analysis import Projection, check_attention, pca
-from explorer.config import ModelConfig
+from explorer.interpret.analysis import Projection, check_attention, pca
+from explorer.model.config import ModelConfig
 
 
 class QueryKeyMap(NamedTuple):

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from explorer.text.texts import ENGLISH_VOCAB_SIZE
+
 POSITIONAL_KINDS = ("sinusoidal", "learned", "none")
 LAYER_NORM_PLACEMENTS = ("post", "pre")
 
@@ -33,7 +35,7 @@ class ModelConfig:
     intermediate takes well under a millisecond on a 2-core CPU, large enough to show structure.
     """
 
-    vocab_size: int = 8192  # a closed subset of cl100k (explorer/vocab.py): keeps everyday English words whole
+    vocab_size: int = ENGLISH_VOCAB_SIZE  # a closed subset of cl100k (explorer/text/vocab.py) sized for English
     d_model: int = 128  # residual-stream width: enough to hold English words, small enough for 2 CPU cores
     num_heads: int = 4  # 4 heads x 32 dims: enough heads to see specialisation, each still wide enough
     num_layers: int = 2  # two layers already show composition (heads reading earlier heads)
@@ -46,7 +48,7 @@ class ModelConfig:
     # learn from being predicted too. Checkpoints saved before this field existed have a separate head.
     # (Without an output head there is nothing to tie.)
     tie_embeddings: bool = True
-    # The fields below describe pretrained BERT-style encoders (explorer/pretrained.py); their defaults are
+    # The fields below describe pretrained BERT-style encoders (explorer/model/pretrained.py); their defaults are
     # what every model before them did, so old checkpoints, parameter trees and outputs are unchanged.
     scale_embeddings: bool = True  # the paper multiplies embedding rows by sqrt(D); BERT adds them unscaled
     token_types: int = 0  # rows of a segment (token-type) embedding added to every token; BERT has 2, we use row 0

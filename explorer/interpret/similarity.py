@@ -5,18 +5,13 @@ tokens ([CLS] and [SEP] included, padding excluded), then scales that mean to un
 similarity of two sentences is the dot product of their embeddings. The same hidden states compared token
 by token show which words of one sentence the model reads as close to which words of the other.
 
-Shapes: B batch, T / Ta / Tb tokens, D model width, N texts.
+Shapes: B batch, T / Ta / Tb tokens, D model width. Two texts' similarity, from text to score, is
+``explorer.pipeline.text_similarity`` (it runs them through the model first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-
-from explorer.bundle import ModelBundle
-from explorer.inference import InferenceEngine
-from explorer.pipeline import run_text
 
 # torch.nn.functional.normalize's default: keeps an all-zero vector at zero instead of dividing by 0.
 NORM_EPS = 1e-12
@@ -77,19 +72,3 @@ def token_similarity(hidden_a: np.ndarray, hidden_b: np.ndarray) -> np.ndarray:
             f"Token similarity needs two [T, D] arrays of one width D, got {hidden_a.shape} and {hidden_b.shape}."
         )
     return np.clip(normalise(hidden_a) @ normalise(hidden_b).T, -1.0, 1.0)  # [Ta, Tb]
-
-
-def embed_texts(bundle: ModelBundle, engine: InferenceEngine, texts: Sequence[str]) -> np.ndarray:
-    """Sentence embeddings of some texts, ``[N, D]``, each text through ``pipeline.run_text``.
-
-    Texts are cut at the model's maximum length (512 tokens for MiniLM); sentence-transformers cuts this
-    model's input at 256, so a longer text gets a different embedding there.
-    """
-    rows = [sentence_embedding(run_text(bundle, engine, text).result.final_hidden) for text in texts]
-    return np.stack(rows) if rows else np.zeros((0, bundle.config.d_model), np.float32)  # [N, D]
-
-
-def text_similarity(bundle: ModelBundle, engine: InferenceEngine, text_a: str, text_b: str) -> float:
-    """Cosine similarity of two texts' sentence embeddings."""
-    a, b = embed_texts(bundle, engine, [text_a, text_b])  # [D], [D]
-    return cosine_similarity(a, b)

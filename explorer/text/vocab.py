@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer, load_encoding
+from explorer.text.tokenizer import DEFAULT_ENCODING, Tokenizer, load_encoding
 
 PAD, MASK, UNK = 0, 1, 2
 SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[UNK]")

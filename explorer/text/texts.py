@@ -1,13 +1,13 @@
 """Training texts: the named texts a model can learn from, their closed vocabularies and token streams.
 
 Text tasks (mlm, causal) train on one of:
-  english  the Brown Corpus, real edited English (``explorer.brown``; fetched by ``make corpus``);
-  grammar  the bundled agreement grammar (``explorer.corpus``), whose sentences carry long-range links;
+  english  the Brown Corpus, real edited English (``explorer.text.brown``; fetched by ``make corpus``);
+  grammar  the bundled agreement grammar (``explorer.text.corpus``), whose sentences carry long-range links;
   a user's uploaded text.
 The toy tasks make their own sequences and only borrow the grammar's small vocabulary.
 
 Each text is held out in part for evaluation, and its vocabulary is the closed tiktoken subset of
-``explorer.vocab`` built from its training part: the same text and size always give the same
+``explorer.text.vocab`` built from its training part: the same text and size always give the same
 vocabulary, so a model trained in the app matches the checkpoint trained by the CLI.
 """
 
@@ -18,13 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer import brown
-from explorer.config import ModelConfig
-from explorer.corpus import corpus_text
-from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer
-from explorer.vocab import NUM_SPECIAL, Vocab, closed_vocab
+from explorer.text import brown
+from explorer.text.corpus import corpus_text
+from explorer.text.tokenizer import DEFAULT_ENCODING, Tokenizer
+from explorer.text.vocab import NUM_SPECIAL, Vocab, closed_vocab
 
-ENGLISH_VOCAB_SIZE = ModelConfig().vocab_size  # the default model is the English one
 TEXT_NAMES = ("english", "grammar")
 DEFAULT_TEXT = "english"
 UPLOADED = "uploaded"
@@ -37,9 +35,11 @@ TEXT_LABELS = {
 # Uploaded text is cut here: a 2 MB text is ~500k tokens, more than a small model sees in a live session.
 MAX_UPLOAD_CHARS = 2_000_000
 HELD_OUT_FRACTION = 0.1  # of an uploaded text or the grammar, from its end
-# Vocabulary sizes: English needs thousands of tokens to keep everyday words whole; the grammar's few
+# Vocabulary sizes: English needs thousands of tokens to keep everyday words whole (8192 keeps them as
+# cl100k_base does and the output head affordable: see the README's *Default model*); the grammar's few
 # hundred distinct tokens, their BPE ancestors and the 256 bytes fit in 1024, and a small table keeps
 # toy models small and fast.
+ENGLISH_VOCAB_SIZE = 8192  # the default model's (``ModelConfig.vocab_size``), the English one
 GRAMMAR_VOCAB_SIZE = 1024
 VOCAB_SIZES = {"english": ENGLISH_VOCAB_SIZE, "grammar": GRAMMAR_VOCAB_SIZE, UPLOADED: ENGLISH_VOCAB_SIZE}
 
@@ -117,7 +117,7 @@ def token_streams(text: TrainingText, vocab: Vocab) -> tuple[np.ndarray, np.ndar
     """The training and held-out parts as model ids ``([N] int32, [M] int32)``, tokenized as the model
     tokenizes (BPE over its closed vocabulary)."""
     if not vocab.closed:
-        raise ValueError("Training needs a closed vocabulary (explorer.vocab.closed_vocab).")
+        raise ValueError("Training needs a closed vocabulary (explorer.text.vocab.closed_vocab).")
     encoding = vocab.tokenizer().encoding  # the subset: its ids are model rows minus the special tokens
     return tuple(
         np.asarray(encoding.encode(part, allowed_special=set(), disallowed_special=()), np.int32) + NUM_SPECIAL

@@ -23,10 +23,12 @@ import jax
 import numpy as np
 import safetensors.numpy
 
-from explorer.bundle import ModelBundle
-from explorer.config import ModelConfig
-from explorer.model import build_model
-from explorer.vocab import Vocab
+from explorer import DEFAULT_CHECKPOINT
+from explorer.model.bundle import ModelBundle
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import build_model
+from explorer.text.texts import vocab_for
+from explorer.text.vocab import Vocab
 
 FORMAT = "encoder-explorer-checkpoint"
 METADATA_KEY = "explorer"  # where a .safetensors checkpoint keeps our JSON metadata
@@ -216,9 +218,6 @@ def load_default(path: str | os.PathLike | None = None) -> tuple[ModelBundle, st
 
     Returns ``(bundle, notice)``; ``notice`` is None when the checkpoint loaded.
     """
-    from explorer import DEFAULT_CHECKPOINT
-    from explorer.texts import vocab_for
-
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     try:
         return load(path), None

@@ -17,7 +17,7 @@ average over queries of:
 A head is labelled with its highest-scoring pattern role (the first six) when that score reaches
 ``ROLE_THRESHOLD``, else "broad" when its broad score reaches ``BROAD_THRESHOLD``, else "none".
 
-Glossary of shapes (as in ``explorer.model``): L layers, H heads, T tokens, R roles.
+Glossary of shapes (as in ``explorer.model.encoder``): L layers, H heads, T tokens, R roles.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from explorer import tagged_sentences
-from explorer.bundle import ModelBundle
-from explorer.inference import InferenceEngine
+from explorer.interpret import tagged_sentences
+from explorer.model.bundle import ModelBundle
+from explorer.model.inference import InferenceEngine, run_in_batches
 
 PATTERN_ROLES = ("previous token", "next token", "self", "first token", "punctuation", "same token")
 BROAD = "broad"
@@ -221,7 +221,7 @@ def bundle_head_roles(
     causal = bundle.task == "causal"
     sentences = tagged_sentences.sample_sentences(bundle.vocab, count, held_out=True, seed=seed)
     attentions: list[np.ndarray] = [np.empty(0)] * len(sentences)
-    runs = tagged_sentences.run_in_batches(engine, bundle.params, [s.model_ids for s in sentences], causal=causal)
+    runs = run_in_batches(engine, bundle.params, [s.model_ids for s in sentences], causal=causal)
     for index, result in runs:
         attentions[index] = np.array(result.attention_weights)  # [L, H, T, T], copied out of the batch
     # Model ids, not tiktoken ids: for a model whose vocabulary is not closed, [UNK] copies are copies too.

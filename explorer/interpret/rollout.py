@@ -8,14 +8,14 @@ multiplied from the first up. Row i of the result says how much of position i's 
 representation traces back to each input token, under the assumption that information moves only along
 attention and the residual path (feed-forward layers and the values' magnitudes are ignored).
 
-Glossary of shapes (as in ``explorer.model``): L layers, H heads, T tokens.
+Glossary of shapes (as in ``explorer.model.encoder``): L layers, H heads, T tokens.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from explorer.analysis import check_attention
+from explorer.interpret.analysis import check_attention
 
 # The paper's share of the residual connection: a token keeps half of itself at every layer.
 RESIDUAL_SHARE = 0.5

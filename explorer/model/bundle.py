@@ -13,13 +13,13 @@ from typing import Any
 import haiku as hk
 import jax
 
-from explorer.config import ModelConfig
-from explorer.model import init_params
-from explorer.vocab import Vocab
-from explorer.wordpiece import WordPieceVocab
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import init_params
+from explorer.text.vocab import Vocab
+from explorer.text.wordpiece import WordPieceVocab
 
-# What a pretrained model was trained for elsewhere (explorer/pretrained.py). Such a bundle is trained, so
-# no view calls its weights random, but not on one of explorer.tasks.TASKS, so this app cannot train it
+# What a pretrained model was trained for elsewhere (explorer/model/pretrained.py). Such a bundle is trained, so
+# no view calls its weights random, but not on one of explorer.training.tasks.TASKS, so this app cannot train it
 # further; whether it can predict tokens is ``config.output_head`` (MiniLM has no head: it embeds sentences).
 SENTENCE_SIMILARITY = "sentence-similarity"
 PRETRAINED_TASKS = (SENTENCE_SIMILARITY,)
@@ -33,7 +33,7 @@ class ModelBundle:
     vocab: maps tiktoken ids to the model's rows (``Vocab``), or a pretrained model's WordPiece ids
       (``WordPieceVocab``, whose ids are the rows).
     source: a short human label ("random weights (seed 0)", "checkpoint default.safetensors", ...).
-    task: the task the model was trained on (one of ``explorer.tasks.TASKS``, or of ``PRETRAINED_TASKS`` for a model
+    task: the task the model was trained on (one of ``explorer.training.tasks.TASKS``, or of ``PRETRAINED_TASKS`` for a model
       trained elsewhere), or None for an untrained model.
     info: free-form facts shown to the user (training steps, final loss, ...).
     """

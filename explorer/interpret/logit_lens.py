@@ -6,7 +6,7 @@ answer appears and what each layer changes. A pre-LN model's stream is not norma
 layer norm, so the lens applies that layer norm first, as the model does; a post-LN model's stream is
 already normalised after every sub-layer, and its last snapshot is exactly the final hidden state.
 
-Glossary of shapes (as in ``explorer.model``): S residual-stream snapshots (2L+1), T tokens, D model width,
+Glossary of shapes (as in ``explorer.model.encoder``): S residual-stream snapshots (2L+1), T tokens, D model width,
 V vocabulary size, k predictions kept per position.
 """
 
@@ -17,10 +17,10 @@ from typing import NamedTuple
 import haiku as hk
 import numpy as np
 
-from explorer.analysis import layer_norm_parameters
-from explorer.config import ModelConfig
-from explorer.model import OUTPUT_HEAD, TIED_BIAS, output_logits
-from explorer.vocab import Vocab
+from explorer.interpret.analysis import layer_norm_parameters
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import OUTPUT_HEAD, TIED_BIAS, output_logits
+from explorer.text.vocab import Vocab
 
 FINAL_NORM = "encoder/final_norm"  # pre-LN only
 LAYER_NORM_EPS = 1e-5  # hk.LayerNorm's default, which the model uses

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from explorer.corpus import TOY_SYMBOLS, toy_symbol_ids
-from explorer.vocab import MASK, Vocab
+from explorer.text.corpus import TOY_SYMBOLS, toy_symbol_ids
+from explorer.text.vocab import MASK, Vocab
 
 TEXT_TASKS = ("mlm", "causal")
 TOY_TASKS = ("reverse", "sort", "copy")
@@ -117,7 +117,7 @@ def toy_source(vocab: Vocab, num_symbols: int) -> np.ndarray:
     ids, unknown = vocab.to_model_ids(toy_symbol_ids(vocab.encoding)[:num_symbols])
     if unknown.any():
         missing = [TOY_SYMBOLS[i] for i in np.flatnonzero(unknown)]
-        raise ValueError(f"The vocabulary lacks toy symbols {missing}; build it with explorer.vocab.closed_vocab.")
+        raise ValueError(f"The vocabulary lacks toy symbols {missing}; build it with explorer.text.vocab.closed_vocab.")
     if np.any(np.diff(ids) <= 0):  # the sort task relies on model ids increasing in symbol order
         raise ValueError(f"The toy symbols' ids in {vocab.encoding} are not in symbol order; use cl100k_base.")
     return ids

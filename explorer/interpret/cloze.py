@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.bundle import ModelBundle
-from explorer.inference import InferenceEngine
-from explorer.vocab import MASK
+from explorer.model.bundle import ModelBundle
+from explorer.model.inference import InferenceEngine
+from explorer.text.vocab import MASK
 
 WINDOW = 64  # the training windows' length: the model has seen every position of such a window
 TOP_K = 5

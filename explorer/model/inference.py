@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -20,11 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from explorer.config import ModelConfig
-from explorer.model import EncoderOutput, build_model
-from explorer.vocab import PAD
+from explorer.model.config import ModelConfig
+from explorer.model.encoder import EncoderOutput, build_model
+from explorer.text.vocab import PAD
 
 SMALLEST_BUCKET = 8
+# Sentences per call of ``run_in_batches``. The batch size is a compiled shape, so it stays fixed (the last
+# batch is padded with copies); 32 sentences of at most 64 tokens keep one call's outputs to tens of megabytes.
+BATCH_SIZE = 32
 
 
 def bucket_lengths(max_len: int, smallest: int = SMALLEST_BUCKET) -> tuple[int, ...]:
@@ -208,3 +212,25 @@ class InferenceEngine:
         if isinstance(cost, list):  # older jax returned one dict per device
             cost = cost[0] if cost else {}
         return str(jaxpr), dict(cost or {})
+
+
+def run_in_batches(
+    engine: InferenceEngine,
+    params: hk.Params,
+    batch_ids: Sequence[np.ndarray],
+    causal: bool = False,
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[tuple[int, Inspection]]:
+    """Runs many sentences in fixed-size batches; yields ``(index into batch_ids, Inspection)``.
+
+    Sentences are grouped by length, so a batch pads to the bucket of similar sentences rather than of
+    the longest one. An ``Inspection`` holds views into its whole batch's outputs (logits included):
+    copy what you keep, so the batch is freed when the next one runs.
+    """
+    order = sorted(range(len(batch_ids)), key=lambda i: len(batch_ids[i]))
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        ids = [batch_ids[i] for i in chosen]
+        ids += [ids[-1]] * (batch_size - len(ids))  # the batch size is a compiled shape: keep it fixed
+        results = engine.run_batch(params, ids, causal=causal)
+        yield from zip(chosen, results[: len(chosen)], strict=True)

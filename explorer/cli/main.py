@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.cli_train import add_train_parser
+from explorer.cli.train import add_train_parser
 
 EXIT_USER_ERROR = 2
 
@@ -49,14 +49,14 @@ MODELS = ("default", "minilm")
 def _load_model(checkpoint_path: str | None, notices: list[str], model: str = "default"):
     """The model a command runs: a checkpoint file, the pretrained MiniLM, or the shipped default (with a
     notice if it could not be loaded)."""
-    from explorer import checkpoint
+    from explorer.model import checkpoint
 
     if checkpoint_path:
         if model != "default":
             raise ValueError("Give either --checkpoint or --model, not both.")
         return checkpoint.load(checkpoint_path)
     if model == "minilm":
-        from explorer import pretrained
+        from explorer.model import pretrained
 
         return pretrained.load_minilm()
     bundle, notice = checkpoint.load_default()
@@ -69,8 +69,8 @@ def inspect_payload(
     text: str, checkpoint_path: str | None, encoding: str | None = None, model: str = "default"
 ) -> dict[str, Any]:
     """Everything `inspect` reports, as plain JSON-ready data."""
-    from explorer.inference import InferenceEngine, use_synchronous_dispatch
-    from explorer.model import layer_norm_names
+    from explorer.model.encoder import layer_norm_names
+    from explorer.model.inference import InferenceEngine, use_synchronous_dispatch
     from explorer.pipeline import position_predictions, run_text
 
     notices: list[str] = []
@@ -97,10 +97,10 @@ def inspect_payload(
         }
         for n, name in enumerate(layer_norm_names(bundle.config))
     ]
-    from explorer.brown import CorpusMissing
-    from explorer.head_roles import bundle_head_roles
-    from explorer.logit_lens import lens_rows, logit_lens
-    from explorer.rollout import attention_rollout
+    from explorer.interpret.head_roles import bundle_head_roles
+    from explorer.interpret.logit_lens import lens_rows, logit_lens
+    from explorer.interpret.rollout import attention_rollout
+    from explorer.text.brown import CorpusMissing
 
     try:
         head_roles = bundle_head_roles(bundle, engine)
@@ -142,7 +142,7 @@ def inspect_payload(
 
 
 def _print_inspection(payload: dict[str, Any]) -> None:
-    from explorer.tokenizer import display_text
+    from explorer.text.tokenizer import display_text
 
     for notice in payload["notices"]:
         print(f"note: {notice}")
@@ -177,7 +177,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from explorer import benchmark
+    from explorer.cli import benchmark
 
     report = benchmark.run_all(quick=args.quick, model=args.model)
     if args.json:
@@ -189,7 +189,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def predict_payload(text: str, checkpoint_path: str | None, top: int, model: str = "default") -> dict[str, Any]:
     """Fill-mask: the ``top`` most probable tokens at every ``[MASK]`` of ``text``."""
-    from explorer.inference import InferenceEngine, use_synchronous_dispatch
+    from explorer.model.inference import InferenceEngine, use_synchronous_dispatch
     from explorer.pipeline import fill_mask, prepare_text
 
     if top < 1:
@@ -215,7 +215,7 @@ def predict_payload(text: str, checkpoint_path: str | None, top: int, model: str
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from explorer.tokenizer import display_text
+    from explorer.text.tokenizer import display_text
 
     payload = predict_payload(args.text, args.checkpoint, args.top, args.model)
     if args.json:
@@ -230,8 +230,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_similarity(args: argparse.Namespace) -> int:
-    from explorer.inference import InferenceEngine, use_synchronous_dispatch
-    from explorer.similarity import text_similarity
+    from explorer.model.inference import InferenceEngine, use_synchronous_dispatch
+    from explorer.pipeline import text_similarity
 
     notices: list[str] = []
     bundle = _load_model(args.checkpoint, notices, "default" if args.checkpoint else args.model)
@@ -247,7 +247,7 @@ def _cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
-    from explorer import brown
+    from explorer.text import brown
 
     path = brown.fetch()
     print(f"{path} (sha256 verified): {brown.SOURCE}")
@@ -296,10 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from explorer.brown import CorpusMissing
-    from explorer.checkpoint import CheckpointError
-    from explorer.pretrained import PretrainedUnavailable
-    from explorer.tokenizer import EncodingUnavailable
+    from explorer.model.checkpoint import CheckpointError
+    from explorer.model.pretrained import PretrainedUnavailable
+    from explorer.text.brown import CorpusMissing
+    from explorer.text.tokenizer import EncodingUnavailable
 
     args = build_parser().parse_args(argv)
     try:

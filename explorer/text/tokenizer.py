@@ -241,7 +241,7 @@ class Tokenizer:
     """A tiktoken encoding with the conventions this app needs.
 
     ``Tokenizer(name)`` is a whole encoding. ``Tokenizer.from_encoding`` wraps a subset of one (a model's
-    closed vocabulary, see ``explorer.vocab``): it encodes with the subset's BPE and reports the base
+    closed vocabulary, see ``explorer.text.vocab``): it encodes with the subset's BPE and reports the base
     encoding's ids, so every id anywhere in the app means the same token.
     """
 

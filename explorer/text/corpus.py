@@ -17,7 +17,7 @@ training text, or the first word of every typed sentence would be [UNK].
 
 Generation is deterministic in ``seed`` so the corpus, its vocabulary and the default checkpoint are
 reproducible. The toy tasks' symbols (digits and capital letters) are single bytes, so every closed
-vocabulary (``explorer.vocab``) holds them.
+vocabulary (``explorer.text.vocab``) holds them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import random
 
-from explorer.tokenizer import DEFAULT_ENCODING, Tokenizer
+from explorer.text.tokenizer import DEFAULT_ENCODING, Tokenizer
 
 # Sentences in the bundled corpus: ~20k sentences is ~300k tokens, enough that a small model cannot
 # memorise it in a few thousand steps, small enough to generate and tokenize in well under a second.

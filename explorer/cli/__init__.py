@@ -1,0 +1,10 @@
+"""The command line, ``python -m explorer ...``: the scriptable face of the explorer, at the top of the stack.
+
+- ``main``: the parser and the commands (inspect, predict, similarity, bench, corpus, train);
+- ``train``: the ``train`` command (its defaults are those of ``explorer.training.config``);
+- ``benchmark``: the inference benchmark behind ``bench``.
+
+Text reaches a model through ``explorer.pipeline``, as in the app.
+
+May import: any layer.
+"""

@@ -1,0 +1,11 @@
+"""Model: what an encoder is, its parameters on disk, and how to run it without recompiling.
+
+- ``config``: ``ModelConfig``, the frozen, validated architecture;
+- ``positional``: the sinusoidal positional encoding of "Attention is all you need";
+- ``encoder``: the encoder, returning every intermediate a view needs (``build_model``, ``init_params``);
+- ``bundle``: a model with its parameters and vocabulary; ``checkpoint``: bundles as ``.safetensors``
+  files; ``pretrained``: MiniLM-L6's weights mapped onto this encoder's parameter names;
+- ``inference``: the bucketed, recompile-free forward (``InferenceEngine``).
+
+May import: text.
+"""

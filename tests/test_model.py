@@ -9,14 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explorer.model.encoder import (
-    build_model,
-    count_parameters,
-    hidden_state_names,
-    init_params,
-    layer_norm_names,
-    masked_softmax,
-)
+from explorer.model.attention import masked_softmax
+from explorer.model.encoder import build_model, count_parameters, hidden_state_names, init_params, layer_norm_names
 
 
 def run(config, params, ids, mask, **kwargs):

@@ -19,7 +19,7 @@ import numpy as np
 
 from explorer.interpret.analysis import layer_norm_parameters
 from explorer.model.config import ModelConfig
-from explorer.model.encoder import OUTPUT_HEAD, TIED_BIAS, output_logits
+from explorer.model.output_head import OUTPUT_HEAD, TIED_BIAS, output_logits
 from explorer.text.vocab import Vocab
 
 FINAL_NORM = "encoder/final_norm"  # pre-LN only

@@ -4,7 +4,7 @@ A head's weights come from dot products of queries and keys, so where its querie
 relative to each other says what it matches: a previous-token head puts each query next to the key
 one position back; a head that matches tokens by kind forms clusters of queries and keys together.
 The model returns scores and weights but not the vectors, so they are recomputed here from the layer's
-input and the head's parameters, exactly as ``explorer.model.encoder.SelfAttention`` computes them.
+input and the head's parameters, exactly as ``explorer.model.attention.SelfAttention`` computes them.
 
 Two transformations leave every attention weight unchanged and make the joint picture readable (both
 from AttentionViz): keys are shifted so their mean is the queries' mean (adding a vector c to every key

@@ -2,7 +2,10 @@
 
 - ``config``: ``ModelConfig``, the frozen, validated architecture;
 - ``positional``: the sinusoidal positional encoding of "Attention is all you need";
-- ``encoder``: the encoder, returning every intermediate a view needs (``build_model``, ``init_params``);
+- the encoder, from named parts: ``attention`` (the masked softmax, ``SelfAttention``, the attention
+  mask), ``feed_forward``, ``embeddings`` (token, position, token type, embedding norm), ``layer``
+  (``EncoderLayer``: post- or pre-LN), ``output_head`` (tied, untied or none), and ``encoder``
+  (``Encoder`` composing them and returning every intermediate; ``build_model``, ``init_params``);
 - ``bundle``: a model with its parameters and vocabulary; ``checkpoint``: bundles as ``.safetensors``
   files; ``pretrained``: MiniLM-L6's weights mapped onto this encoder's parameter names;
 - ``inference``: the bucketed, recompile-free forward (``InferenceEngine``).

@@ -9,7 +9,8 @@ Where the speed comes from (MLM at batch 32 x 64 tokens, default model, 2 CPU co
 bench/bench_training.py, where the variants alternate in one process):
   * The last layer runs only at the scored positions (``Encoder``'s ``predict_at``): masked-token
     prediction reads 15% of the positions, and the rest of the last layer after its attention is
-    position-wise. Together with attention's layout (model.py) this took the step from ~39 to ~50 steps/s.
+    position-wise. Together with attention's layout (explorer/model/attention.py) this took the step
+    from ~39 to ~50 steps/s.
   * Data parallel: the batch is split over one JAX CPU device per core (``compile_functions``), ~1.15x
     over one device running every core.
   * Fusing steps: ``lax.scan`` runs up to K steps, sampling each batch on device, in one call, so the

@@ -25,8 +25,10 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from explorer.model.attention import take_positions
 from explorer.model.config import ModelConfig
-from explorer.model.encoder import build_model, init_params, output_logits, take_positions
+from explorer.model.encoder import build_model, init_params
+from explorer.model.output_head import output_logits
 from explorer.training.config import TrainConfig
 from explorer.training.tasks import Batch
 

@@ -376,14 +376,14 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
 
 def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkeypatch):
     from explorer.model import pretrained
-    from pages import common
+    from pages.common.resources import pretrained_bundle
 
     monkeypatch.setattr(pretrained, "available", lambda: pretrained.INSTALL_HINT)
-    common.pretrained_bundle.clear()
+    pretrained_bundle.clear()
     try:
         at = app("pages/attention.py", model="minilm")
         assert_ok(at, "Attention")
         assert any(pretrained.INSTALL_HINT in w.value for w in at.sidebar.warning)
         assert any("checkpoint default" in m.value for m in at.sidebar.markdown)  # the default meanwhile
     finally:
-        common.pretrained_bundle.clear()
+        pretrained_bundle.clear()

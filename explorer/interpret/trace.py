@@ -421,14 +421,3 @@ def trace_layer(
             shown_with=("ffn_residual",),
         )
     return LayerTrace(layer, head, position, tokens, causal, tuple(steps))
-
-
-def step_payload(step: Step, digits: int = 6) -> dict:
-    """One step as JSON-ready data (values rounded to ``digits``)."""
-    return {
-        "name": step.name,
-        "formula": step.formula,
-        "shape": list(step.shape),
-        "value": np.round(step.value, digits).tolist(),
-        "caption": step.caption,
-    }

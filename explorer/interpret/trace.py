@@ -46,13 +46,14 @@ class Activation:
 ACTIVATIONS = {
     "gelu": Activation(
         lambda z: 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0))),
-        r"\mathrm{GELU}(z) = z\,\Phi(z) = \tfrac{z}{2}\left(1 + \operatorname{erf}(z/\sqrt{2})\right)",
+        r"\mathrm{GELU}(z) = z\,\Phi(z)",
         "GELU",
-        "passes large positive numbers almost unchanged and squashes negative ones towards 0",
+        "(Φ: the standard normal distribution's CDF) passes large positive numbers almost unchanged and "
+        "squashes negative ones towards 0",
     ),
     "gelu_tanh": Activation(
         lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z**3))),
-        r"\mathrm{GELU}(z) \approx \tfrac{z}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(z + 0.044715\,z^3)\right)\right)",
+        r"\tfrac{z}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(z + 0.044715\,z^3)\right)\right)",
         "GELU (tanh approximation)",
         "passes large positive numbers almost unchanged and squashes negative ones towards 0",
     ),
@@ -78,6 +79,7 @@ class Step:
     """One intermediate of the layer for the query token."""
 
     name: str  # stable identifier ("query", "weights", ...), as in the command line's JSON
+    symbol: str  # what the formulas call it ("q", "x + a"), to label it in a picture
     title: str  # heading for a person
     formula: str  # LaTeX
     value: np.ndarray  # float64; the shape says what it is (see ``kind``)
@@ -134,7 +136,8 @@ def _name(tokens: Sequence[str], index: int) -> str:
     return f"{index} “{tokens[index]}”"
 
 
-LN_FORMULA = r"\mathrm{LN}(v) = \gamma \odot \frac{v - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta"
+def _ln_formula(v: str) -> str:
+    return rf"\mathrm{{LN}}({v}) = \gamma \odot \frac{{{v} - \mu}}{{\sqrt{{\sigma^2 + \epsilon}}}} + \beta"
 
 
 def trace_layer(
@@ -184,8 +187,8 @@ def trace_layer(
     me = _name(tokens, p)
     steps: list[Step] = []
 
-    def add(name, title, formula, value, caption, **extra) -> np.ndarray:
-        steps.append(Step(name, title, formula, np.asarray(value, np.float64), caption, **extra))
+    def add(name, symbol, title, formula, value, caption, **extra) -> np.ndarray:
+        steps.append(Step(name, symbol, title, formula, np.asarray(value, np.float64), caption, **extra))
         return steps[-1].value
 
     x_all = stream[2 * layer]  # [T, D]
@@ -196,6 +199,7 @@ def trace_layer(
         origin = f"layer {layer}'s output"
     x = add(
         "input",
+        "x",
         "Input: the residual stream",
         rf"x = h^{{({layer})}}_{{{p}}} \in \mathbb{{R}}^{{{D}}}",
         x_all[p],
@@ -207,12 +211,13 @@ def trace_layer(
         reads = _layer_norm(params, f"{prefix}/attention_norm", x_all, eps)  # [T, D]
         add(
             "input_norm",
+            "LN(x)",
             "Layer norm before attention (pre-LN)",
-            LN_FORMULA + rf",\quad \epsilon = {eps:g}",
+            r"\tilde{x} = " + _ln_formula("x"),
             reads[p],
             "Pre-LN: attention reads a normalised copy of every token's vector: shifted to mean 0, scaled to "
-            "standard deviation 1, then scaled by γ and shifted by β (learned, one per dimension). The stream "
-            "itself passes on unchanged.",
+            f"standard deviation 1 (ε = {eps:g} guards the division), then scaled by γ and shifted by β (learned, "
+            "one per dimension). The stream itself passes on unchanged.",
             shown_with=("input",),
         )
     source = r"\tilde{x}" if pre else "x"
@@ -225,6 +230,7 @@ def trace_layer(
     h = head + 1
     q = add(
         "query",
+        "q",
         "Query",
         rf"q = {source}\,W_Q^{{({h})}} + b_Q^{{({h})}} \in \mathbb{{R}}^{{{K}}}",
         reads[p] @ wq[:, columns] + bq[columns],
@@ -233,6 +239,7 @@ def trace_layer(
     )
     keys = add(
         "keys",
+        "K",
         "Keys",
         rf"K = {sources}\,W_K^{{({h})}} + b_K^{{({h})}} \in \mathbb{{R}}^{{{length} \times {K}}}",
         reads @ wk[:, columns] + bk[columns],
@@ -242,6 +249,7 @@ def trace_layer(
     )
     values = add(
         "values",
+        "V",
         "Values",
         rf"V = {sources}\,W_V^{{({h})}} + b_V^{{({h})}} \in \mathbb{{R}}^{{{length} \times {K}}}",
         reads @ wv[:, columns] + bv[columns],
@@ -253,6 +261,7 @@ def trace_layer(
     best = int(np.argmax(np.where(allowed, scores, -np.inf)))
     add(
         "scores",
+        "s",
         "Scores",
         rf"s_j = \frac{{k_j \cdot q}}{{\sqrt{{d_k}}}} = \frac{{k_j \cdot q}}{{\sqrt{{{K}}}}}",
         scores,
@@ -268,6 +277,7 @@ def trace_layer(
         rule = r"j > " + str(p) if causal else r"j \text{ padding}"
         add(
             "mask",
+            "mask",
             "Mask",
             rf"s_j \leftarrow -\infty \quad \text{{for }} {rule}",
             allowed.astype(np.float64),
@@ -279,6 +289,7 @@ def trace_layer(
     weights = _masked_softmax(scores, allowed)
     add(
         "weights",
+        "w",
         "Attention weights (softmax)",
         r"w_j = \frac{e^{s_j}}{\sum_i e^{s_i}}",
         weights,
@@ -290,6 +301,7 @@ def trace_layer(
     )
     add(
         "head_output",
+        "o",
         "Head output",
         rf"o^{{({h})}} = \sum_j w_j\, v_j \in \mathbb{{R}}^{{{K}}}",
         weights @ values,
@@ -304,6 +316,7 @@ def trace_layer(
     off = [str(i + 1) for i in np.flatnonzero(head_mask[layer] == 0)]
     add(
         "heads_concatenated",
+        "[o¹; …; oᴴ]",
         "All heads side by side",
         rf"[o^{{(1)}}; \dots; o^{{({H})}}] \in \mathbb{{R}}^{{{H * K}}}",
         concatenated.reshape(H * K),
@@ -315,6 +328,7 @@ def trace_layer(
     wo, bo = projections["output"]
     attention = add(
         "attention_output",
+        "a",
         "Attention output",
         rf"a = [o^{{(1)}}; \dots; o^{{({H})}}]\,W_O + b_O \in \mathbb{{R}}^{{{D}}}",
         concatenated.reshape(H * K) @ wo + bo,
@@ -325,6 +339,7 @@ def trace_layer(
     if pre:
         after = add(
             "after_attention",
+            "h",
             "Residual add: after attention",
             r"h = x + a",
             residual,
@@ -334,8 +349,9 @@ def trace_layer(
         )
         ffn_in = add(
             "ffn_norm",
+            "LN(h)",
             "Layer norm before the feed-forward net (pre-LN)",
-            LN_FORMULA,
+            r"\tilde{h} = " + _ln_formula("h"),
             _layer_norm(params, f"{prefix}/ffn_norm", after, eps),
             "The feed-forward net reads a normalised copy of the stream, with its own γ and β.",
             shown_with=("after_attention",),
@@ -343,6 +359,7 @@ def trace_layer(
     else:
         add(
             "attention_residual",
+            "x + a",
             "Residual add",
             r"x + a",
             residual,
@@ -352,12 +369,13 @@ def trace_layer(
         )
         after = ffn_in = add(
             "after_attention",
+            "h",
             "Layer norm: after attention (post-LN)",
-            rf"h = \mathrm{{LN}}(x + a) = \gamma \odot \frac{{x + a - \mu}}{{\sqrt{{\sigma^2 + \epsilon}}}} + \beta,"
-            rf"\quad \epsilon = {eps:g}",
+            "h = " + _ln_formula("x + a"),
             _layer_norm(params, f"{prefix}/attention_norm", residual, eps),
-            f"Post-LN: the sum is shifted to mean 0 and scaled to standard deviation 1 across its {D} numbers, then "
-            "scaled by γ and shifted by β (learned per dimension). This is the stream after attention.",
+            f"Post-LN: the sum is shifted to mean 0 (μ) and scaled to standard deviation 1 (σ) across its {D} "
+            f"numbers, ε = {eps:g} guarding the division, then scaled by γ and shifted by β (learned per "
+            "dimension). This is the stream after attention.",
             shown_with=("attention_residual",),
         )
     activation = activation_for(cfg)
@@ -365,6 +383,7 @@ def trace_layer(
     ffn_source = r"\tilde{h}" if pre else "h"
     hidden = add(
         "ffn_hidden",
+        "z",
         "Feed-forward: expand",
         rf"z = {ffn_source}\,W_1 + b_1 \in \mathbb{{R}}^{{{F}}}",
         ffn_in @ w1 + b1,
@@ -373,6 +392,7 @@ def trace_layer(
     )
     active = add(
         "ffn_activation",
+        "g",
         f"Feed-forward: {activation.name}",
         rf"g = {activation.formula}",
         activation.function(hidden),
@@ -382,6 +402,7 @@ def trace_layer(
     )
     ffn_out = add(
         "ffn_output",
+        "f",
         "Feed-forward: contract",
         rf"f = g\,W_2 + b_2 \in \mathbb{{R}}^{{{D}}}",
         active @ w2 + b2,
@@ -396,6 +417,7 @@ def trace_layer(
     if pre:
         add(
             "layer_output",
+            "y",
             "Residual add: the layer's output",
             r"y = h + f",
             after + ffn_out,
@@ -405,6 +427,7 @@ def trace_layer(
     else:
         add(
             "ffn_residual",
+            "h + f",
             "Residual add",
             r"h + f",
             after + ffn_out,
@@ -413,6 +436,7 @@ def trace_layer(
         )
         add(
             "layer_output",
+            "y",
             "Layer norm: the layer's output (post-LN)",
             r"y = \mathrm{LN}(h + f)",
             _layer_norm(params, f"{prefix}/ffn_norm", after + ffn_out, eps),

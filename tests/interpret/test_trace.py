@@ -159,7 +159,9 @@ def test_steps_say_what_they_are():
     assert trace["ffn_hidden"].shape == (config.ffn_size,)
     # Formulas and captions come from the config and the text, not from a fixed description.
     assert rf"\sqrt{{{K}}}" in trace["scores"].formula
-    assert "1e-12" in trace["after_attention"].formula
+    assert (
+        r"\sigma^2 + \epsilon" in trace["after_attention"].formula and "ε = 1e-12" in trace["after_attention"].caption
+    )
     assert "2 “cat”" in trace["query"].caption
     assert "causal" in trace["mask"].caption and "padding" in trace["mask"].caption
     assert "token type, layer-normalised" in trace["input"].caption

@@ -210,13 +210,15 @@ def score_bars(
             x=x,
             y=scores,
             marker_color=_bar_colours(len(x), query, start, allowed),
-            text=[None if ok else "−∞" for ok in allowed],
+            text=[None if ok else "−∞" for ok in allowed] if not allowed.all() else None,
             textposition="outside",
             hovertemplate="key %{x}: score %{y:.3f}<extra></extra>",
         )
     )
+    low, high = min(0.0, float(scores.min())), max(0.0, float(scores.max()))
+    pad = 0.1 * (high - low or 1.0)  # room above the tallest bar (and for its "−∞")
     fig.update_xaxes(type="category", tickangle=-60)
-    fig.update_yaxes(title="score")
+    fig.update_yaxes(title="score", range=[low - (pad if low < 0 else 0), high + pad])
     return finish(fig, title, 320)
 
 

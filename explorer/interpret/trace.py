@@ -19,59 +19,18 @@ F feed-forward width.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import haiku as hk
 import numpy as np
 
+from explorer.interpret.activations import activation_for
 from explorer.model.config import ModelConfig
 
 VECTOR = "vector"  # one vector of the query token ([K], [D], [H·K] or [F])
 PER_KEY = "per_key"  # one number per key token ([T])
 PER_TOKEN = "per_token"  # one row per token ([T, K])
-
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-@dataclass(frozen=True)
-class Activation:
-    function: Callable[[np.ndarray], np.ndarray]
-    formula: str  # LaTeX, of z
-    name: str  # as a person reads it
-    effect: str  # what it does, in words
-
-
-# The feed-forward activation by ``ModelConfig.activation`` (absent in configs that only knew exact GELU).
-ACTIVATIONS = {
-    "gelu": Activation(
-        lambda z: 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0))),
-        r"\mathrm{GELU}(z) = z\,\Phi(z)",
-        "GELU",
-        "(Φ: the standard normal distribution's CDF) passes large positive numbers almost unchanged and "
-        "squashes negative ones towards 0",
-    ),
-    "gelu_tanh": Activation(
-        lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z**3))),
-        r"\tfrac{z}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(z + 0.044715\,z^3)\right)\right)",
-        "GELU (tanh approximation)",
-        "passes large positive numbers almost unchanged and squashes negative ones towards 0",
-    ),
-    "relu": Activation(
-        lambda z: np.maximum(z, 0.0),
-        r"\mathrm{ReLU}(z) = \max(0, z)",
-        "ReLU",
-        "keeps positive numbers and sets negative ones to exactly 0",
-    ),
-}
-
-
-def activation_for(config: ModelConfig) -> Activation:
-    """The feed-forward activation ``config`` names (exact GELU for configs without the field)."""
-    name = getattr(config, "activation", "gelu")
-    if name not in ACTIVATIONS:
-        raise ValueError(f"No numpy version of the activation {name!r}; known: {sorted(ACTIVATIONS)}.")
-    return ACTIVATIONS[name]
 
 
 @dataclass(frozen=True)
@@ -192,9 +151,11 @@ def trace_layer(
         return steps[-1].value
 
     x_all = stream[2 * layer]  # [T, D]
-    if layer == 0:
-        origin = "the token's embedding plus its position" + (" and token type" if cfg.token_types else "")
-        origin += ", layer-normalised" if cfg.embedding_norm else ""
+    if layer == 0:  # what the embeddings add up to, for this model
+        parts = ["the token's embedding" + (f" (× √{D})" if cfg.scale_embeddings else "")]
+        parts += [f"its {cfg.positional} position encoding"] if cfg.positional != "none" else []
+        parts += ["its token type"] if cfg.token_types else []
+        origin = " plus ".join(parts) + (", layer-normalised" if cfg.embedding_norm else "")
     else:
         origin = f"layer {layer}'s output"
     x = add(

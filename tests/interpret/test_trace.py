@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explorer.interpret.trace import ACTIVATIONS, PER_KEY, PER_TOKEN, activation_for, trace_layer
+from explorer.interpret.activations import ACTIVATIONS, activation_for
+from explorer.interpret.trace import PER_KEY, PER_TOKEN, trace_layer
 from explorer.model.config import ModelConfig
 from explorer.model.encoder import build_model, init_params
 from explorer.model.feed_forward import gelu
@@ -164,7 +165,9 @@ def test_steps_say_what_they_are():
     )
     assert "2 “cat”" in trace["query"].caption
     assert "causal" in trace["mask"].caption and "padding" in trace["mask"].caption
-    assert "token type, layer-normalised" in trace["input"].caption
+    assert (
+        "embedding plus its learned position encoding plus its token type, layer-normalised" in trace["input"].caption
+    )
     best = int(np.argmax(trace["weights"].value))
     assert f"{best} “{tokens[best]}” gets {trace['weights'].value[best]:.2f}" in trace["weights"].caption
     assert "GELU" in trace["ffn_activation"].title

@@ -30,6 +30,30 @@ if TYPE_CHECKING:  # imported where used: --help stays quick
     from explorer.training.config import TrainConfig
 
 EXIT_DIVERGED = 1
+# TrainConfig field -> the flag (argparse's name) that sets it; every one has a default.
+TRAIN_FLAGS = {
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "learning_rate": "lr",
+    "warmup_steps": "warmup",
+    "seed": "seed",
+    "steps_per_chunk": "steps_per_chunk",
+    "eval_every": "eval_every",
+    "mask_rate": "mask_rate",
+}
+# ModelConfig field -> flag; None (not given) leaves the task's default (``default_model_config``).
+MODEL_FLAGS = {
+    "vocab_size": "vocab_size",
+    "d_model": "d_model",
+    "num_heads": "heads",
+    "num_layers": "layers",
+    "ffn_size": "ffn",
+    "tie_embeddings": "tie_embeddings",
+    "max_len": "max_len",
+    "positional": "positional",
+    "layer_norm": "layer_norm",
+    "dropout": "dropout",
+}
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -125,16 +149,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
     from explorer.training.config import default_model_config, default_train_config
     from explorer.training.tasks import TEXT_TASKS
 
-    changes = dict(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        warmup_steps=args.warmup,
-        seed=args.seed,
-        steps_per_chunk=args.steps_per_chunk,
-        eval_every=args.eval_every,
-        mask_rate=args.mask_rate,
-    )
+    changes = {field: getattr(args, flag) for field, flag in TRAIN_FLAGS.items()}
     if args.seq_len:
         changes["seq_len"] = args.seq_len
     text = None
@@ -148,22 +163,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
             raise ValueError("--text trains the text tasks (mlm, causal); the toy tasks make their own data.")
         text = Path(args.text).read_text(encoding="utf-8", errors="replace")
         changes["text"] = UPLOADED
-    given = {
-        "vocab_size": args.vocab_size,
-        "d_model": args.d_model,
-        "num_heads": args.heads,
-        "num_layers": args.layers,
-        "ffn_size": args.ffn,
-        "tie_embeddings": args.tie_embeddings,
-    }
+    given = {field: getattr(args, flag) for field, flag in MODEL_FLAGS.items()}
     model_config = default_model_config(
-        args.task,
-        changes["text"],
-        max_len=args.max_len,
-        positional=args.positional,
-        layer_norm=args.layer_norm,
-        dropout=args.dropout,
-        **{name: value for name, value in given.items() if value is not None},
+        args.task, changes["text"], **{field: value for field, value in given.items() if value is not None}
     )
     return model_config, default_train_config(args.task, **changes), text
 

@@ -1,6 +1,6 @@
 """Start the app with `streamlit run` on a free loopback port and drive it with Debian's chromium.
 
-Shared by the browser test (tests/test_browser.py) and the browser benchmark (bench/bench_browser.py).
+Shared by the browser test (tests/app/test_browser.py) and the browser benchmark (bench/bench_browser.py).
 Playwright's own browser download is not used: it needs the internet. Debian's chromium works with
 Playwright's Python package as it is.
 """

@@ -158,21 +158,18 @@ def test_only_the_entry_points_sit_directly_in_explorer():
     assert len(top) <= MAX_TOP_LEVEL_MODULES, f"{len(top)} modules directly in explorer/: {top}; put them in a layer"
 
 
+def longer_than(folder: Path, limit: int) -> dict[str, int]:
+    lengths = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines()) for p in folder.rglob("*.py")}
+    return {path: count for path, count in lengths.items() if count > limit}
+
+
 def test_no_library_module_is_longer_than_one_sitting():
-    long = {
-        str(p.relative_to(ROOT)): n
-        for p in LIBRARY.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
-    }
+    long = longer_than(LIBRARY, MAX_MODULE_LINES)
     assert not long, f"split these along their seams (more than {MAX_MODULE_LINES} lines): {long}"
 
 
 def test_no_page_module_is_longer_than_a_page():
-    long = {
-        str(p.relative_to(ROOT)): n
-        for p in PAGES.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_PAGE_LINES
-    }
+    long = longer_than(PAGES, MAX_PAGE_LINES)
     assert not long, f"pages stay thin (at most {MAX_PAGE_LINES} lines): {long}"
 
 
@@ -220,6 +217,23 @@ def test_the_library_never_imports_streamlit():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.split(".")[0] == "streamlit" for n in names), f"{module} imports streamlit"
+
+
+def test_importing_every_library_module_loads_no_streamlit():
+    """The house rule at run time: maths and figures are a pure library; only pages touch Streamlit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pkgutil, importlib, explorer, explorer.figures\n"
+        "for m in pkgutil.walk_packages(explorer.__path__, 'explorer.'):\n"
+        "    if m.name not in ('explorer.__main__',):\n"
+        "        importlib.import_module(m.name)\n"
+        "print('streamlit' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
 
 
 def imported_names(module: str, source: str) -> set[str]:

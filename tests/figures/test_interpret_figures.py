@@ -9,7 +9,7 @@ import pytest
 
 from explorer.figures import interpret
 from explorer.interpret import analysis, head_roles, logit_lens, qk_map, rollout
-from tests.test_interpret import small_vocab, tiny_run
+from tests.interpret.test_interpret import small_vocab, tiny_run
 
 LABELS = ["The", "␣cat", "␣sat", "␣the", "."]
 LONG_DECIMAL = re.compile(r"\d\.\d{5,}")

@@ -337,7 +337,7 @@ def test_no_figure_prints_a_long_decimal_anywhere():
     a float32 repr; ``%{z:.2f}`` formats in the browser and is not a number yet."""
     import re
 
-    from tests.test_interpret_figures import figure_texts
+    from tests.figures.test_interpret_figures import figure_texts
 
     long_decimal = re.compile(r"\d\.\d{5,}")
     for name, fig in all_figures().items():

@@ -4,15 +4,15 @@ the live views, and the trained model published to every page (but never a blown
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import ROOT
+
 pytestmark = pytest.mark.slow  # trainings and trainer threads: seconds each
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL_COPY = {"train_task": "copy", "train_batch": 8, "train_layers": 1, "train_heads": 2, "train_d_model": 32}
 
 

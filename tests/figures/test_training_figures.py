@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explorer.figures import training as figs
-from tests.test_figures import values
+from tests.figures.test_figures import values
 
 
 def test_non_finite_losses_are_marked_not_plotted():

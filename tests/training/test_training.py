@@ -19,7 +19,13 @@ import pytest
 from explorer.model import checkpoint
 from explorer.model.config import ModelConfig
 from explorer.text.texts import GRAMMAR_VOCAB_SIZE
-from explorer.training.config import TrainConfig, default_train_config
+from explorer.training.config import (
+    TASK_DEFAULTS,
+    LiveSettings,
+    TrainConfig,
+    default_model_config,
+    default_train_config,
+)
 from explorer.training.parallel import BATCH_AXIS, compile_functions, training_devices
 from explorer.training.runner import Trainer
 from explorer.training.status import DIVERGED, FINISHED, RUNNING, STOPPED
@@ -328,9 +334,46 @@ def test_cli_flag_defaults_are_the_config_dataclasses_own():
     assert (args.mask_rate, args.steps_per_chunk, args.eval_every, args.text) == (
         run.mask_rate, run.steps_per_chunk, run.eval_every, run.text
     )  # fmt: skip
-    assert (args.d_model, args.layers, args.heads, args.vocab_size) == (
-        model.d_model, model.num_layers, model.num_heads, model.vocab_size
+    assert (args.max_len, args.positional, args.layer_norm, args.dropout) == (
+        model.max_len, model.positional, model.layer_norm, model.dropout
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_cli_builds_the_tasks_default_model_as_the_train_page_does(task):
+    """One source of per-task defaults: the command line with default flags, and the Train page for that
+    task at its starting architecture, build the same model and train it the same way."""
+    from explorer.cli.main import build_parser
+    from explorer.cli.train import configs_from_args
+
+    args = build_parser().parse_args(["train", "--task", task, "--text", "grammar", "--out", "x.safetensors"])
+    model_config, train_config, text = configs_from_args(args)
+    defaults = TASK_DEFAULTS[task]
+    assert text is None and model_config == default_model_config(task, "grammar")
+    assert (model_config.d_model, model_config.num_layers, model_config.num_heads) == (
+        defaults.d_model, defaults.num_layers, defaults.num_heads
+    )  # fmt: skip
+    assert model_config.ffn_size == 4 * defaults.d_model and model_config.tie_embeddings == defaults.tie_embeddings
+    page = LiveSettings(task=task, text="grammar", d_model=64, num_layers=2, num_heads=4)
+    if defaults.d_model == page.d_model:  # the toy tasks: the page starts at their own size
+        assert page.model_config() == model_config
+    live = page.train_config()
+    same = ("task", "text", "batch_size", "seq_len", "learning_rate", "warmup_steps", "seed", "mask_rate")
+    assert {f: getattr(live, f) for f in same} == {f: getattr(train_config, f) for f in same}
+
+
+def test_toy_tasks_get_a_small_model_with_the_toy_vocabulary():
+    from explorer.cli.main import build_parser
+    from explorer.cli.train import configs_from_args
+
+    model_config, _, _ = configs_from_args(build_parser().parse_args(["train", "--task", "reverse", "--out", "x"]))
+    assert model_config.vocab_size == GRAMMAR_VOCAB_SIZE and model_config.d_model == 64
+    assert not model_config.tie_embeddings and LiveSettings().model_config() == model_config  # the page's start
+    english, _, _ = configs_from_args(build_parser().parse_args(["train", "--task", "mlm", "--out", "x"]))
+    assert english == ModelConfig()  # the English default model's architecture (the README's command)
+    flags = ["train", "--task", "sort", "--d-model", "32", "--heads", "2", "--vocab-size", "600", "--out", "x"]
+    given, _, _ = configs_from_args(build_parser().parse_args(flags))
+    assert (given.d_model, given.num_heads, given.vocab_size, given.ffn_size) == (32, 2, 600, 128)
 
 
 def test_cli_trains_on_a_text_file_and_on_a_named_text(tmp_path, capsys):

@@ -114,9 +114,9 @@ OFFLINE_SCRIPT = textwrap.dedent(
 
 
 def test_offline_encoding_works_without_network(tmp_path):
-    from pathlib import Path
+    from tests.conftest import ROOT
 
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(ROOT)
     env = {"TIKTOKEN_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-c", OFFLINE_SCRIPT, root], capture_output=True, text=True, timeout=120, env=env

@@ -1,13 +1,10 @@
-"""The explorer's pure maths: projections, attention summaries, statistics, shapes, exports."""
+"""The explorer's pure maths: projections, attention summaries, statistics, shapes."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
-from explorer import export
 from explorer.interpret import analysis
 from explorer.model.config import ModelConfig
 from explorer.model.positional import sinusoidal_encoding
@@ -187,32 +184,3 @@ def test_parameter_groups():
         groups = {g for g, _, _ in rows}
         assert {"embedding", "layer 1", "layer 2", "output head"} <= groups and "other" not in groups
         assert ("embedding", "positional_embedding", 64 * 16) in rows  # a learned table is an embedding
-
-
-def test_exports():
-    csv_text = export.matrix_csv(np.array([[1.0, np.nan]]), ["a"], ["x", "y"], corner="q")
-    assert csv_text.splitlines() == ["q,x,y", "a,1,"]
-    with pytest.raises(ValueError):
-        export.matrix_csv(np.zeros((2, 2)), ["a"], ["x", "y"])
-    assert export.rows_csv(["a", "b"], [(1, "x,y")]).splitlines() == ["a,b", '1,"x,y"']
-    data = json.loads(export.to_json({"m": np.array([[1.5, np.nan]]), "i": np.int64(3), "b": np.bool_(True)}))
-    assert data == {"m": [[1.5, None]], "i": 3, "b": True}
-
-
-def test_explorer_library_never_imports_streamlit():
-    """The house rule: maths and figures are a pure library; only pages touch Streamlit."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, pkgutil, importlib, explorer, explorer.figures\n"
-        "for m in pkgutil.walk_packages(explorer.__path__, 'explorer.'):\n"
-        "    if m.name not in ('explorer.__main__',):\n"
-        "        importlib.import_module(m.name)\n"
-        "print('streamlit' in sys.modules)\n"
-    )
-    from tests.conftest import ROOT
-
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "False"

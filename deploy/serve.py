@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import xmlrpc.client
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,15 @@ def haproxy_servers(run_dir: Path) -> dict[str, str]:
     return {
         r["svname"]: r["status"] for r in rows if r["pxname"] == BACKEND and r["svname"] not in ("BACKEND", "FRONTEND")
     }
+
+
+def supervisor_rpc(run_dir: Path):
+    """supervisord's XML-RPC interface (what supervisorctl talks to), over its unix socket: e.g.
+    ``supervisor_rpc(d).getProcessInfo("replica:replica-8501")["pid"]``."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{run_dir / 'supervisor.sock'}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
 
 def _proc_table() -> dict[int, tuple[int, str]]:

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -200,7 +201,10 @@ def cpu_use(served: Served) -> dict[str, float]:
 def run(rounds: int, edits: int, period: float) -> dict:
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as run_dir, Served(Path(run_dir), replicas=2, max_trainings=1) as served:
+    # The launcher's configuration and logs stay in run_dir if anything fails (removed after a clean run).
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    print(f"logs in {run_dir}", file=sys.stderr)
+    with Served(run_dir, replicas=2, max_trainings=1) as served:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(SESSIONS)]
@@ -275,6 +279,7 @@ def run(rounds: int, edits: int, period: float) -> dict:
                                 go_to(page, "Train")
                             set_training(page, play=False)
             browser.close()
+    shutil.rmtree(run_dir, ignore_errors=True)
     sessions_memory = {
         r: (peak[r]["server"] - warm[r]["server"]) / max(by_replica[r] - 1, 1) for r in warm
     }  # the first session's cost is in the warm figure

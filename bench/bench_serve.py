@@ -134,20 +134,22 @@ def edits_over_time(
 
 
 def set_training(page, play: bool) -> None:
-    """Plays (a long run, resumed where it paused) or pauses the training on a Train page."""
-    if play:
-        button = page.get_by_role("button", name="Play", exact=True)
-        if not button.is_enabled():  # the run ended (failed, diverged): say how, not a click timeout
-            status = page.get_by_text(re.compile(r"Step \d+ of \d+")).first.inner_text()
-            alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
-            page.screenshot(path=str(Path(tempfile.gettempdir()) / "bench_serve_train.png"))
-            raise RuntimeError(f"the training on {page.url} ended: {status} {alerts}")
-        button.click()
-        page.get_by_text(re.compile(r"Step [1-9]\d* of 50000 · running")).wait_for()
-    else:
-        page.get_by_role("button", name="Pause", exact=True).click()
-        page.get_by_text(re.compile(r"· paused")).first.wait_for()
-        wait_idle(page)
+    """Plays (a long run, resumed where it paused) or pauses the training on a Train page; if that fails,
+    says what the page showed (and leaves a screenshot in the temp directory), not just a timeout."""
+    try:
+        if play:
+            page.get_by_role("button", name="Play", exact=True).click(timeout=60_000)
+            page.get_by_text(re.compile(r"Step [1-9]\d* of 50000 · running")).wait_for(timeout=60_000)
+        else:
+            page.get_by_role("button", name="Pause", exact=True).click(timeout=60_000)
+            page.get_by_text(re.compile(r"· paused")).first.wait_for(timeout=60_000)
+            wait_idle(page)
+    except Exception as error:
+        shot = Path(tempfile.gettempdir()) / "bench_serve_train.png"
+        page.screenshot(path=str(shot))
+        status = page.get_by_text(re.compile(r"Step \d+ of \d+")).all_inner_texts()
+        alerts = page.locator('[data-testid="stAlert"], [role="dialog"]').all_inner_texts()
+        raise RuntimeError(f"{'Play' if play else 'Pause'} on {page.url}: {status} {alerts} ({shot})") from error
 
 
 def memory(served: Served) -> dict[str, dict[str, int]]:

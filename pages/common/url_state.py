@@ -1,5 +1,6 @@
 """URL state: every choice a page offers is kept for the session and mirrored into the page's query string,
-so a link shares exactly a view; plus the fix that routes a deep link to a fresh server through ``app.py``.
+so a link shares exactly a view; plus the fix that routes a deep link to a fresh server through ``app.py``,
+and the rerun that rebuilds a view from its link on the replica a browser reconnects to.
 
 One call per widget, just before it::
 
@@ -164,3 +165,25 @@ def route_through_app() -> None:
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+# Far longer than anyone stays on a page without a click: the fragment is there for what its presence
+# does on a reconnection (see ``rerun_on_reconnect``), not for its ticks.
+RECONNECT_FRAGMENT_EVERY_S = 3600.0
+
+
+def _reconnect_anchor() -> None:
+    """Draws nothing."""
+
+
+def rerun_on_reconnect() -> None:
+    """Makes the browser rerun the page as soon as its websocket reconnects, even on an idle page.
+
+    Streamlit's frontend asks for a rerun after reconnecting only when a script was running or the page
+    has a fragment that reruns by itself (``run_every``). Behind a proxy with several replicas, a browser
+    whose replica died reconnects to another one, which has no session for it: without a rerun the page
+    stays as it was drawn, and the user's next click starts a new session from the link and is lost
+    (``kept`` seeds every widget from the link). With this fragment the new replica runs the page at once,
+    from the link and the browser's widget values, and the next click works as usual.
+    """
+    st.fragment(run_every=RECONNECT_FRAGMENT_EVERY_S)(_reconnect_anchor)()

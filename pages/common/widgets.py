@@ -28,7 +28,7 @@ from pages.common.session import (
     publish_trained,
 )
 from pages.common.text import Sentence, current_sentence, text_box
-from pages.common.url_state import INT, kept, one_of, route_through_app, sync_url
+from pages.common.url_state import INT, kept, one_of, rerun_on_reconnect, route_through_app, sync_url
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
@@ -90,6 +90,8 @@ def sidebar(watch_training: bool = True) -> None:
     if watch_training and trainer is not None and trainer.status().state in (RUNNING, QUEUED):
         with st.sidebar:
             st.fragment(run_every=0.5)(_watch_training)()
+    with st.sidebar:
+        rerun_on_reconnect()
 
 
 def open_page(title: str, caption: str) -> Sentence:

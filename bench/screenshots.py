@@ -1,12 +1,12 @@
 """Screenshots of the app's views, taken from the real app in headless Chromium at 1440 x 1000.
 
-  PYTHONPATH=. .venv/bin/python bench/screenshots.py [--out docs] [--only tokens attention train]
-      [--theme dark] [--height 1000]
+  PYTHONPATH=. .venv/bin/python bench/screenshots.py [--out docs] [--only tokens attention train step_through]
+      [--theme dark] [--height 1000] [--port N]
 
-Starts `streamlit run app.py` on a free loopback port, opens each view as a new user would (via its link),
+Starts `streamlit run app.py` on a free loopback port (or `--port`), opens each view as a new user would (via its link),
 saves a PNG per view and shrinks it (a 256-colour palette: a screenshot of flat colours and one colour
-scale loses nothing a reader sees). The README's pictures are ``--only tokens attention train``, so they can be remade after
-any change.
+scale loses nothing a reader sees). The README's pictures are ``--only tokens attention train step_through``, so
+they can be remade after any change.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ VIEWS = {
     "attention_entropy": f"/attention?view={quote('Mean & entropy')}",
     "attention_query_key": f"/attention?view={quote('Query / key')}&query=3&head=1,2",
     "attention_ablation": f"/attention?view={quote('Head ablation')}&off={quote('L1 H1')}",
+    # One token's way through a head: from its query and every key to the scores, the softmax and the output.
+    "step_through": f"/step_through?layer=2&head=3&query=3&text={quote(TEXT)}",
     "interpret_roles": f"/interpret?text={quote(TEXT)}",
     "interpret_lens": f"/interpret?iview={quote('Logit lens')}&text={quote('She opened the [MASK] and walked in.')}",
     "interpret_probe": f"/interpret?iview={quote('Part of speech')}&text={quote(TEXT)}",
@@ -69,6 +71,18 @@ def take(page, server: AppServer, name: str, path: str, out: Path) -> Path:
         page.reload()
         page.locator('[data-testid="stAppViewContainer"] h1').first.wait_for()
         wait_idle(page, quiet_ms=1500, timeout_s=120)
+    if name == "step_through":
+        # The attention arithmetic (scores, softmax, the weighted sum of values) at the top of the picture.
+        page.locator('[data-testid="stPlotlyChart"]', has_text="Score of every key").first.evaluate(
+            """e => {
+                e.scrollIntoView({block: 'start', behavior: 'instant'});
+                const scrolls = (b) => /(auto|scroll)/.test(getComputedStyle(b).overflowY) && b.scrollHeight > b.clientHeight;
+                let box = e.parentElement;
+                while (box && !scrolls(box)) box = box.parentElement;
+                if (box) box.scrollBy({top: -90, behavior: 'instant'});  // below the app's top bar
+            }"""
+        )
+        page.wait_for_timeout(500)
     if name == "train":
         page.get_by_role("button", name="Play", exact=True).click()
         # Until the loss curve has a shape (a loaded machine compiles the step slowly), then a little more.
@@ -89,10 +103,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="names of the views to take (default: all)")
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
     parser.add_argument("--height", type=int, default=1000, help="window height in px (taller: more of a page)")
+    parser.add_argument("--port", type=int, help="port for the app (default: a free one)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with AppServer(theme=args.theme) as server, browser_page(viewport=(1440, args.height)) as page:
+    with AppServer(port=args.port, theme=args.theme) as server, browser_page(viewport=(1440, args.height)) as page:
         page.set_default_timeout(120_000)
         for name, path in VIEWS.items():
             if args.only and name not in args.only:

@@ -17,10 +17,12 @@ from pages.common import (
     OPTIONAL_TEXT,
     WINDOW,
     chart,
+    choose,
     head_roles_if_ready,
     kept,
     one_of,
     open_page,
+    position_picker,
     some_of,
     window_control,
 )
@@ -60,7 +62,7 @@ heads = c2.pills(
     key="attention_heads",
     format_func=head_name,
 )
-c3, c4, _ = st.columns([1, 1, 1])
+c3, c4, c5 = st.columns([1, 1, 1])
 kept("attention_causal", False, "causal", BOOL)
 causal = c3.toggle(
     "Causal mask",
@@ -69,6 +71,15 @@ causal = c3.toggle(
 )
 kept("attention_threshold", 0.0, "threshold", FLOAT, fix=lambda v: min(max(round(float(v), 2), 0.0), 1.0))
 threshold = c4.slider("Hide weights below", 0.0, 1.0, step=0.01, key="attention_threshold")
+with c5:
+    query = position_picker(
+        "Query row",
+        "attention_query",
+        "query",
+        labels,
+        0,
+        help="Outlined in every heatmap; the Query / key view and the Step through page follow it.",
+    )
 
 out = sentence.run(causal=causal)
 if causal:
@@ -89,11 +100,22 @@ else:
     names = [f"Layer {layer + 1} · head {head + 1}" for layer, head in selected]
     stack = np.stack([out.attention_weights[layer, head] for layer, head in selected])  # [n, T, T]
     chart(
-        figs.heads_figure(stack[:, window, window], labels[window], names, threshold=threshold, start=window.start),
+        figs.heads_figure(
+            stack[:, window, window], labels[window], names, threshold=threshold, start=window.start, query=query
+        ),
         key="attention_heads_chart",
         csv=lambda: export.attention_rows_csv(stack, names, labels),
         json=lambda: export.to_json({"heads": names, "causal": causal, "tokens": labels, "weights": stack}),
     )
+    first_layer, first_head = selected[0]
+    if st.button(
+        f"Step through row {query} of layer {first_layer + 1} · head {first_head + 1}: every number behind it",
+        key="attention_step_through",
+        icon=":material/stairs:",
+    ):
+        choose("step_layer", first_layer + 1)
+        choose("step_head", first_head + 1)
+        st.switch_page("pages/step_through.py")
 
 st.divider()
 kept("attention_view", None, "view", OPTIONAL_TEXT, fix=lambda v: v if v is None else one_of(VIEWS)(v))
@@ -104,4 +126,4 @@ view = st.segmented_control(
     help="Heavier views are drawn only when you open them, so editing the text stays fast.",
 )
 if view is not None:
-    VIEWS[view](AttentionView(sentence, out, sorted(layers), selected, causal, threshold, window, roles))
+    VIEWS[view](AttentionView(sentence, out, sorted(layers), selected, causal, threshold, window, roles, query))

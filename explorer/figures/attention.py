@@ -37,6 +37,8 @@ GRID_MAX_POSITIONS = 48
 # weights small) still shows its strongest lines in full instead of disappearing. One trace per level keeps
 # the figure to a handful of traces.
 LINE_LEVELS = (0.15, 0.3, 0.5, 0.75, 1.0)
+# The outline of a chosen query's row: red stands out against all of Viridis (purple, blue, green, yellow).
+QUERY_OUTLINE = "#ff4b4b"
 
 
 def attention_heatmap(
@@ -110,9 +112,10 @@ def heads_figure(
     columns: int = 4,
     title: str = "Attention weights: rows are queries, columns the keys they attend to",
     width: int = PAGE_WIDTH,
+    query: int | None = None,
 ) -> go.Figure:
     """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure, with hover
-    ``head · query → key: weight``.
+    ``head · query → key: weight``. ``query`` (a position) outlines that query's row in every panel.
 
     Every token is labelled on the outer axes (queries left of each row, keys under the bottom row). Up to
     ``columns`` panels sit side by side, fewer when a panel would get less than ``SMALLEST_CELL`` px per
@@ -151,7 +154,7 @@ def heads_figure(
     plot_w = cols * panel + (cols - 1) * gap
     plot_h = rows * panel + (rows - 1) * row_gap
     tick_font = {"size": font}
-    layout: dict = {"annotations": []}
+    layout: dict = {"annotations": [], "shapes": []}
     data = []
     for index in range(count):
         row, col = divmod(index, cols)
@@ -177,6 +180,19 @@ def heads_figure(
                 "tickfont": tick_font,
                 "automargin": False,
             }
+        if query is not None and 0 <= query - start < length:
+            layout["shapes"].append(
+                {
+                    "type": "rect",
+                    "xref": f"{x_name} domain",
+                    "yref": y_name,
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": query - start - 0.5,
+                    "y1": query - start + 0.5,
+                    "line": {"color": QUERY_OUTLINE, "width": 2},
+                }
+            )
         layout["annotations"].append(
             {
                 "text": names[index],

@@ -25,7 +25,7 @@ from pages.common.resources import (
 )
 from pages.common.session import TRAINER_KEY, current_bundle
 from pages.common.text import TEXT_KEY, current_sentence, current_text, prepare
-from pages.common.url_state import BOOL, FLOAT, INT, INTS, OPTIONAL_TEXT, TEXT, kept, one_of, some_of
+from pages.common.url_state import BOOL, FLOAT, INT, INTS, OPTIONAL_TEXT, TEXT, choose, kept, one_of, some_of
 from pages.common.widgets import WINDOW, chart, open_page, position_picker, sidebar, window_control
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TRAINER_KEY",
     "WINDOW",
     "chart",
+    "choose",
     "current_bundle",
     "current_sentence",
     "current_text",

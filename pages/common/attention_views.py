@@ -34,6 +34,7 @@ class AttentionView(SentenceView):
     threshold: float
     window: slice
     roles: list[list[dict]] | None  # head roles, when already known
+    query: int  # the query token the page outlines (and the Step through page follows)
 
 
 def overview_grid(v: AttentionView) -> None:
@@ -153,8 +154,7 @@ def query_key(v: AttentionView) -> None:
     if not v.selected:
         st.info("Choose layers and heads above to compare their scores.")
         return
-    labels = v.labels
-    query = position_picker("Query token", "attention_query", "query", labels, 0)
+    labels, query = v.labels, v.query
     chosen = v.selected[:QUERY_KEY_MAX_HEADS]
     names = [analysis.head_label(ly, h) for ly, h in chosen]
     scores = np.stack([v.out.attention_scores[ly, h, query] for ly, h in chosen]).astype(np.float64)  # [h, T]

@@ -117,6 +117,13 @@ def kept(
     return value
 
 
+def choose(key: str, value: Any) -> None:
+    """Sets the choice of a widget that another page draws, before going there (a button that opens a view
+    on one head): the widget shows ``value`` when it is next drawn, and its link says so."""
+    st.session_state.pop(key, None)  # a value the widget left behind would win over the store
+    st.session_state[_store(key)] = value
+
+
 def one_of(options: Any) -> Callable[[Any], Any]:
     """A ``fix`` for a single choice: the value if it is still an option, else ``ValueError``."""
     options = list(options)

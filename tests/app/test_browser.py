@@ -106,7 +106,16 @@ def test_attention_page_heads_toggle(app):
 
 @pytest.mark.parametrize(
     "title",
-    ["Fill mask", "Embeddings & positions", "Interpret", "Layer norm & residual stream", "Model", "Compare", "Tokens"],
+    [
+        "Fill mask",
+        "Embeddings & positions",
+        "Step through",
+        "Interpret",
+        "Layer norm & residual stream",
+        "Model",
+        "Compare",
+        "Tokens",
+    ],
 )
 def test_every_page_renders(app, title):
     _, page = app
@@ -166,6 +175,33 @@ def test_training_steps_plays_pauses_and_publishes_the_model(app):
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert f"Model: trained here: reverse, step {paused}" in sidebar.inner_text()
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    assert exceptions_on_page(page) == []
+
+
+STEP_CHARTS = 15  # at least: a picture per step of a layer (16 post-LN, 17 with a mask step)
+
+
+def step_through_charts(page) -> int:
+    """Waits for the Step through page's last picture, then counts its charts."""
+    charts(page, "numbers").last.locator(".main-svg").first.wait_for()
+    wait_idle(page)
+    return charts(page).count()
+
+
+def test_a_snapshot_of_the_training_steps_through(app):
+    _, page = app
+    go_to(page, "Train")
+    scrubber = page.locator('[data-testid="stSlider"]').filter(has_text="Snapshot step").get_by_role("slider")
+    scrubber.focus()
+    scrubber.press("Home")  # the first snapshot: an early, barely trained model
+    wait_idle(page)
+    use = page.get_by_role("button", name=re.compile(r"Use the model of step \d+ on every page"))
+    step = re.search(r"step (\d+)", use.inner_text()).group(1)
+    use.click()
+    wait_idle(page)
+    go_to(page, "Step through")
+    assert f"step {step}" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert step_through_charts(page) >= STEP_CHARTS
     assert exceptions_on_page(page) == []
 
 
@@ -240,6 +276,41 @@ def test_the_model_picker_switches_every_page_to_the_pretrained_encoder(app):
     assert "Model: pretrained: all-MiniLM-L6-v2" in sidebar.inner_text()
     assert exceptions_on_page(page) == []
     pick_model(page, "English")
+
+
+def test_step_through_on_both_models_and_from_the_attention_page(app):
+    server, page = app
+    # The Attention page outlines the chosen query row and opens it on the Step through page.
+    page.goto(f"{server.url}/attention?text={SENTENCE}&layer=2&head=3&query=2")
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    wait_idle(page)
+    assert charts(page, "Layer 2 · head 3").locator(".shapelayer path").count() == 1  # the outlined row
+    page.get_by_role("button", name=re.compile(r"Step through row 2 of layer 2 · head 3")).click()
+    page.get_by_role("heading", name="Step through").wait_for()
+    assert step_through_charts(page) >= STEP_CHARTS
+    assert "Scores become weights" in page.locator('[data-testid="stMain"]').inner_text()
+    assert "␣dogs" in charts(page, "every token's key").first.inner_text()  # keys named by token
+    assert re.search(r"layer=2.*head=3|head=3.*layer=2", page.url) and "query=2" in page.url, page.url
+    page.get_by_text("Causal mask").click()
+    charts(page, "grey keys get").first.wait_for()  # the mask becomes a step of its own
+    assert exceptions_on_page(page) == []
+    assert "causal=1" in page.url
+    page.get_by_role("button", name="See this row on the Attention page").click()
+    page.get_by_role("heading", name="Attention").wait_for()
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    wait_idle(page)
+    assert head_titles(page).all_text_contents() == ["Layer 2 · head 3"]
+    assert exceptions_on_page(page) == []
+    # MiniLM, from a link.
+    page.goto(f"{server.url}/step_through?model=minilm&text={SENTENCE}&layer=6&head=12&query=3")
+    page.get_by_role("heading", name="Step through").wait_for()
+    assert step_through_charts(page) >= STEP_CHARTS
+    assert "all-MiniLM-L6-v2" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "[CLS]" in charts(page, "every token's key").first.inner_text()
+    assert exceptions_on_page(page) == []
+    page.goto(f"{server.url}/attention?text={SENTENCE}")  # back to the defaults for the tests that follow
+    page.get_by_role("heading", name="Attention").wait_for()
+    wait_idle(page)
 
 
 def test_an_empty_text_keeps_the_chosen_layers_and_heads(app):

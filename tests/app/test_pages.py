@@ -20,6 +20,7 @@ PAGES = {
     "pages/fill_mask.py": "Fill mask",
     "pages/embeddings.py": "Embeddings & positions",
     "pages/attention.py": "Attention",
+    "pages/step_through.py": "Step through",
     "pages/interpret.py": "Interpret",
     "pages/layernorm.py": "Layer norm & residual stream",
     "pages/model.py": "Model",

@@ -3,6 +3,8 @@ embedding plane of a snapshot. Pure builders for the Train page (arrays in, a Pl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -125,7 +127,7 @@ def loss_figure(
         "yaxis": {"title": {"text": "cross-entropy (nats)"}, "type": "log", "tickformat": ".3~g"},
         "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
     }
-    if baseline is not None and np.isfinite(baseline):
+    if baseline is not None and np.isfinite(baseline) and baseline > 0:
         layout["shapes"] = [
             {
                 "type": "line",
@@ -146,7 +148,9 @@ def loss_figure(
                 "x": 0,
                 "xanchor": "left",
                 "yref": "y",
-                "y": baseline,
+                # On a log axis plotly places a shape at its data value but an annotation at the value's
+                # log10: given 7.11 as it is, the label sat at 10^7.11 and stretched the axis to 1e7.
+                "y": math.log10(baseline),
                 "yanchor": "top",
             }
         ]

@@ -22,6 +22,22 @@ def test_non_finite_losses_are_marked_not_plotted():
     assert all(t.name != "loss not finite" for t in figs.loss_figure(steps[:3], loss[:3], [], []).data)
 
 
+def test_the_baseline_line_and_its_label_sit_at_the_baseline_on_the_log_axis():
+    baseline = 7.11
+    fig = figs.loss_figure([1, 2, 3], [9.2, 8.0, 6.6], [2], [8.1], baseline=baseline)
+    assert fig.layout.yaxis.type == "log"
+    # Plotly's convention on a log axis: a shape's y is a data value, an annotation's y is its log10.
+    (line,) = fig.layout.shapes
+    assert line.yref == "y" and line.y0 == line.y1 == pytest.approx(baseline)
+    (label,) = fig.layout.annotations
+    assert label.yref == "y" and 10**label.y == pytest.approx(baseline)
+    assert "7.11" in label.text
+    # No baseline, or one a log axis cannot place: no line and no label.
+    for missing in (None, float("nan"), 0.0):
+        fig = figs.loss_figure([1], [2.0], [], [], baseline=missing)
+        assert not fig.layout.shapes and not fig.layout.annotations
+
+
 def test_earlier_runs_are_drawn_under_the_current_one():
     earlier = [
         {"label": "seed 0", "steps": (1, 2, 3), "loss": (3.0, 2.0, 1.0)},

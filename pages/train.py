@@ -39,7 +39,9 @@ running = trainer is not None and trainer.status().state in LIVE_STATES  # queue
 st.fragment(run_every=0.25 if running else None)(views.progress)()
 st.fragment(run_every=2.0 if running else None)(views.charts)(running, "telemetry" in hidden)
 if "replay" not in hidden:
-    following = running and st.session_state.get(views.FOLLOW_KEY, True)
-    st.fragment(run_every=2.0 if following else None)(views.replay)(following)
+    # It ticks while the run goes on even when the user holds it on a step: "Follow live", clicked inside the
+    # fragment, reruns only the fragment, so a timer set by whether it followed at the last full run would
+    # leave it still after that click. Held on a step, a tick rebuilds nothing until a snapshot is added.
+    st.fragment(run_every=2.0 if running else None)(views.replay)(running)
 if "checkpoints" not in hidden:
     checkpoint_section()

@@ -23,8 +23,9 @@ from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_trai
 from pages.common.train_controls import PAST_RUNS_KEY
 from pages.common.widgets import chart
 
-SCRUB_KEY = "train_scrub"
+SCRUB_KEY = "train_scrub"  # the scrubber once the user has moved it: the step they chose
 FOLLOW_KEY = "train_scrub_follows"  # the scrubber follows the latest snapshot until the user moves it
+ROUND_KEY = "train_scrub_round"  # counts returns to "Follow live": each round's live scrubbers are new widgets
 LIVE_FIGURES_KEY = "train_live_figures"  # name -> (weak ref to the trainer, the figure's inputs, figure)
 STATE_WORDS = {"stopped": "paused", "idle": "ready"}
 
@@ -168,8 +169,9 @@ def charts(ticking: bool, hide_telemetry: bool) -> None:
         chart(telemetry, key="train_telemetry_chart")
 
 
-def _stop_following() -> None:
-    st.session_state[FOLLOW_KEY] = False
+def _follow_live() -> None:
+    state = st.session_state
+    state[FOLLOW_KEY], state[ROUND_KEY] = True, state.get(ROUND_KEY, 0) + 1
 
 
 def _use_snapshot(step: int) -> None:
@@ -224,14 +226,22 @@ def replay(ticking: bool) -> None:
     if len(steps) < 2:
         st.caption("Snapshots appear here as training saves them.")
         return
-    state.setdefault(FOLLOW_KEY, True)
-    if state[FOLLOW_KEY] or state.get(SCRUB_KEY) not in steps:
-        state[SCRUB_KEY] = steps[-1]
     c1, c2 = st.columns([6, 1])
-    step = c1.select_slider("Snapshot step", options=steps, key=SCRUB_KEY, on_change=_stop_following)
-    c2.button(
-        "Follow live", key="train_follow", disabled=state[FOLLOW_KEY], on_click=lambda: state.update({FOLLOW_KEY: True})
-    )
+    if state.setdefault(FOLLOW_KEY, True):
+        # Following, the scrubber is a new widget for each newest snapshot, its value given and never written
+        # into its key, and no on_change: every rerun request carries the browser's widget values, and one
+        # sent (by the ticking counter) before the browser had the newest step echoed the older one back,
+        # which Streamlit reports as a change, so the scrubber stopped following by itself. A live scrubber's
+        # value differs from the newest step only when the user has moved it.
+        live_key = f"{SCRUB_KEY}_live_{state.get(ROUND_KEY, 0)}_{steps[-1]}"
+        step = c1.select_slider("Snapshot step", options=steps, value=steps[-1], key=live_key)
+        if step != steps[-1]:
+            state[SCRUB_KEY], state[FOLLOW_KEY] = step, False  # held there from the next redraw on
+    else:
+        if state.get(SCRUB_KEY) not in steps:  # a Reset took the chosen step away
+            state[SCRUB_KEY] = steps[-1]
+        step = c1.select_slider("Snapshot step", options=steps, key=SCRUB_KEY)
+    c2.button("Follow live", key="train_follow", disabled=state[FOLLOW_KEY], on_click=_follow_live)
     # Following a run, most redraws add no snapshot and leave the scrubber where it was, so nothing is rebuilt.
     # Reading every snapshot and scoring the head roles, the replay's main cost, waits for a new snapshot;
     # moving the scrubber rebuilds only the figures of that step.

@@ -74,6 +74,12 @@ def _start_small_training(at: AppTest, steps: int) -> object:
     return at.session_state["train_trainer"]
 
 
+def _scrubber(at: AppTest):
+    """The "Watch attention form" scrubber (its key changes while it follows the run)."""
+    (scrubber,) = [s for s in at.select_slider if s.label == "Snapshot step"]
+    return scrubber
+
+
 def _model_label(at: AppTest) -> str:
     labels = [m.value for m in at.sidebar.markdown if "Model:" in m.value]
     assert len(labels) == 1, labels
@@ -108,7 +114,7 @@ def test_play_pause_and_a_live_learning_rate_then_the_model_is_published():
     assert bundle.task == "copy" and bundle.config.d_model == 32 and bundle.info["steps"] == status.step
     assert bundle.info["train_config"]["learning_rate"] == 1e-3
     # Paused: the replay scrubber follows the latest snapshot, and the download button is there.
-    assert at.select_slider(key="train_scrub").value == status.snapshot_steps[-1]
+    assert _scrubber(at).value == status.snapshot_steps[-1]
     assert at.get("download_button")
     _click(at, "train_play")  # Play resumes where it paused
     _wait_for_step(trainer, status.step + 10)
@@ -191,7 +197,7 @@ def test_blow_up_is_reported_and_never_replaces_the_model_by_itself():
     loss_chart = next(c for c in at.get("plotly_chart") if "train_loss_chart" in c.proto.id)
     assert "loss not finite" in loss_chart.proto.spec
     # The user may still pick the last finite step.
-    at.select_slider(key="train_scrub").set_value(status.step).run()
+    _scrubber(at).set_value(status.step).run()
     _click(at, "train_use_snapshot")
     assert at.session_state["model_bundle"].info["steps"] == status.step
     assert _model_label(at) == f"**Model:** trained here: reverse, step {status.step}"
@@ -224,13 +230,18 @@ def test_ended_training_is_published_on_whichever_page_runs_next():
     at.switch_page("pages/train.py").run()
     steps = list(trainer.snapshot_steps())
     assert len(steps) >= 2, steps
-    at.select_slider(key="train_scrub").set_value(steps[1]).run()
+    _scrubber(at).set_value(steps[1]).run()
     # The replay shows each head's role at that step and a timeline of the roles' scores over the snapshots.
     timeline = next(c for c in at.get("plotly_chart") if "train_role_timeline" in c.proto.id)
     assert "step" in timeline.proto.spec
     assert any("train_closeness_timeline" in c.proto.id for c in at.get("plotly_chart"))
     at.run()
-    assert at.select_slider(key="train_scrub").value == steps[1]  # moved by the user: it stays there
+    assert _scrubber(at).value == steps[1]  # moved by the user: it stays there
+    assert not at.button(key="train_follow").disabled
+    at.button(key="train_follow").click().run()  # back to the newest snapshot …
+    assert _scrubber(at).value == steps[-1] and at.button(key="train_follow").disabled
+    _scrubber(at).set_value(steps[1]).run()  # … and held on a step again, by a second move
+    assert _scrubber(at).value == steps[1]
     at.button(key="train_use_snapshot").click().run()
     assert not at.exception, at.exception
     chosen = f"**Model:** trained here: copy, step {steps[1]}"

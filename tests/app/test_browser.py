@@ -6,7 +6,10 @@ checks the charts that rendered, trains a model with Step, Play and Pause, and r
 
 from __future__ import annotations
 
+import math
 import re
+import time
+from urllib.parse import quote
 
 import pytest
 
@@ -167,6 +170,94 @@ def test_training_steps_plays_pauses_and_publishes_the_model(app):
     assert f"Model: trained here: reverse, step {paused}" in sidebar.inner_text()
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
     assert exceptions_on_page(page) == []
+
+
+# What a person sees of a live run, read from the page: the loss chart's y-axis (a log axis's range is in
+# log10 units) with every finite loss it plots and the baseline line's value, and the visible "Watch
+# attention form" scrubber (a replaced one stays in the page, zero-sized, until its fragment finishes).
+LIVE_TRAIN_JS = """
+() => {
+  const loss = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .find(gd => gd._fullLayout && gd._fullLayout.title && gd._fullLayout.title.text === 'Loss');
+  const slider = [...document.querySelectorAll('[data-testid="stSlider"]')]
+    .find(s => s.innerText.includes('Snapshot step') && s.getBoundingClientRect().height > 0);
+  const input = slider && slider.querySelector('input[type=range]');
+  return {
+    axis: loss ? {type: loss._fullLayout.yaxis.type, range: loss._fullLayout.yaxis.range} : null,
+    losses: loss ? loss._fullData.flatMap(d => [...(d.y || [])]).filter(v => v != null && isFinite(v) && v > 0) : [],
+    baselines: loss ? (loss._fullLayout.shapes || []).map(s => s.y0) : [],
+    scrubber: input ? {value: Number(input.value), max: Number(input.max)} : null,
+  };
+}
+"""
+
+
+def assert_loss_axis_fits(live: dict) -> None:
+    """The log axis holds every plotted loss and the baseline, and they fill at least half of it: a label
+    placed in the wrong units once stretched it to 1e7 and flattened the curve at the bottom."""
+    assert live["axis"]["type"] == "log"
+    low, high = live["axis"]["range"]  # log10 units
+    values = [math.log10(v) for v in live["losses"] + live["baselines"]]
+    assert low <= min(values) and max(values) <= high, (live["axis"], min(values), max(values))
+    assert max(values) - min(values) >= 0.5 * (high - low), (live["axis"], min(values), max(values))
+
+
+def play_and_watch(page, url: str, until, timeout_s: float = 240.0) -> list[dict]:
+    """Opens ``url``, presses Play and reads the live page every half second until ``until(live)``; then
+    pauses. Returns every reading."""
+    page.goto(url)
+    page.get_by_role("heading", name="Train").wait_for()
+    wait_idle(page)
+    page.get_by_role("button", name="Play", exact=True).click()
+    readings, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        live = page.evaluate(LIVE_TRAIN_JS)
+        follow = page.get_by_role("button", name="Follow live")
+        live["follow_disabled"] = follow.first.is_disabled() if follow.count() else None
+        readings.append(live)
+        if until(live):
+            break
+        page.wait_for_timeout(500)
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.get_by_role("button", name="Play", exact=True).wait_for()
+    wait_idle(page)
+    assert until(readings[-1]), readings[-1]
+    return readings
+
+
+def test_the_live_loss_axis_and_the_scrubber_stay_on_the_run(app):
+    server, shared_page = app
+    text = f"text={quote(SENTENCE)}"
+    # A context of its own: a new session, whose training does not touch the other tests' session.
+    context = shared_page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(180_000)
+        # A toy task, for several snapshots: at every reading the scrubber is on the newest one and nobody
+        # needs to press "Follow live"; the loss axis fits the curve as it falls by orders of magnitude.
+        readings = play_and_watch(
+            page,
+            f"{server.url}/train?{text}&task=reverse&steps=5000",
+            lambda live: live["scrubber"] is not None and live["scrubber"]["max"] >= 5,
+        )
+        for live in readings:
+            if live["scrubber"] is not None:
+                assert live["scrubber"]["value"] == live["scrubber"]["max"], live
+                assert live["follow_disabled"] is True, live
+            if len(live["losses"]) >= 2:
+                assert_loss_axis_fits(live)
+        # Masked tokens on English, whose chart marks the unigram baseline.
+        readings = play_and_watch(
+            page,
+            f"{server.url}/train?{text}&task=mlm&steps=600",
+            lambda live: len(live["losses"]) >= 3 and live["baselines"],
+        )
+        for live in readings:
+            if len(live["losses"]) >= 2 and live["baselines"]:
+                assert_loss_axis_fits(live)
+        assert exceptions_on_page(page) == []
+    finally:
+        context.close()
 
 
 def test_a_downloaded_checkpoint_opens_again_and_a_text_file_trains(app, tmp_path):

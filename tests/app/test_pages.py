@@ -374,6 +374,28 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
         assert "token_type_embedding" in parameters.proto.spec and "embedding_norm" in parameters.proto.spec
 
 
+@pytest.mark.parametrize(
+    "page,key,views",
+    [
+        ("pages/embeddings.py", "embeddings_view", ["Positional encoding", "Sum into layer 1", "Position similarity", "Projection (PCA)"]),
+        ("pages/attention.py", "attention_view", ["Overview grid", "Head view", "Mean & entropy", "Query / key", "Head ablation"]),
+        ("pages/interpret.py", "interpret_view", ["Head roles", "Rollout", "Query/key map"]),
+    ],
+)  # fmt: skip
+def test_every_view_renders_with_the_pretrained_minilm(page, key, views):
+    """Every view a page offers, not only the one it opens on (the vocabulary cloud once raised on MiniLM)."""
+    from explorer import pretrained
+
+    if pretrained.available():
+        pytest.fail(pretrained.available())
+    at = app(page, model="minilm", text="The Café is playing music ☃!")
+    title = PAGES[page]
+    for view in views:
+        at.segmented_control(key=key).set_value(view).run()
+        assert_ok(at, title)
+        assert figures(at), f"{view} drew no chart"
+
+
 def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkeypatch):
     from explorer.model import pretrained
     from pages.common.resources import pretrained_bundle

@@ -384,7 +384,7 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
 )  # fmt: skip
 def test_every_view_renders_with_the_pretrained_minilm(page, key, views):
     """Every view a page offers, not only the one it opens on (the vocabulary cloud once raised on MiniLM)."""
-    from explorer import pretrained
+    from explorer.model import pretrained
 
     if pretrained.available():
         pytest.fail(pretrained.available())

@@ -181,7 +181,7 @@ def test_shape_walk_matches_the_model(layer_norm):
 def test_shape_walk_names_the_input_steps_the_config_runs(fields):
     """The steps before layer 1 are the ones the encoder takes for this config (MiniLM scales nothing, adds a
     token type and normalises the sum), and every layer norm of the model is one step."""
-    from explorer.model import layer_norm_names
+    from explorer.model.encoder import layer_norm_names
 
     config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, **fields)
     steps = analysis.shape_walk(config, 5)

@@ -431,7 +431,8 @@ def test_wordpiece_byte_counts_tile_the_text(minilm, text):
 def test_part_of_speech_tags_land_on_their_words_with_wordpiece(minilm):
     """MiniLM's tokens take their own word's tag (the probe's training labels): a piece's word is found by
     the tokenizer's own character offsets, independently of the byte counts the tagging reads."""
-    from explorer import brown, tagged_sentences
+    from explorer.interpret import tagged_sentences
+    from explorer.text import brown
 
     vocab = minilm[0].vocab
     words = ("She", "opened", "the", "door", "and", "walked", "into", "the", "room", "where", "her", "father")

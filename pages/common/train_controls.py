@@ -1,4 +1,4 @@
-"""The Train page's settings and its Play/Pause, Step and Reset buttons.
+"""The Train page's settings and its Play/Pause, Step and Reset buttons, and the run in the link.
 
 The settings live in session state as one ``LiveSettings`` (``SETTINGS_KEY``), seeded once from the URL
 (a lesson link, ``explorer.training.lesson``) and mirrored back into it, so a link shares exactly this
@@ -6,15 +6,19 @@ setup. Widgets are re-seeded from it on every run: their own keys are forgotten 
 Buttons act in callbacks, which run before the script, so a click is never lost to a rerun. The trainer
 lives in a training worker process (``make_trainer``); a training whose worker went away raises
 ``TrainingLost``, which a callback turns into a message, never a traceback.
+
+The link also names the run (``?run=``): a reloaded page takes the run up again while the server keeps it
+(``take_up_run``). A lesson link leaves the run out (``lesson_link``): a run is one person's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import urlencode
 
 import streamlit as st
 
-from explorer.text.texts import TEXT_LABELS, text_available
+from explorer.text.texts import TEXT_LABELS, UPLOADED, text_available
 from explorer.training.config import LIVE_CHOICES, LIVE_SEED_RANGE, LIVE_STEP_RANGE, LiveSettings
 from explorer.training.lesson import (
     CONTROL_GROUPS,
@@ -23,18 +27,29 @@ from explorer.training.lesson import (
     settings_from_params,
     settings_to_params,
 )
-from explorer.training.remote_trainer import LIVE_STATES, TrainingLost
+from explorer.training.remote_trainer import LIVE_STATES, RunOpenElsewhere, TrainingLost
 from explorer.training.status import ENDED, FAILED
 from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
-from pages.common.session import TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
+from pages.common.session import TRAINER_KEY, attach_run, make_trainer, publish_trained, reports_lost_training
 from pages.common.url_state import sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
 BUILT_KEY = "train_built_with"  # the LiveSettings (and uploaded file name) the current trainer was built with
 ERROR_KEY = "train_error"  # why the last Play/Step/Reset could not build a trainer, or None
 PAST_RUNS_KEY = "train_past_runs"  # loss curves of this session's earlier runs, newest last
+RUNS_KEY = "train_runs"  # how many runs this session has had: numbers them on the loss chart
+RUN_NOTE_KEY = "train_run_note"  # what became of the run the link names, when it could not be taken up
+RUN_TRIED_KEY = "train_run_tried"  # the run id this session tried to take up (once per id)
 TEXT_FILE_KEY = "train_text_file"
 MAX_PAST_RUNS = 4  # curves only (no parameters): a few lists of floats per session
+RUN_PARAM = "run"  # the link's run id
+# Said when the link names a run this server does not have: it ended and was cleared, or the server (or
+# the replica of a class server) it ran on stopped. A class server's failover sends the browser to another
+# replica with the same link, so this is what a student sees there: keep it plain and keep Play working.
+RUN_LOST = (
+    "The run in this link is no longer on the server (it ended and was cleared, or the server it ran on "
+    "restarted). Its settings are restored from the link: press **Play** to start it again."
+)
 WIDGETS = {  # LiveSettings field -> widget key
     "task": "train_task",
     "text": "train_text",
@@ -58,8 +73,11 @@ LABELS = {
     "d_model": "d_model",
     "positional": "Positional encoding",
     "layer_norm": "Layer norm",
-    "learning_rate": "Peak learning rate (changes apply at once, also while training)",
+    "learning_rate": "Peak learning rate (live)",
     "seed": "Seed",
+}
+HELP = {  # no help on the others: a tooltip's button would carry the label too (the browser test finds "Steps")
+    "learning_rate": "The peak of the warm-up and cosine schedule. A change applies at once, also while training.",
 }
 FORMATS = {
     "text": lambda name: TEXT_LABELS[name],
@@ -96,42 +114,105 @@ def _store(name: str) -> None:
         trainer.set_learning_rate(float(state[WIDGETS[name]]))
 
 
-def settings_widgets() -> None:
-    """One widget per setting the link does not hide, in rows; an upload for the text tasks."""
-    state, current, hide = st.session_state, settings(), hidden()
+# The settings in two rows, as Playground's top bar: what a lesson changes most (the task and how to run
+# it), then the architecture. Widths are relative: a slider needs more room than a number.
+ROWS = (
+    (("task", 1.3), ("text", 1.3), ("steps", 1.1), ("batch_size", 1.0), ("seed", 1.0), ("learning_rate", 1.9)),
+    (("num_layers", 1.0), ("num_heads", 1.0), ("d_model", 1.0), ("positional", 1.2), ("layer_norm", 1.2)),
+)
+
+
+def _shown_settings() -> set[str]:
+    """The settings whose widgets the page shows: all but the groups the link hides (and the text, which
+    only the text tasks read)."""
     shown = {f.name for f in dataclasses.fields(LiveSettings)}
-    for group in hide:
+    for group in hidden():
         shown -= set(CONTROL_GROUPS[group])
-    rows = (("task", "steps", "batch_size", "seed"), tuple(CONTROL_GROUPS["architecture"]), ("learning_rate",))
-    for row in rows:
-        names = [name for name in row if name in shown]
-        for column, name in zip(st.columns(len(names)) if names else [], names, strict=True):
-            state[WIDGETS[name]] = getattr(current, name)
-            common = dict(key=WIDGETS[name], on_change=_store, args=(name,), label=LABELS[name])
-            if name in ("steps", "seed"):
-                low, high = LIVE_STEP_RANGE if name == "steps" else LIVE_SEED_RANGE
-                column.number_input(min_value=low, max_value=high, step=50 if name == "steps" else 1, **common)
-            elif name in ("task", "positional", "layer_norm"):
-                column.selectbox(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
-            else:
-                column.select_slider(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
-        if "task" in names:  # the task's description under its row: in the select box it was cut off
-            st.caption(f"**{current.task}**: {TASK_DESCRIPTIONS[current.task]}")
-    if "text" in shown and current.task in TEXT_TASKS:
-        c1, c2 = st.columns(2)
-        state[WIDGETS["text"]] = current.text
-        c1.selectbox(
-            LABELS["text"], LIVE_CHOICES["text"], key=WIDGETS["text"], format_func=FORMATS["text"],
-            on_change=_store, args=("text",),
-        )  # fmt: skip
-        c2.file_uploader("…or your own text (UTF-8 .txt)", type=["txt"], key=TEXT_FILE_KEY)
+    if settings().task not in TEXT_TASKS:
+        shown.discard("text")
+    return shown
+
+
+def _setting_widget(column, name: str, current: LiveSettings) -> None:
+    st.session_state[WIDGETS[name]] = getattr(current, name)
+    common = dict(key=WIDGETS[name], on_change=_store, args=(name,), label=LABELS[name], help=HELP.get(name))
+    if name in ("steps", "seed"):
+        low, high = LIVE_STEP_RANGE if name == "steps" else LIVE_SEED_RANGE
+        column.number_input(min_value=low, max_value=high, step=50 if name == "steps" else 1, **common)
+    elif name in ("task", "text", "positional", "layer_norm"):
+        column.selectbox(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
+    else:
+        column.select_slider(options=LIVE_CHOICES[name], format_func=FORMATS.get(name, str), **common)
+
+
+def settings_widgets() -> None:
+    """One widget per setting the link does not hide, in two rows; the task's description under them and,
+    for the text tasks, an upload of one's own text behind a button (it would take a row of its own)."""
+    current, shown = settings(), _shown_settings()
+    for row in ROWS:
+        names = [(name, weight) for name, weight in row if name in shown]
+        if names:
+            columns = st.columns([weight for _, weight in names], vertical_alignment="bottom")
+            for column, (name, _) in zip(columns, names, strict=True):
+                _setting_widget(column, name, current)
+    if not shown & {"task", "text"}:
+        return
+    # Its description under the rows: in the select box it was cut off.
+    note, upload = st.columns([5, 1], vertical_alignment="center")
+    note.caption(f"**{current.task}**: {TASK_DESCRIPTIONS[current.task]}")
+    if "text" in shown:
+        file = st.session_state.get(TEXT_FILE_KEY)
+        with upload.popover(f"Text: {file.name}" if file is not None else "Your own text…", width="stretch"):
+            st.file_uploader("…or your own text (UTF-8 .txt)", type=["txt"], key=TEXT_FILE_KEY)
 
 
 def sync_settings_url() -> None:
-    """Mirrors the settings into the URL (only values that differ from the defaults)."""
+    """Mirrors the settings into the URL (only values that differ from the defaults), and the run's id while
+    there is a run: a reload takes it up again. Without a run of this session the link's run id stays (a
+    run that could not be taken up: the same link says so again)."""
     wanted = settings_to_params(settings())
     for name in PARAMS.values():
         sync_url(name, wanted.get(name, ""), "")
+    trainer = st.session_state.get(TRAINER_KEY)
+    if trainer is not None and trainer.run_id:
+        sync_url(RUN_PARAM, trainer.run_id, "")
+
+
+def lesson_link() -> str:
+    """This page's link without its run: the settings, the hidden controls, the text, for a class."""
+    params = {name: value for name, value in st.query_params.to_dict().items() if name != RUN_PARAM}
+    base = st.context.url or "/train"
+    return base + ("?" + urlencode(params) if params else "")
+
+
+def take_up_run() -> None:
+    """Takes up the run the link names, once per session, if this session has no run yet (a reloaded page):
+    the run, where it stood, and the settings it was built with. If the server no longer has it, or another
+    window shows it, the page says so (``RUN_NOTE_KEY``) and keeps the link's settings for Play."""
+    state = st.session_state
+    run_id = st.query_params.get(RUN_PARAM)
+    if not run_id or state.get(TRAINER_KEY) is not None or state.get(RUN_TRIED_KEY) == run_id:
+        return
+    state[RUN_TRIED_KEY] = run_id
+    try:
+        trainer = attach_run(run_id)
+    except RunOpenElsewhere as error:
+        state[RUN_NOTE_KEY] = (
+            f"{error} This window keeps the run's settings: close the other one and reload this page to "
+            "take the run up here, or press **Play** to start a run of your own."
+        )
+        return
+    except TrainingLost:
+        trainer = None
+    if trainer is None:
+        state[RUN_NOTE_KEY] = RUN_LOST
+        return
+    info, status = trainer.info(), trainer.status()
+    built = LiveSettings.from_configs(info.model_config, info.train_config)
+    uploaded = info.train_config.text == UPLOADED and built.task in TEXT_TASKS
+    state[TRAINER_KEY] = trainer
+    state[BUILT_KEY] = (built.replace(learning_rate=status.peak_learning_rate), "uploaded text" if uploaded else None)
+    state[RUNS_KEY] = max(state.get(RUNS_KEY, 0), 1)
 
 
 def _training_text(current: LiveSettings) -> tuple[str | None, str | None, str | None]:
@@ -148,14 +229,34 @@ def _training_text(current: LiveSettings) -> tuple[str | None, str | None, str |
 
 
 def _archive(trainer) -> None:
-    """Keeps the ended run's loss curve to overlay on the next ones."""
-    status, built = trainer.status(), st.session_state.get(BUILT_KEY)
+    """Keeps the ended run's loss curve, its number and its settings (the rate it ended with), to overlay
+    on the next runs (``past_runs``)."""
+    state = st.session_state
+    status, built = trainer.status(), state.get(BUILT_KEY)
     if not status.steps or built is None:
         return
-    runs = st.session_state.setdefault(PAST_RUNS_KEY, [])
-    label = built[0].replace(learning_rate=status.peak_learning_rate).describe()  # the rate it ended with
-    runs.append({"label": label, "steps": status.steps, "loss": status.loss})
+    runs = state.setdefault(PAST_RUNS_KEY, [])
+    settings_then = built[0].replace(learning_rate=status.peak_learning_rate)
+    runs.append(
+        {"number": state.get(RUNS_KEY, 1), "settings": settings_then, "steps": status.steps, "loss": status.loss}
+    )
     del runs[:-MAX_PAST_RUNS]
+
+
+def past_runs() -> list[dict]:
+    """The earlier runs for the loss chart, each labelled by its number and what differs from the run shown
+    now ("run 1 · lr 0.01"): two runs with the same settings are still told apart."""
+    built = st.session_state.get(BUILT_KEY)
+    current = built[0] if built is not None else settings()
+    return [
+        {**run, "label": f"run {run['number']} · {run['settings'].differences(current)}"}
+        for run in st.session_state.get(PAST_RUNS_KEY, [])
+    ]
+
+
+def run_number() -> int:
+    """The number of the run shown now (1 for a session's first)."""
+    return st.session_state.get(RUNS_KEY, 1)
 
 
 def _build():
@@ -177,6 +278,8 @@ def _build():
         old.stop()
         _archive(old)
     state[TRAINER_KEY], state[BUILT_KEY] = trainer, (current, name)
+    state[RUNS_KEY] = state.get(RUNS_KEY, 0) + 1
+    state.pop(RUN_NOTE_KEY, None)  # a run of its own now: what became of the link's run no longer matters
     return trainer
 
 
@@ -223,18 +326,27 @@ def _reset() -> None:
         trainer.reset()  # back to the configured learning rate: set the one the page shows now
         trainer.set_learning_rate(float(settings().learning_rate))
         st.session_state[BUILT_KEY] = (settings(), st.session_state[BUILT_KEY][1])
+        st.session_state[RUNS_KEY] = run_number() + 1
     else:
         _build()
 
 
-def control_bar() -> None:
-    """Play/Pause, Step and Reset, and what they will do."""
-    state = st.session_state
-    trainer = state.get(TRAINER_KEY)
+INTRODUCTION = (
+    "Train a small encoder here and watch it learn: the loss falls, attention heads settle into patterns and "
+    "the gradients calm down. **Play** trains, **Step** makes one update, **Reset** starts again from the "
+    "same seed. The page address keeps every setting: share it as a lesson (**Lesson link**)."
+)
+
+
+def header() -> None:
+    """One row, as Playground's: the title (its introduction in the tooltip), Play/Pause, Step, Reset, and
+    the lesson link."""
+    trainer = st.session_state.get(TRAINER_KEY)
     status = trainer.status() if trainer is not None else None
     running = status is not None and status.state in LIVE_STATES
     ended = status is not None and status.state in ENDED
-    b1, b2, b3, note = st.columns([1, 1, 1, 5])
+    title, b1, b2, b3, link = st.columns([2.2, 1, 1, 1, 1.6], vertical_alignment="center")
+    title.title("Train", help=INTRODUCTION, anchor=False)
     b1.button(
         "Pause" if running else "Play",
         key="train_play",
@@ -242,14 +354,33 @@ def control_bar() -> None:
         icon=":material/pause:" if running else ":material/play_arrow:",
         disabled=ended,
         on_click=_play_pause,
+        width="stretch",
     )
-    b2.button("Step", key="train_step", icon=":material/skip_next:", disabled=running or ended, on_click=_step)
-    b3.button("Reset", key="train_reset", icon=":material/restart_alt:", on_click=_reset)
+    b2.button(
+        "Step",
+        key="train_step",
+        icon=":material/skip_next:",
+        disabled=running or ended,
+        on_click=_step,
+        width="stretch",
+    )
+    b3.button("Reset", key="train_reset", icon=":material/restart_alt:", on_click=_reset, width="stretch")
+    with link.popover("Lesson link", icon=":material/link:", width="stretch"):
+        st.caption("This page's settings and hidden controls, without your run: share it with a class.")
+        st.code(lesson_link(), language=None, wrap_lines=True)
+
+
+def notes() -> None:
+    """What the buttons will do when it is not what they usually do, and what went wrong."""
+    state = st.session_state
+    trainer = state.get(TRAINER_KEY)
     changes = pending_changes()
     if changes:
         names = ", ".join(LABELS[name].split(" (")[0] for name in changes)
-        note.warning(f"Changed: {names}. These need a new model: press **Reset** to apply them.")
-    elif ended:
-        note.caption("This run has ended: **Reset** starts again from the same seed (or new settings).")
+        st.warning(f"Changed: {names}. These need a new model: press **Reset** to apply them.")
+    elif trainer is not None and trainer.status().state in ENDED:
+        st.caption("This run has ended: **Reset** starts again from the same seed (or new settings).")
+    if state.get(RUN_NOTE_KEY):
+        st.warning(state[RUN_NOTE_KEY], icon=":material/history:")
     if state.get(ERROR_KEY):
         st.error(state[ERROR_KEY])

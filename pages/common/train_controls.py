@@ -30,7 +30,14 @@ from explorer.training.lesson import (
 from explorer.training.remote_trainer import LIVE_STATES, RunOpenElsewhere, TrainingLost
 from explorer.training.status import ENDED, FAILED
 from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
-from pages.common.session import TRAINER_KEY, attach_run, make_trainer, publish_trained, reports_lost_training
+from pages.common.session import (
+    PUBLISHED_KEY,
+    TRAINER_KEY,
+    attach_run,
+    make_trainer,
+    publish_trained,
+    reports_lost_training,
+)
 from pages.common.url_state import sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
@@ -327,6 +334,7 @@ def _reset() -> None:
         trainer.set_learning_rate(float(settings().learning_rate))
         st.session_state[BUILT_KEY] = (settings(), st.session_state[BUILT_KEY][1])
         st.session_state[RUNS_KEY] = run_number() + 1
+        st.session_state.pop(PUBLISHED_KEY, None)  # a new run of the same trainer: its end is offered again
     else:
         _build()
 

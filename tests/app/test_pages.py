@@ -303,7 +303,8 @@ def other_bundle():
 @pytest.mark.parametrize("page,title", PAGES.items())
 def test_pages_follow_the_users_own_model(page, title, other_bundle):
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["model_bundle"] = other_bundle
+    at.session_state["model_own"] = {"uploaded-1": other_bundle}  # as an upload leaves it: in the picker, chosen
+    at.session_state["model_choice"] = "uploaded-1"
     at.run()
     at.switch_page(page).run()
     assert_ok(at, title)

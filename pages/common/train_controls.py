@@ -162,9 +162,8 @@ def settings_widgets() -> None:
             columns = st.columns([weight for _, weight in names], vertical_alignment="bottom")
             for column, (name, _) in zip(columns, names, strict=True):
                 _setting_widget(column, name, current)
-    if not shown & {"task", "text"}:
-        return
-    # Its description under the rows: in the select box it was cut off.
+    # The task's description under the rows (in the select box it was cut off), also when a lesson hides
+    # the choice: it says what the model learns.
     note, upload = st.columns([5, 1], vertical_alignment="center")
     note.caption(f"**{current.task}**: {TASK_DESCRIPTIONS[current.task]}")
     if "text" in shown:

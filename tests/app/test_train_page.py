@@ -221,6 +221,11 @@ def test_a_link_opens_the_page_set_up_and_hides_what_the_lesson_does_not_need():
     assert info.model_config.num_layers == 1 and info.train_config.seed == 7 and info.train_config.learning_rate == 0.01
     trainer.stop()
     # A value the page does not offer is ignored with a note, not an error page.
+    # The views below the screen a lesson hides are not offered as tabs.
+    lesson = _open_train_page({"hide": "telemetry,replay,checkpoints,task"})
+    assert [tab.label for tab in lesson.tabs] == ["Closeness to the ideal"]
+    assert all(w.key != "train_task" for w in lesson.selectbox)
+    assert any("reverse" in c.value for c in lesson.caption), "the task is still described"
     bad = _open_train_page({"lr": "0.5", "heads": "many"})
     assert bad.select_slider(key="train_lr").value == 3e-3
     assert any("lr" in toast.value for toast in bad.toast) and any("heads" in toast.value for toast in bad.toast)

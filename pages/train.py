@@ -17,12 +17,14 @@ import streamlit as st
 from explorer.training.remote_trainer import LIVE_STATES
 from pages.common import TRAINER_KEY, sidebar
 from pages.common import train_controls as controls
+from pages.common import train_replay as replay
+from pages.common import train_runs as runs
 from pages.common import train_views as views
 from pages.common.checkpoints import checkpoint_section
 
 # Before the sidebar, which offers this user's trained model: a reloaded page takes its run up first.
 controls.settings()
-controls.take_up_run()
+runs.take_up_run()
 # First, as on every page: routes a deep link through app.py (route_through_app), and offers this user's
 # model if training has ended (pages.common.publish_trained); the live view below watches the training itself.
 sidebar(watch_training=False)
@@ -51,8 +53,8 @@ with right:
 # only the fragment, so a timer set by whether it followed at the last full run would leave it still after
 # that click. Held on a step, a tick rebuilds nothing until a snapshot is added.
 tabs = {
-    "Watch attention form": None if "replay" in hidden else views.replay,
-    "Head roles": None if "replay" in hidden else views.head_roles,
+    "Watch attention form": None if "replay" in hidden else replay.replay,
+    "Head roles": None if "replay" in hidden else replay.head_roles,
     "Closeness to the ideal": views.closeness,
     "Gradient telemetry": None if "telemetry" in hidden else views.telemetry,
     "Checkpoints": None if "checkpoints" in hidden else checkpoint_section,

@@ -10,7 +10,8 @@ only its own trainings with it.
   running is unsafe), each niced and under ``SCHED_IDLE`` (see ``idle``), with JAX's persistent
   compilation cache on and ``explorer`` imported, so the first chunk after Start pays neither the process
   start nor the imports, and (``warm_up``) with the app's default setup already compiled. What runs
-  inside a worker is ``explorer/training/worker_process.py``.
+  inside a worker is ``explorer/training/worker_process.py``; its process and pipe, seen from here,
+  ``worker_link.py``.
   ``explorer/__init__.py`` runs in every worker too, so the data-parallel step gets its CPU devices
   (``EXPLORER_CPU_DEVICES``) there as in the server.
 - At most ``max_trainings`` trainings run at once (``EXPLORER_MAX_TRAININGS``, by default half the
@@ -40,10 +41,8 @@ import itertools
 import multiprocessing
 import os
 import secrets
-import sys
 import threading
 import time
-import types
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -51,7 +50,7 @@ from typing import Any
 
 from explorer import available_cores
 from explorer.training.remote_trainer import RemoteTrainer, RunOpenElsewhere, TrainingLost
-from explorer.training.worker_process import serve
+from explorer.training.worker_link import Reply, Worker
 
 ENV_MAX_TRAININGS = "EXPLORER_MAX_TRAININGS"
 # Calls that make a trainer train need a slot; a single Step too: it runs in the worker like Play.
@@ -81,100 +80,12 @@ def default_max_trainings() -> int:
     return max(1, available_cores() // 2)
 
 
-# "spawn" re-runs the parent's ``__main__`` in the child before anything else. Under ``streamlit run`` that
-# module is the app script itself (Streamlit runs every script as ``__main__``), so a worker would run the
-# app in bare mode: pages, model loading, even another pool. A worker needs nothing from ``__main__``.
-_BARE_MAIN = types.ModuleType("__main__")  # no __file__, no __spec__: spawn leaves main alone
-_MAIN_LOCK = threading.Lock()
-
-
-def _start_without_main(process: Any) -> None:
-    with _MAIN_LOCK:
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = _BARE_MAIN
-        try:
-            process.start()
-        finally:
-            if sys.modules.get("__main__") is _BARE_MAIN:  # unless a script run has set its own meanwhile
-                sys.modules["__main__"] = main
-
-
-class _Reply:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.ok = False
-        self.value: Any = None
-
-
-class _Worker:
-    """One worker process, its pipe, and the replies it owes."""
-
-    def __init__(self, pool: TrainingPool, context: Any, settings: tuple):
-        self.pool = pool
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child, *settings), name="explorer-training", daemon=True)
-        _start_without_main(self.process)
-        child.close()  # only the worker holds its end, so the pipe closes when the worker dies
-        self.lock = threading.Lock()
-        self.replies: dict[int, _Reply] = {}
-        self.ready = threading.Event()
-        self.warmed = threading.Event()
-        self.warm_up_report: tuple[float, str | None] | None = None  # (seconds, error or None)
-        self.dead = False
-        self.trainers: set[int] = set()
-        threading.Thread(target=self._read, name="explorer-training-reader", daemon=True).start()
-
-    def request(self, message: tuple) -> _Reply:
-        reply = _Reply()
-        with self.lock:
-            if self.dead:
-                raise TrainingLost("The training process has stopped.")
-            self.replies[message[0]] = reply
-            try:
-                self.conn.send(message)
-            except OSError as error:  # the worker died; the reader thread reports it
-                self.replies.pop(message[0], None)
-                raise TrainingLost("The training process has stopped.") from error
-        return reply
-
-    def _read(self) -> None:
-        while True:
-            try:
-                message = self.conn.recv()
-            except (EOFError, OSError):
-                break
-            kind = message[0]
-            if kind == "reply":
-                _, request_id, ok, value = message
-                with self.lock:
-                    reply = self.replies.pop(request_id, None)
-                if reply is not None:
-                    reply.ok, reply.value = ok, value
-                    reply.done.set()
-            elif kind == "ended":
-                self.pool._ended(message[1])
-            elif kind == "ready":
-                self.ready.set()
-            elif kind == "warm":
-                self.warm_up_report = message[1:]
-                self.warmed.set()
-        with self.lock:
-            self.dead = True
-            pending, self.replies = list(self.replies.values()), {}
-        self.process.join(timeout=5)
-        lost = TrainingLost(f"The training process stopped unexpectedly (exit code {self.process.exitcode}).")
-        self.pool._worker_died(self, str(lost))  # before the callers hear of it: their slots are free then
-        for reply in pending:
-            reply.ok, reply.value = False, lost
-            reply.done.set()
-
-
 @dataclasses.dataclass
 class _Entry:
     """The pool's record of one remote trainer."""
 
     trainer_id: int
-    worker: _Worker
+    worker: Worker
     owner: Any
     alive: Callable[[], bool] | None
     proxy: weakref.ref  # the newest proxy: a session that attaches gets a new one
@@ -412,14 +323,14 @@ class TrainingPool:
         return next(self._request_ids)
 
     @staticmethod
-    def _wait(reply: _Reply) -> Any:
+    def _wait(reply: Reply) -> Any:
         reply.done.wait()
         if not reply.ok:
             raise reply.value
         return reply.value
 
-    def _spawn(self) -> _Worker:
-        return _Worker(self, self._context, self._settings)
+    def _spawn(self) -> Worker:
+        return Worker(self, self._context, self._settings)
 
     def _watch(self, entry: _Entry, proxy: RemoteTrainer) -> None:
         """Makes ``proxy`` the entry's newest (the caller holds the lock). A session that drops its proxy
@@ -457,7 +368,7 @@ class TrainingPool:
             except TrainingLost:
                 self._ended(queued_id)
 
-    def _worker_died(self, worker: _Worker, message: str) -> None:
+    def _worker_died(self, worker: Worker, message: str) -> None:
         with self._lock:
             lost = [self._entries.pop(t) for t in list(worker.trainers) if t in self._entries]
             worker.trainers.clear()

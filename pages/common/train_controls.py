@@ -1,4 +1,4 @@
-"""The Train page's settings and its Play/Pause, Step and Reset buttons, and the run in the link.
+"""The Train page's settings and its Play/Pause, Step and Reset buttons.
 
 The settings live in session state as one ``LiveSettings`` (``SETTINGS_KEY``), seeded once from the URL
 (a lesson link, ``explorer.training.lesson``) and mirrored back into it, so a link shares exactly this
@@ -7,18 +7,16 @@ Buttons act in callbacks, which run before the script, so a click is never lost 
 lives in a training worker process (``make_trainer``); a training whose worker went away raises
 ``TrainingLost``, which a callback turns into a message, never a traceback.
 
-The link also names the run (``?run=``): a reloaded page takes the run up again while the server keeps it
-(``take_up_run``). A lesson link leaves the run out (``lesson_link``): a run is one person's.
+This session's runs (the earlier ones' curves, the run in the link) are ``pages.common.train_runs``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import urlencode
 
 import streamlit as st
 
-from explorer.text.texts import TEXT_LABELS, UPLOADED, text_available
+from explorer.text.texts import TEXT_LABELS, text_available
 from explorer.training.config import LIVE_CHOICES, LIVE_SEED_RANGE, LIVE_STEP_RANGE, LiveSettings
 from explorer.training.lesson import (
     CONTROL_GROUPS,
@@ -27,36 +25,17 @@ from explorer.training.lesson import (
     settings_from_params,
     settings_to_params,
 )
-from explorer.training.remote_trainer import LIVE_STATES, RunOpenElsewhere, TrainingLost
+from explorer.training.remote_trainer import LIVE_STATES, TrainingLost
 from explorer.training.status import ENDED, FAILED
 from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
-from pages.common.session import (
-    PUBLISHED_KEY,
-    TRAINER_KEY,
-    attach_run,
-    make_trainer,
-    publish_trained,
-    reports_lost_training,
-)
+from pages.common import train_runs as runs
+from pages.common.session import PUBLISHED_KEY, TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
+from pages.common.train_runs import BUILT_KEY, RUN_NOTE_KEY
 from pages.common.url_state import sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
-BUILT_KEY = "train_built_with"  # the LiveSettings (and uploaded file name) the current trainer was built with
 ERROR_KEY = "train_error"  # why the last Play/Step/Reset could not build a trainer, or None
-PAST_RUNS_KEY = "train_past_runs"  # loss curves of this session's earlier runs, newest last
-RUNS_KEY = "train_runs"  # how many runs this session has had: numbers them on the loss chart
-RUN_NOTE_KEY = "train_run_note"  # what became of the run the link names, when it could not be taken up
-RUN_TRIED_KEY = "train_run_tried"  # the run id this session tried to take up (once per id)
 TEXT_FILE_KEY = "train_text_file"
-MAX_PAST_RUNS = 4  # curves only (no parameters): a few lists of floats per session
-RUN_PARAM = "run"  # the link's run id
-# Said when the link names a run this server does not have: it ended and was cleared, or the server (or
-# the replica of a class server) it ran on stopped. A class server's failover sends the browser to another
-# replica with the same link, so this is what a student sees there: keep it plain and keep Play working.
-RUN_LOST = (
-    "The run in this link is no longer on the server (it ended and was cleared, or the server it ran on "
-    "restarted). Its settings are restored from the link: press **Play** to start it again."
-)
 WIDGETS = {  # LiveSettings field -> widget key
     "task": "train_task",
     "text": "train_text",
@@ -173,52 +152,11 @@ def settings_widgets() -> None:
 
 
 def sync_settings_url() -> None:
-    """Mirrors the settings into the URL (only values that differ from the defaults), and the run's id while
-    there is a run: a reload takes it up again. Without a run of this session the link's run id stays (a
-    run that could not be taken up: the same link says so again)."""
+    """Mirrors the settings into the URL (only values that differ from the defaults), and the run's id."""
     wanted = settings_to_params(settings())
     for name in PARAMS.values():
         sync_url(name, wanted.get(name, ""), "")
-    trainer = st.session_state.get(TRAINER_KEY)
-    if trainer is not None and trainer.run_id:
-        sync_url(RUN_PARAM, trainer.run_id, "")
-
-
-def lesson_link() -> str:
-    """This page's link without its run: the settings, the hidden controls, the text, for a class."""
-    params = {name: value for name, value in st.query_params.to_dict().items() if name != RUN_PARAM}
-    base = st.context.url or "/train"
-    return base + ("?" + urlencode(params) if params else "")
-
-
-def take_up_run() -> None:
-    """Takes up the run the link names, once per session, if this session has no run yet (a reloaded page):
-    the run, where it stood, and the settings it was built with. If the server no longer has it, or another
-    window shows it, the page says so (``RUN_NOTE_KEY``) and keeps the link's settings for Play."""
-    state = st.session_state
-    run_id = st.query_params.get(RUN_PARAM)
-    if not run_id or state.get(TRAINER_KEY) is not None or state.get(RUN_TRIED_KEY) == run_id:
-        return
-    state[RUN_TRIED_KEY] = run_id
-    try:
-        trainer = attach_run(run_id)
-    except RunOpenElsewhere as error:
-        state[RUN_NOTE_KEY] = (
-            f"{error} This window keeps the run's settings: close the other one and reload this page to "
-            "take the run up here, or press **Play** to start a run of your own."
-        )
-        return
-    except TrainingLost:
-        trainer = None
-    if trainer is None:
-        state[RUN_NOTE_KEY] = RUN_LOST
-        return
-    info, status = trainer.info(), trainer.status()
-    built = LiveSettings.from_configs(info.model_config, info.train_config)
-    uploaded = info.train_config.text == UPLOADED and built.task in TEXT_TASKS
-    state[TRAINER_KEY] = trainer
-    state[BUILT_KEY] = (built.replace(learning_rate=status.peak_learning_rate), "uploaded text" if uploaded else None)
-    state[RUNS_KEY] = max(state.get(RUNS_KEY, 0), 1)
+    runs.sync_run_url()
 
 
 def _training_text(current: LiveSettings) -> tuple[str | None, str | None, str | None]:
@@ -232,37 +170,6 @@ def _training_text(current: LiveSettings) -> tuple[str | None, str | None, str |
         except UnicodeDecodeError:
             return None, None, f"{upload.name} is not UTF-8 text; save it as UTF-8 and upload it again."
     return None, None, text_available(current.text)
-
-
-def _archive(trainer) -> None:
-    """Keeps the ended run's loss curve, its number and its settings (the rate it ended with), to overlay
-    on the next runs (``past_runs``)."""
-    state = st.session_state
-    status, built = trainer.status(), state.get(BUILT_KEY)
-    if not status.steps or built is None:
-        return
-    runs = state.setdefault(PAST_RUNS_KEY, [])
-    settings_then = built[0].replace(learning_rate=status.peak_learning_rate)
-    runs.append(
-        {"number": state.get(RUNS_KEY, 1), "settings": settings_then, "steps": status.steps, "loss": status.loss}
-    )
-    del runs[:-MAX_PAST_RUNS]
-
-
-def past_runs() -> list[dict]:
-    """The earlier runs for the loss chart, each labelled by its number and what differs from the run shown
-    now ("run 1 · lr 0.01"): two runs with the same settings are still told apart."""
-    built = st.session_state.get(BUILT_KEY)
-    current = built[0] if built is not None else settings()
-    return [
-        {**run, "label": f"run {run['number']} · {run['settings'].differences(current)}"}
-        for run in st.session_state.get(PAST_RUNS_KEY, [])
-    ]
-
-
-def run_number() -> int:
-    """The number of the run shown now (1 for a session's first)."""
-    return st.session_state.get(RUNS_KEY, 1)
 
 
 def _build():
@@ -282,10 +189,9 @@ def _build():
     old = state.get(TRAINER_KEY)
     if old is not None:
         old.stop()
-        _archive(old)
-    state[TRAINER_KEY], state[BUILT_KEY] = trainer, (current, name)
-    state[RUNS_KEY] = state.get(RUNS_KEY, 0) + 1
-    state.pop(RUN_NOTE_KEY, None)  # a run of its own now: what became of the link's run no longer matters
+        runs.archive(old)
+    state[TRAINER_KEY] = trainer
+    runs.new_run(current, name)
     return trainer
 
 
@@ -328,11 +234,10 @@ def _reset() -> None:
     # A failed training's worker may be gone with everything it held: Reset builds a new trainer instead.
     if trainer is not None and not pending_changes() and trainer.status().state != FAILED:
         trainer.stop()
-        _archive(trainer)
+        runs.archive(trainer)
         trainer.reset()  # back to the configured learning rate: set the one the page shows now
         trainer.set_learning_rate(float(settings().learning_rate))
-        st.session_state[BUILT_KEY] = (settings(), st.session_state[BUILT_KEY][1])
-        st.session_state[RUNS_KEY] = run_number() + 1
+        runs.new_run(settings(), st.session_state[BUILT_KEY][1])
         st.session_state.pop(PUBLISHED_KEY, None)  # a new run of the same trainer: its end is offered again
     else:
         _build()
@@ -374,7 +279,7 @@ def header() -> None:
     b3.button("Reset", key="train_reset", icon=":material/restart_alt:", on_click=_reset, width="stretch")
     with link.popover("Lesson link", icon=":material/link:", width="stretch"):
         st.caption("This page's settings and hidden controls, without your run: share it with a class.")
-        st.code(lesson_link(), language=None, wrap_lines=True)
+        st.code(runs.lesson_link(), language=None, wrap_lines=True)
 
 
 def notes() -> None:

@@ -1,6 +1,6 @@
 """The Train page's live views: progress, loss (with earlier runs), the probe's attention forming beside
-the ideal pattern, and, in tabs below, the "Watch attention form" replay of the snapshots, head roles,
-closeness to the ideal, and gradient telemetry.
+the ideal pattern, and, in tabs below, closeness to the ideal and gradient telemetry (the replay of the
+snapshots and head roles are ``pages.common.train_replay``).
 
 Everything is drawn from one ``trainer.status()`` copy and the trainer's snapshots; nothing here waits
 for training. While a run goes on (or waits for a training slot), these views are fragments that redraw
@@ -14,18 +14,13 @@ import weakref
 
 import streamlit as st
 
-from explorer.figures import interpret as interpret_figs
 from explorer.figures import training as figs
-from explorer.interpret.head_roles import role_badge, roles_over_training, scores_over_snapshots
-from explorer.training.remote_trainer import LIVE_STATES, QUEUED, TrainingLost
+from explorer.training.remote_trainer import LIVE_STATES, QUEUED
 from explorer.training.status import DIVERGED, FAILED, FINISHED, RUNNING
-from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_training, set_bundle
-from pages.common.train_controls import past_runs, run_number
+from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_training
+from pages.common.train_runs import past_runs, run_number
 from pages.common.widgets import chart
 
-SCRUB_KEY = "train_scrub"  # the scrubber once the user has moved it: the step they chose
-FOLLOW_KEY = "train_scrub_follows"  # the scrubber follows the latest snapshot until the user moves it
-ROUND_KEY = "train_scrub_round"  # counts returns to "Follow live": each round's live scrubbers are new widgets
 LIVE_FIGURES_KEY = "train_live_figures"  # name -> (weak ref to the trainer, the figure's inputs, figure)
 STATE_WORDS = {"stopped": "paused", "idle": "ready"}
 # The width the probe's attention is drawn at: the page's right-hand column at 1400 px (wider windows just
@@ -82,7 +77,7 @@ def progress() -> None:
         st.caption(status.message)
 
 
-def _probe_figure(snapshot, info, badges=None):
+def probe_figure(snapshot, info, badges=None):
     """A snapshot's attention on the probe, beside the task's ideal pattern (toy tasks)."""
     what = "Replay" if badges else "Live"
     return figs.probe_attention_figure(
@@ -103,18 +98,18 @@ def _live_attention(trainer, status, info):
 
     def build():
         snapshot = trainer.snapshot()
-        return None if snapshot is None else _probe_figure(snapshot, info)
+        return None if snapshot is None else probe_figure(snapshot, info)
 
-    return _cached("live attention", trainer, _latest_evaluation(status), build)
+    return cached("live attention", trainer, latest_evaluation(status), build)
 
 
-def _latest_evaluation(status):
+def latest_evaluation(status):
     """What names the latest evaluation: its step and loss (after a Reset the same steps come back with
     new numbers)."""
     return (status.eval_steps[-1], status.eval_loss[-1]) if status.eval_steps else None
 
 
-def _cached(name: str, trainer, inputs, build):
+def cached(name: str, trainer, inputs, build):
     """``build()``, or the figure it gave last time for this trainer and these ``inputs``: a paused or
     finished run, or one whose evaluation has not moved, redraws without building again."""
     cache = st.session_state.setdefault(LIVE_FIGURES_KEY, {})
@@ -127,7 +122,7 @@ def _cached(name: str, trainer, inputs, build):
     return figure
 
 
-def _running_trainer(ticking: bool):
+def running_trainer(ticking: bool):
     """This user's trainer and its status, or (None, None): none yet, or (for a ticking view) a run that has
     just ended, which reruns the page instead (the buttons and the sidebar change)."""
     trainer = st.session_state.get(TRAINER_KEY)
@@ -141,7 +136,7 @@ def _running_trainer(ticking: bool):
 @reports_lost_training(st.error)
 def loss_chart(ticking: bool) -> None:
     """This run's loss over the earlier runs'."""
-    trainer, status = _running_trainer(ticking)
+    trainer, status = running_trainer(ticking)
     if trainer is None:
         return
     past = past_runs()
@@ -154,8 +149,8 @@ def loss_chart(ticking: bool) -> None:
         return
     info = trainer.info()
     # Only what changes the figures keys them: the step and the number of points stand for the curves.
-    curves = (status.step, len(status.steps), len(status.eval_steps), _latest_evaluation(status))
-    loss = _cached(
+    curves = (status.step, len(status.steps), len(status.eval_steps), latest_evaluation(status))
+    loss = cached(
         "loss",
         trainer,
         (curves, tuple(run["label"] for run in past), name, info.unigram_loss),
@@ -175,7 +170,7 @@ def loss_chart(ticking: bool) -> None:
 @reports_lost_training(st.error)
 def live_attention(ticking: bool) -> None:
     """The probe's attention at the latest snapshot, beside the ideal pattern of a toy task."""
-    trainer, status = _running_trainer(ticking)
+    trainer, status = running_trainer(ticking)
     if trainer is None or status.state == FAILED:
         return
     figure = _live_attention(trainer, status, trainer.info())
@@ -188,7 +183,7 @@ def live_attention(ticking: bool) -> None:
 @reports_lost_training(st.error)
 def closeness(ticking: bool) -> None:
     """Toy tasks: each head's closeness to the ideal pattern now (held-out batch) and over the snapshots."""
-    trainer, status = _running_trainer(ticking)
+    trainer, status = running_trainer(ticking)
     if trainer is None or status.state == FAILED:
         return
     if status.closeness is None:
@@ -197,10 +192,10 @@ def closeness(ticking: bool) -> None:
             "here how close each head gets to it."
         )
         return
-    evaluated = (len(status.closeness_steps), _latest_evaluation(status))  # it changes with each snapshot
+    evaluated = (len(status.closeness_steps), latest_evaluation(status))  # it changes with each snapshot
     now, timeline = st.columns([2, 3])
     with now:
-        figure = _cached(
+        figure = cached(
             "closeness",
             trainer,
             evaluated,
@@ -209,7 +204,7 @@ def closeness(ticking: bool) -> None:
         chart(figure, key="train_closeness_chart")
     if status.closeness_history is not None and len(status.closeness_steps) > 1:
         with timeline:
-            figure = _cached(
+            figure = cached(
                 "closeness timeline",
                 trainer,
                 evaluated,
@@ -221,137 +216,15 @@ def closeness(ticking: bool) -> None:
 @reports_lost_training(st.error)
 def telemetry(ticking: bool) -> None:
     """Gradient norm and update/weight ratio per parameter group."""
-    trainer, status = _running_trainer(ticking)
+    trainer, status = running_trainer(ticking)
     if trainer is None or status.state == FAILED or not len(status.steps):
         st.caption("Gradient norms and update sizes per parameter group appear here as the model trains.")
         return
     curves = (status.step, len(status.steps))
-    figure = _cached(
+    figure = cached(
         "telemetry",
         trainer,
         curves,
         lambda: figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios),
     )
     chart(figure, key="train_telemetry_chart")
-
-
-def _follow_live() -> None:
-    state = st.session_state
-    state[FOLLOW_KEY], state[ROUND_KEY] = True, state.get(ROUND_KEY, 0) + 1
-
-
-def _use_snapshot(step: int) -> None:
-    try:
-        set_bundle(st.session_state[TRAINER_KEY].bundle(step=step))
-    except TrainingLost as error:
-        st.toast(f"{error} The model every page shows is unchanged.")
-
-
-def _role_history(trainer, info, steps: list[int]):
-    """Every saved snapshot's head roles, and the role timeline drawn from them: what scoring costs most
-    in the replay, and what does not depend on the scrubber's position."""
-    probe = info.probe
-    history = roles_over_training(
-        [trainer.snapshot(s).attention for s in steps], probe.inputs.tolist(), list(probe.pieces), info.spec.causal
-    )
-    roles = interpret_figs.role_timeline_figure(
-        steps, scores_over_snapshots(history), "Each head's score for the role it ends with", roles=history[-1]
-    )
-    return history, roles
-
-
-def _replay_figures(trainer, info, step: int, roles_then: list[list[dict]]):
-    """The replay at ``step`` (whose head roles are ``roles_then``): attention with role badges (beside the
-    ideal), the embedding plane, the prediction rows and the snapshot's step."""
-    snapshot, probe = trainer.snapshot(step), info.probe
-    badges = [[role_badge(cell["role"]) for cell in row] for row in roles_then]
-    attention = _probe_figure(snapshot, info, badges=badges)
-    rows = [
-        {"position": int(p), "input": probe.labels[int(p)], "target": t, "predicted": pred, "confidence": float(c), "right": pred == t}
-        for p, t, pred, c in zip(probe.positions, probe.target_labels, snapshot.predicted, snapshot.confidence, strict=True)
-    ]  # fmt: skip
-    title = f"Token embeddings at step {snapshot.step} (principal plane)"
-    embeddings = figs.embedding_plane_figure(snapshot.embedding_points, snapshot.embedding_labels, title)
-    return attention, embeddings, rows, snapshot.step
-
-
-def _saved_steps(ticking: bool):
-    """(trainer, status, info, saved steps) for the views of the snapshots, or None while there are fewer
-    than two (then says so) or the run's worker is gone (its snapshots went with it)."""
-    trainer, status = _running_trainer(ticking)
-    if trainer is None or status.state == FAILED:
-        return None
-    steps = list(trainer.snapshot_steps())
-    if len(steps) < 2:
-        st.caption("Snapshots appear here as training saves them.")
-        return None
-    return trainer, status, trainer.info(), steps
-
-
-def _roles(trainer, status, info, steps):
-    # Reading every snapshot and scoring the head roles, the replay's main cost, waits for a new snapshot.
-    saved = (tuple(steps), _latest_evaluation(status))
-    return saved, _cached("replay roles", trainer, saved, lambda: _role_history(trainer, info, steps))
-
-
-@reports_lost_training(st.error)
-def replay(ticking: bool) -> None:
-    """The step scrubber: attention (with head roles), predictions and embeddings at any saved step. While
-    it follows a running training, it moves to each new snapshot."""
-    found = _saved_steps(ticking)
-    if found is None:
-        return
-    trainer, status, info, steps = found
-    state = st.session_state
-    c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
-    if state.setdefault(FOLLOW_KEY, True):
-        # Following, the scrubber is a new widget for each newest snapshot, its value given and never written
-        # into its key, and no on_change: every rerun request carries the browser's widget values, and one
-        # sent (by the ticking counter) before the browser had the newest step echoed the older one back,
-        # which Streamlit reports as a change, so the scrubber stopped following by itself. A live scrubber's
-        # value differs from the newest step only when the user has moved it.
-        live_key = f"{SCRUB_KEY}_live_{state.get(ROUND_KEY, 0)}_{steps[-1]}"
-        step = c1.select_slider("Snapshot step", options=steps, value=steps[-1], key=live_key)
-        if step != steps[-1]:
-            state[SCRUB_KEY], state[FOLLOW_KEY] = step, False  # held there from the next redraw on
-    else:
-        if state.get(SCRUB_KEY) not in steps:  # a Reset took the chosen step away
-            state[SCRUB_KEY] = steps[-1]
-        step = c1.select_slider("Snapshot step", options=steps, key=SCRUB_KEY)
-    c2.button("Follow live", key="train_follow", disabled=state[FOLLOW_KEY], on_click=_follow_live, width="stretch")
-    # Following a run, most redraws add no snapshot and leave the scrubber where it was, so nothing is rebuilt;
-    # moving the scrubber rebuilds only the figures of that step.
-    saved, (history, _) = _roles(trainer, status, info, steps)
-    attention, embeddings, rows, shown = _cached(
-        "replay", trainer, (*saved, step), lambda: _replay_figures(trainer, info, step, history[steps.index(step)])
-    )
-    left, right = st.columns([PROBE_WIDTH, 940 - PROBE_WIDTH])
-    with left:
-        chart(attention, key="train_replay_attention")
-        st.button(
-            f"Use the model of step {shown} on every page",
-            key="train_use_snapshot",
-            on_click=_use_snapshot,
-            args=(shown,),
-            icon=":material/check:",
-        )
-    with right:
-        st.markdown(f"**Predictions on the probe at step {shown}**")
-        st.dataframe(
-            rows,
-            key="train_replay_predictions",
-            hide_index=True,
-            height=250,
-            column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
-        )
-        chart(embeddings, key="train_replay_embeddings")
-
-
-@reports_lost_training(st.error)
-def head_roles(ticking: bool) -> None:
-    """Each head's score, over the snapshots, for the role it ends with."""
-    found = _saved_steps(ticking)
-    if found is None:
-        return
-    _, (_, roles) = _roles(*found)
-    chart(roles, key="train_role_timeline")

@@ -498,7 +498,7 @@ def test_a_reloaded_page_takes_up_its_paused_run_and_play_continues_it():
 
 
 def test_a_link_to_a_run_the_server_does_not_have_says_so_and_play_starts_it_again():
-    from pages.common.train_controls import RUN_LOST
+    from pages.common.train_runs import RUN_LOST
 
     link = {"run": "ended-long-ago", "task": "copy", "steps": "300", "layers": "1", "d_model": "32", "batch": "8"}
     at = _open_train_page(link)

@@ -349,12 +349,20 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
     Shapes are for one sentence (batch axis dropped); inside jit the sentence is padded to its bucket.
     """
     t, d, h, k, f, v = length, config.d_model, config.num_heads, config.key_size, config.ffn_size, config.vocab_size
+    # The input steps follow the config, as the encoder does: BERT adds its rows unscaled, adds a
+    # token-type row and layer-normalises the sum; the paper scales the rows by sqrt(D).
+    lookup = f"token embedding lookup x sqrt(D={d})" if config.scale_embeddings else "token embedding lookup"
     steps = [
         ShapeStep("input", "token ids (model vocabulary)", "[T]", (t,)),
-        ShapeStep("input", f"token embedding lookup x sqrt(D={d})", "[T, D]", (t, d)),
-        ShapeStep("input", f"positional encoding ({config.positional})", "[T, D]", (t, d)),
-        ShapeStep("input", "sum: the residual stream enters layer 1", "[T, D]", (t, d)),
+        ShapeStep("input", lookup, "[T, D]", (t, d)),
     ]
+    if config.positional != "none":
+        steps.append(ShapeStep("input", f"positional encoding ({config.positional})", "[T, D]", (t, d)))
+    if config.token_types:
+        steps.append(ShapeStep("input", "token-type embedding (segment 0)", "[T, D]", (t, d)))
+    if config.embedding_norm:
+        steps.append(ShapeStep("input", "sum, then layer norm (embedding)", "[T, D]", (t, d)))
+    steps.append(ShapeStep("input", "the residual stream enters layer 1", "[T, D]", (t, d)))
     pre = config.layer_norm == "pre"
     for layer in range(config.num_layers):
         stage = f"layer {layer + 1}"

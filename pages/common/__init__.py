@@ -8,8 +8,9 @@
 - ``text``: the shared sentence, tokenized for the current model by ``explorer.pipeline``;
 - ``widgets``: the page opening, the sidebar, charts with downloads, the window over long inputs;
 - ``attention_views`` / ``embedding_views``: the views the Attention and Embeddings pages open;
-- ``train_controls``, ``train_views``, ``checkpoints``: the Train page's settings and buttons, its live
-  views, and checkpoint download/upload.
+- ``train_controls``, ``train_runs``, ``train_views``, ``train_replay``, ``checkpoints``: the Train
+  page's settings and buttons, this session's runs (and the run in the link), its live views, the replay
+  of the snapshots, and checkpoint download/upload.
 
 Pages import what they use from here (this file exports exactly that; the modules of this package import
 each other directly). Anything a user can change lives in ``st.session_state``.

@@ -15,6 +15,7 @@ from explorer.model.inference import InferenceEngine, Inspection
 from explorer.pipeline import EmptyText, PreparedText, prepare_text, run_text
 from explorer.text.tokenizer import Tokenized, display_text
 from explorer.text.vocab import Vocab
+from explorer.text.wordpiece import WordPieceVocab
 from pages.common.resources import get_engine
 from pages.common.session import current_bundle
 from pages.common.url_state import URL_MAX_CHARS, sync_url, url_value
@@ -144,8 +145,15 @@ def model_token_labels(bundle: ModelBundle) -> list[str]:
     return _vocab_labels(bundle.vocab)
 
 
+# A vocabulary is keyed by what defines it: Streamlit would otherwise pickle it to hash it, and a WordPiece
+# vocabulary holds a `tokenizers` object that cannot be pickled.
 @st.cache_data(
-    show_spinner=False, max_entries=8, hash_funcs={Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids)}
+    show_spinner=False,
+    max_entries=8,
+    hash_funcs={
+        Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids),
+        WordPieceVocab: lambda vocab: (vocab.encoding, vocab.tokenizer_file),
+    },
 )
-def _vocab_labels(vocab: Vocab) -> list[str]:
+def _vocab_labels(vocab: Vocab | WordPieceVocab) -> list[str]:
     return [display_text(vocab.token_text(i)) for i in range(vocab.size)]

@@ -19,13 +19,14 @@ from pages.common.session import (
     CHOICE_WIDGET_KEY,
     DEFAULT,
     MODEL_CHOICES,
-    MODEL_KEY,
-    OWN,
     PRETRAINED,
     TRAINER_KEY,
     current_bundle,
     model_choice,
+    model_choices,
+    pick_model,
     publish_trained,
+    ready_model,
 )
 from pages.common.text import Sentence, current_sentence, text_box
 from pages.common.url_state import INT, kept, one_of, rerun_on_reconnect, route_through_app, sync_url
@@ -36,7 +37,7 @@ WINDOW = 96
 
 def _watch_training() -> None:
     """While this user's training runs, says so in the sidebar; when it ends, reruns the page so the
-    page and the sidebar show the trained model without waiting for the user's next click."""
+    sidebar offers the trained model without waiting for the user's next click."""
     trainer = st.session_state.get(TRAINER_KEY)
     status = trainer.status() if trainer is not None else None
     if status is None or status.state not in (RUNNING, QUEUED):
@@ -46,8 +47,8 @@ def _watch_training() -> None:
         st.caption(f"Training on the Train page: {status.message}")
         return
     st.caption(
-        f"Training on the Train page: step {status.step} of {status.total_steps}. Its model replaces this one "
-        "when it ends."
+        f"Training on the Train page: step {status.step} of {status.total_steps}. When it ends, its model is "
+        "offered under **Model**."
     )
 
 
@@ -59,20 +60,26 @@ def sidebar(watch_training: bool = True) -> None:
     """
     route_through_app()
     text_box()
-    publish_trained()
+    if publish_trained():
+        st.toast("Your trained model is ready: pick it under **Model** in the sidebar.")
     model_choice()
-    options = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in st.session_state]
+    choices = model_choices()
     # As with the text box: the choice lives under its own key, which survives pages switching; the
     # widget's key is reset to it on every run.
     st.session_state[CHOICE_WIDGET_KEY] = st.session_state[CHOICE_KEY]
     st.sidebar.selectbox(
         "Model",
-        options,
+        list(choices),
         key=CHOICE_WIDGET_KEY,
-        format_func=MODEL_CHOICES.get,
-        on_change=lambda: st.session_state.update({CHOICE_KEY: st.session_state[CHOICE_WIDGET_KEY]}),
+        format_func=choices.get,
+        on_change=lambda: pick_model(st.session_state[CHOICE_WIDGET_KEY]),
     )
-    sync_url("model", st.session_state[CHOICE_KEY] if st.session_state[CHOICE_KEY] != OWN else DEFAULT, DEFAULT)
+    ready = ready_model()
+    if ready is not None:  # until the user picks a model: the pages keep the one they show
+        st.sidebar.info(f"**{ready}** is ready: pick it above to see it on every page.", icon=":material/school:")
+    # The user's own models live in this session only: a link names the shared ones.
+    choice = st.session_state[CHOICE_KEY]
+    sync_url("model", choice if choice in MODEL_CHOICES else DEFAULT, DEFAULT)
     if st.session_state[CHOICE_KEY] == PRETRAINED and pretrained_bundle()[1]:
         st.sidebar.warning(f"{pretrained_bundle()[1]} Showing the default model meanwhile.")
     bundle = current_bundle()

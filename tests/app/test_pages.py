@@ -304,7 +304,8 @@ def other_bundle():
 @pytest.mark.parametrize("page,title", PAGES.items())
 def test_pages_follow_the_users_own_model(page, title, other_bundle):
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["model_bundle"] = other_bundle
+    at.session_state["model_own"] = {"uploaded-1": other_bundle}  # as an upload leaves it: in the picker, chosen
+    at.session_state["model_choice"] = "uploaded-1"
     at.run()
     at.switch_page(page).run()
     assert_ok(at, title)
@@ -373,6 +374,28 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
     if page == "pages/model.py":
         parameters = next(c for c in at.get("plotly_chart") if "model_parameters" in c.proto.id)
         assert "token_type_embedding" in parameters.proto.spec and "embedding_norm" in parameters.proto.spec
+
+
+@pytest.mark.parametrize(
+    "page,key,views",
+    [
+        ("pages/embeddings.py", "embeddings_view", ["Positional encoding", "Sum into layer 1", "Position similarity", "Projection (PCA)"]),
+        ("pages/attention.py", "attention_view", ["Overview grid", "Head view", "Mean & entropy", "Query / key", "Head ablation"]),
+        ("pages/interpret.py", "interpret_view", ["Head roles", "Rollout", "Query/key map"]),
+    ],
+)  # fmt: skip
+def test_every_view_renders_with_the_pretrained_minilm(page, key, views):
+    """Every view a page offers, not only the one it opens on (the vocabulary cloud once raised on MiniLM)."""
+    from explorer.model import pretrained
+
+    if pretrained.available():
+        pytest.fail(pretrained.available())
+    at = app(page, model="minilm", text="The Café is playing music ☃!")
+    title = PAGES[page]
+    for view in views:
+        at.segmented_control(key=key).set_value(view).run()
+        assert_ok(at, title)
+        assert figures(at), f"{view} drew no chart"
 
 
 def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkeypatch):

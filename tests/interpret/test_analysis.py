@@ -170,6 +170,29 @@ def test_shape_walk_matches_the_model(layer_norm):
     assert out.logits.shape[1:] == steps[-1].shape
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"positional": "none"},
+        {"scale_embeddings": False, "token_types": 2, "embedding_norm": True, "output_head": False},
+    ],
+)
+def test_shape_walk_names_the_input_steps_the_config_runs(fields):
+    """The steps before layer 1 are the ones the encoder takes for this config (MiniLM scales nothing, adds a
+    token type and normalises the sum), and every layer norm of the model is one step."""
+    from explorer.model.encoder import layer_norm_names
+
+    config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, **fields)
+    steps = analysis.shape_walk(config, 5)
+    inputs = [s.operation for s in steps if s.stage == "input"]
+    assert any("sqrt(D" in s for s in inputs) == config.scale_embeddings
+    assert any("positional" in s for s in inputs) == (config.positional != "none")
+    assert any("token-type" in s for s in inputs) == bool(config.token_types)
+    assert sum("layer norm" in s.operation for s in steps) == len(layer_norm_names(config))
+    assert inputs[-1] == "the residual stream enters layer 1"
+
+
 def test_parameter_groups():
     from explorer.model.encoder import count_parameters, init_params
 

@@ -34,11 +34,11 @@ def use_example(text: str) -> None:
 
 sidebar()
 st.title("Fill mask")
-st.caption(
-    f"Write **{MASK_TEXT}** in the text where a word is missing: a masked-token model was trained to guess "
-    "hidden tokens from both sides, and here it guesses yours. Every mask is hidden at once, as in BERT."
-)
 bundle = current_bundle()
+st.caption(
+    f"Write **{bundle.vocab.mask_text}** in the text where a word is missing: a masked-token model was trained to "
+    "guess hidden tokens from both sides, and here it guesses yours. Every mask is hidden at once, as in BERT."
+)
 cols = st.columns(len(EXAMPLES))
 for i, (column, example) in enumerate(zip(cols, EXAMPLES, strict=True)):
     column.button(example, key=f"fill_example_{i}", on_click=use_example, args=(example,), use_container_width=True)

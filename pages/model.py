@@ -8,6 +8,7 @@ import streamlit as st
 from explorer import export
 from explorer.figures import model as figs
 from explorer.interpret import analysis
+from explorer.model import describe
 from explorer.model.encoder import count_parameters
 from explorer.model.inference import bucket_for
 from pages.common import chart, current_bundle, current_sentence, get_engine, sidebar, warmup_report
@@ -54,7 +55,21 @@ with right:
     st.markdown(f"**Source:** {bundle.source}  \n**Task:** {bundle.task or 'none (untrained)'}")
     if bundle.info:
         with st.expander("Training info"):
-            st.json(bundle.info)
+            facts = describe.training_summary(bundle.info)
+            st.dataframe(
+                {"fact": [f for f, _ in facts], "value": [v for _, v in facts]},
+                key="model_training_info",
+                hide_index=True,
+            )
+            st.download_button(
+                "All recorded facts (JSON)",
+                lambda: export.to_json(bundle.info),
+                file_name="training_info.json",
+                key="model_info_json",
+                on_click="ignore",
+                type="tertiary",
+                icon=":material/download:",
+            )
 
 st.subheader("What jit made of it")
 engine = get_engine(config)

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.interpret.analysis import token_window, unique_labels
+from explorer.model.bundle import ModelBundle
 from explorer.training.remote_trainer import QUEUED
 from explorer.training.status import RUNNING
 from pages.common.resources import default_bundle, pretrained_bundle
@@ -92,12 +93,13 @@ def sidebar(watch_training: bool = True) -> None:
             st.fragment(run_every=0.5)(_watch_training)()
 
 
-def open_page(title: str, caption: str) -> Sentence:
+def open_page(title: str, caption: str | Callable[[ModelBundle], str]) -> Sentence:
     """The opening every page about the current sentence shares: the sidebar, a title and caption, and the
-    sentence (the page stops after a message when there is none, e.g. an empty text)."""
+    sentence (the page stops after a message when there is none, e.g. an empty text). ``caption`` may be a
+    function of the model shown, for a caption that describes it (``explorer.model.describe``)."""
     sidebar()
     st.title(title)
-    st.caption(caption)
+    st.caption(caption(current_bundle()) if callable(caption) else caption)
     sentence = current_sentence()
     if sentence is None:
         st.stop()

@@ -9,7 +9,7 @@ from explorer import export
 from explorer.figures import interpret as figs
 from explorer.interpret import analysis
 from explorer.interpret.logit_lens import lens_rows, logit_lens
-from explorer.interpret.pos_probe import tag_tokens
+from explorer.interpret.pos_probe import tag_tokens, untagged
 from explorer.interpret.qk_map import align, attention_input, queries_and_keys, query_key_map
 from explorer.interpret.rollout import attention_rollout
 from explorer.model.encoder import hidden_state_names
@@ -123,5 +123,6 @@ else:
         key="interpret_snapshot",
         format_func=lambda i: snapshot_names[i],
     )
-    tags, confidence = tag_tokens(probe, out.hidden_states[:, shown], snapshot)
+    skip = untagged(sentence.tokenized.pieces[shown], sentence.prepared.special[shown])
+    tags, confidence = tag_tokens(probe, out.hidden_states[:, shown], snapshot, skip=skip)
     chart(figs.tag_strip_figure(labels, tags, confidence, snapshot_names[snapshot]), "interpret_tags")

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish, heatmap_height, layer_head_grid
+from explorer.figures import (
+    GRID_COLOUR,
+    PALETTE,
+    WEIGHT_SCALE,
+    check_labels,
+    finish,
+    heatmap_height,
+    layer_head_grid,
+)
 from explorer.interpret.analysis import head_label, unique_labels
 from explorer.interpret.head_roles import ROLES, role_badge
 from explorer.interpret.qk_map import QueryKeyMap
@@ -262,9 +270,15 @@ def probe_accuracy_figure(
     return finish(fig, "Part of speech: how well a linear probe reads it at each depth", 360)
 
 
-def tag_strip_figure(labels: list[str], tags: list[str], confidence: np.ndarray, snapshot_name: str) -> go.Figure:
+NO_TAG = "no tag"  # the legend entry of tokens the probe does not tag ([CLS], [SEP], whitespace)
+
+
+def tag_strip_figure(
+    labels: list[str], tags: list[str | None], confidence: np.ndarray, snapshot_name: str
+) -> go.Figure:
     """The sentence as a strip of tokens, each coloured by the tag the probe gives it; one legend entry
-    per tag, hover ``token: tag (probability)``."""
+    per tag, hover ``token: tag (probability)``. A None tag (a token the probe does not tag) is drawn as a
+    faint "no tag" bar."""
     confidence = np.asarray(confidence, np.float64)
     check_labels(len(tags), labels, "The tags")
     check_labels(len(confidence), labels, "The tag probabilities")
@@ -272,17 +286,18 @@ def tag_strip_figure(labels: list[str], tags: list[str], confidence: np.ndarray,
     fig = go.Figure()
     for tag in dict.fromkeys(tags):
         where = [i for i, t in enumerate(tags) if t == tag]
+        hover = f"%{{x}}: {tag} (%{{customdata:.2f}})" if tag is not None else "%{x}: no tag (not a word of the text)"
         fig.add_trace(
             go.Bar(
                 x=[axis[i] for i in where],
                 y=[1] * len(where),
-                name=tag,
-                marker_color=TAG_COLOURS.get(tag, PALETTE[7]),
+                name=NO_TAG if tag is None else tag,
+                marker_color=GRID_COLOUR if tag is None else TAG_COLOURS.get(tag, PALETTE[7]),
                 text=[labels[i] for i in where],
                 textposition="inside",
                 insidetextanchor="middle",
                 customdata=confidence[where],
-                hovertemplate=f"%{{x}}: {tag} (%{{customdata:.2f}})<extra></extra>",
+                hovertemplate=hover + "<extra></extra>",
             )
         )
     fig.update_xaxes(categoryorder="array", categoryarray=axis, tickangle=-60, **_token_axis(len(axis)))

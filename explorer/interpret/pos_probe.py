@@ -305,15 +305,30 @@ def probe_bundle(
     )
 
 
+def untagged(pieces: Sequence[str], special: np.ndarray) -> np.ndarray:
+    """``[T]`` True for the tokens the probe gives no tag, as none was given in its training
+    (``tagged_sentences``): tokens the tokenizer added (``special``: ``[CLS]``, ``[SEP]``, no word of the
+    text) and tokens of only whitespace."""
+    special = np.asarray(special, bool)
+    if special.shape != (len(pieces),):
+        raise ValueError(f"{len(pieces)} tokens but {special.shape} special flags; give one per token.")
+    return special | np.array([not piece.strip() for piece in pieces], dtype=bool)
+
+
 def tag_tokens(
-    probe: PosProbe, hidden_states: np.ndarray, snapshot: int, given_embedding: bool = True
-) -> tuple[list[str], np.ndarray]:
+    probe: PosProbe,
+    hidden_states: np.ndarray,
+    snapshot: int,
+    given_embedding: bool = True,
+    skip: np.ndarray | None = None,
+) -> tuple[list[str | None], np.ndarray]:
     """The probe's tag for every token of one sentence at one snapshot.
 
     Args:
       hidden_states: ``[S, T, D]`` (an ``Inspection``'s ``hidden_states``).
       snapshot: which residual-stream snapshot to read.
       given_embedding: read it with the probe given the embedding (else the probe of the snapshot alone).
+      skip: ``[T]`` True for tokens left untagged (``untagged``): their tag is None, their probability NaN.
 
     Returns:
       ``(tags [T], probabilities [T] of those tags)``.
@@ -330,4 +345,11 @@ def tag_tokens(
     weights, biases = (probe.given_weights, probe.given_biases) if given_embedding else (probe.weights, probe.biases)
     probabilities = softmax(_logits(standardised, snapshot, weights[snapshot], biases[snapshot]))  # [T, C]
     best = probabilities.argmax(axis=-1)  # [T]
-    return [probe.tags[i] for i in best], probabilities[np.arange(len(best)), best]
+    confidence = probabilities[np.arange(len(best)), best]  # [T]
+    if skip is None:
+        return [probe.tags[i] for i in best], confidence
+    skip = np.asarray(skip, bool)
+    if skip.shape != best.shape:
+        raise ValueError(f"{len(best)} tokens but {skip.shape} skip flags; give one per token.")
+    tags = [None if s else probe.tags[i] for i, s in zip(best, skip, strict=True)]
+    return tags, np.where(skip, np.nan, confidence)

@@ -75,6 +75,15 @@ def test_a_probe_reads_what_the_features_hold_and_tags_like_its_score():
             correct = np.mean([tag == TAGS[label] for tag, label in zip(tags, labels, strict=True)])
             assert correct == pytest.approx(reported[snapshot])
             assert np.all((confidence > 1 / len(TAGS) - 1e-9) & (confidence <= 1.0))
+    # Tokens the probe never saw tagged in training (added by the tokenizer, only whitespace) get no tag.
+    skip = pos_probe.untagged(["[CLS]", "the", " ", "cat", "[SEP]"], np.array([True, False, False, False, True]))
+    assert skip.tolist() == [True, False, True, False, True]
+    tags, confidence = pos_probe.tag_tokens(probe, features[:, :5], 1, skip=skip)
+    full_tags, full_confidence = pos_probe.tag_tokens(probe, features[:, :5], 1)
+    assert tags == [None, full_tags[1], None, full_tags[3], None]
+    assert np.isnan(confidence[[0, 2, 4]]).all() and np.array_equal(confidence[[1, 3]], full_confidence[[1, 3]])
+    with pytest.raises(ValueError, match="one per token"):
+        pos_probe.tag_tokens(probe, features[:, :5], 1, skip=skip[:3])
     with pytest.raises(ValueError, match="fit the probe on the same model"):
         pos_probe.tag_tokens(probe, features[:, :, :8], 0)
     with pytest.raises(ValueError, match="does not exist"):

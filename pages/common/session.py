@@ -21,7 +21,7 @@ from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
 from pages.common.resources import default_bundle, pretrained_bundle, training_pool
-from pages.common.url_state import url_value
+from pages.common.url_state import report_link_problem, url_value
 
 MODEL_KEY = "model_bundle"  # this user's own model (trained here or uploaded), if any
 CHOICE_KEY = "model_choice"  # which model every page shows: one of MODEL_CHOICES (the sidebar picker)
@@ -98,6 +98,11 @@ def model_choice() -> str:
     state = st.session_state
     if CHOICE_KEY not in state:
         state[CHOICE_KEY] = url_value("model", OWN if MODEL_KEY in state else DEFAULT)
+        choice = state[CHOICE_KEY]
+        if choice not in MODEL_CHOICES or (choice == OWN and MODEL_KEY not in state):
+            # A link names a model by its picker value; "own" cannot travel (it lives in one session).
+            options = ", ".join(c for c in MODEL_CHOICES if c != OWN)
+            report_link_problem(CHOICE_WIDGET_KEY, f"**model={choice}** is not a model a link can open ({options}).")
     if state[CHOICE_KEY] not in MODEL_CHOICES or (state[CHOICE_KEY] == OWN and MODEL_KEY not in state):
         state[CHOICE_KEY] = DEFAULT
     return state[CHOICE_KEY]

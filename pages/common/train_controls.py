@@ -27,7 +27,7 @@ from explorer.training.remote_trainer import LIVE_STATES, TrainingLost
 from explorer.training.status import ENDED, FAILED
 from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
 from pages.common.session import TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
-from pages.common.url_state import sync_url
+from pages.common.url_state import link_problem_resolved, report_link_problem, sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
 BUILT_KEY = "train_built_with"  # the LiveSettings (and uploaded file name) the current trainer was built with
@@ -73,8 +73,11 @@ def settings() -> LiveSettings:
     state = st.session_state
     if SETTINGS_KEY not in state:
         state[SETTINGS_KEY], problems = settings_from_params(st.query_params.to_dict())
-        for problem in problems:
-            st.toast(problem)
+        for problem in problems:  # "The link's lr='banana' was ignored: …": listed until that setting changes
+            field = next(f for f, param in PARAMS.items() if problem.startswith(f"The link's {param}="))
+            report_link_problem(WIDGETS[field], problem)
+    for key in WIDGETS.values():
+        report_link_problem(key)
     return state[SETTINGS_KEY]
 
 
@@ -90,6 +93,7 @@ def _show_later(message: str) -> None:
 @reports_lost_training(_show_later)
 def _store(name: str) -> None:
     state = st.session_state
+    link_problem_resolved(WIDGETS[name])
     state[SETTINGS_KEY] = state[SETTINGS_KEY].replace(**{name: state[WIDGETS[name]]})
     trainer = state.get(TRAINER_KEY)
     if name == "learning_rate" and trainer is not None:

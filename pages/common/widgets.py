@@ -29,7 +29,16 @@ from pages.common.session import (
     publish_trained,
 )
 from pages.common.text import Sentence, current_sentence, text_box
-from pages.common.url_state import INT, kept, one_of, route_through_app, sync_url
+from pages.common.url_state import (
+    INT,
+    kept,
+    link_notice,
+    link_problem_resolved,
+    one_of,
+    report_link_problem,
+    route_through_app,
+    sync_url,
+)
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
@@ -52,6 +61,11 @@ def _watch_training() -> None:
     )
 
 
+def _choose_model() -> None:
+    st.session_state[CHOICE_KEY] = st.session_state[CHOICE_WIDGET_KEY]
+    link_problem_resolved(CHOICE_WIDGET_KEY)
+
+
 def sidebar(watch_training: bool = True) -> None:
     """The thin sidebar of every page: the text box and which model the pages show.
 
@@ -59,9 +73,11 @@ def sidebar(watch_training: bool = True) -> None:
     Train page does that in its own live view).
     """
     route_through_app()
+    link_notice()
     text_box()
     publish_trained()
     model_choice()
+    report_link_problem(CHOICE_WIDGET_KEY)  # a model the link named and this app lacks, until another is picked
     options = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in st.session_state]
     # As with the text box: the choice lives under its own key, which survives pages switching; the
     # widget's key is reset to it on every run.
@@ -71,7 +87,7 @@ def sidebar(watch_training: bool = True) -> None:
         options,
         key=CHOICE_WIDGET_KEY,
         format_func=MODEL_CHOICES.get,
-        on_change=lambda: st.session_state.update({CHOICE_KEY: st.session_state[CHOICE_WIDGET_KEY]}),
+        on_change=_choose_model,
     )
     sync_url("model", st.session_state[CHOICE_KEY] if st.session_state[CHOICE_KEY] != OWN else DEFAULT, DEFAULT)
     if st.session_state[CHOICE_KEY] == PRETRAINED and pretrained_bundle()[1]:

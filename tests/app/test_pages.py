@@ -115,11 +115,26 @@ def test_url_carries_text_and_attention_selection():
     assert at.query_params["text"] == ["Anna met Tom again."] or at.query_params["text"] == "Anna met Tom again."
 
 
-def test_unreadable_url_values_fall_back_to_defaults():
-    at = app("pages/attention.py", layer="99", head="x")
+def link_notice(at: AppTest) -> str:
+    return " ".join(w.value for w in at.warning if "values in this link" in w.value)
+
+
+def test_unreadable_url_values_fall_back_to_defaults_and_say_so():
+    at = app("pages/attention.py", layer="99", head="x", view="Bogus", model="bert")
     assert_ok(at, "Attention")
     assert head_panels(at) == ["Layer 1 · head 1"]  # the defaults
     assert "layer" not in at.query_params and "head" not in at.query_params  # unreadable values leave the link
+    # One note at the top of the page names every value it could not use, and stays on the next run.
+    for _ in range(2):
+        notice = link_notice(at)
+        assert "layer=99" in notice and "head=x" in notice and "view=Bogus" in notice and "model=bert" in notice
+        at.run()
+    # Changing a choice the link got wrong takes its line off the note; the others stay.
+    at.pills(key="attention_heads").set_value([2]).run()
+    notice = link_notice(at)
+    assert "head=x" not in notice and "layer=99" in notice
+    at.switch_page("pages/tokens.py").run()
+    assert "layer=99" not in link_notice(at)  # a page lists only its own choices (and the model's)
 
 
 def test_a_link_restores_every_attention_choice():

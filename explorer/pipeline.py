@@ -87,14 +87,16 @@ class PreparedText:
         return [int(i) for i in np.flatnonzero(self.model_ids == self.mask_id)]
 
 
-def token_texts(text: str, tokens: Tokenized, max_tokens: int) -> list[str]:
-    """The characters of ``text`` each token covers, spaces around them stripped (a ``[UNK]`` token's
-    characters, an emoji a vocabulary lacks). Byte counts tile the text (``Tokenized``), so a running sum of
-    them is each token's byte offset; a token that ends inside a character shows the replacement mark."""
+def token_texts(text: str, tokens: Tokenized, max_tokens: int, strip: bool = True) -> list[str]:
+    """The characters of ``text`` each token covers (a ``[UNK]`` token's characters, an emoji a vocabulary
+    lacks), the spaces around them stripped unless ``strip`` is False; "" for a token the tokenizer added.
+    Byte counts tile the text (``Tokenized``), so a running sum of them is each token's byte offset; a token
+    that ends inside a character shows the replacement mark."""
     data = bounded_text(text, max_tokens)[0].encode("utf-8")  # the text as the tokenizer read it
     out, offset = [], 0
     for count in tokens.byte_counts:
-        out.append(data[offset : offset + count].decode("utf-8", errors="replace").strip())
+        covered = data[offset : offset + count].decode("utf-8", errors="replace")
+        out.append(covered.strip() if strip else covered)
         offset += count
     return out
 

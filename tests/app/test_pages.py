@@ -347,6 +347,22 @@ def test_fill_mask_page_guesses_every_mask_and_explains_a_text_without_one():
     assert "5 ␣sentence hidden as [MASK]" in hidden["layout"]["title"]["text"] and len(hidden["data"][0]["y"]) == 5
     at.button(key="fill_example_0").click().run()
     assert at.session_state["text"] == "The cat sat on the [MASK]." and len(figures(at)) == 1
+    assert all(text.endswith("%") for text in figures(at)[0]["data"][0]["text"])  # printed, not hover-only
+
+
+def test_fill_mask_page_puts_many_masks_in_one_table():
+    words = "She opened the door and walked into the room where her father was waiting for his friends".split()
+    text = " ".join("[MASK]" if i % 2 else w for i, w in enumerate(words)) + "."  # 8 masks
+    at = app("pages/fill_mask.py", text=text)
+    assert_ok(at, "Fill mask")
+    assert not at.get("plotly_chart")  # no chart per mask
+    (table,) = at.dataframe
+    rows = table.value
+    assert len(rows) == 8 and list(rows["mask"]) == list(range(1, 9))
+    assert rows["context"].iloc[0] == "She ▢ the [MASK] and…"  # three tokens either side
+    assert rows["probability"].between(0, 1).all() and all("%" in g for g in rows["other guesses"])
+    at.slider(key="fill_top").set_value(2).run()
+    assert all(g.count("%") == 1 for g in at.dataframe[0].value["other guesses"])
 
 
 def test_tokens_page_shows_where_the_model_cuts_words_differently_from_cl100k():

@@ -10,6 +10,8 @@ import streamlit as st
 from explorer import export
 from explorer.figures import attention as figs
 from explorer.interpret.head_roles import NONE, role_badge
+from explorer.model import describe
+from explorer.model.bundle import training_window
 from pages.common import (
     BOOL,
     FLOAT,
@@ -60,7 +62,7 @@ heads = c2.pills(
     key="attention_heads",
     format_func=head_name,
 )
-c3, c4, _ = st.columns([1, 1, 1])
+c3, c4, c5 = st.columns([1, 1, 1])
 kept("attention_causal", False, "causal", BOOL)
 causal = c3.toggle(
     "Causal mask",
@@ -69,6 +71,17 @@ causal = c3.toggle(
 )
 kept("attention_threshold", 0.0, "threshold", FLOAT, fix=lambda v: min(max(round(float(v), 2), 0.0), 1.0))
 threshold = c4.slider("Hide weights below", 0.0, 1.0, step=0.01, key="attention_threshold")
+# No choice (the default): chosen by the text's length. Clicking the chosen option again returns to that.
+kept("attention_colour", None, "colour", OPTIONAL_TEXT, fix=lambda v: v if v is None else one_of(figs.COLOURINGS)(v))
+chosen_colour = c5.segmented_control(
+    "Colour",
+    figs.COLOURINGS,
+    key="attention_colour",
+    help="weight 0–1: the weight itself. relative to uniform: the weight against an even spread over the keys "
+    "(grey), so broad heads stay readable on long texts. With neither chosen, the text's length decides.",
+)
+colouring = chosen_colour or figs.default_colouring(length)
+trained = training_window(sentence.bundle)
 
 out = sentence.run(causal=causal)
 if causal:
@@ -78,6 +91,11 @@ if causal:
     )
 
 window = window_control(length, "attention_window")
+if colouring == figs.RELATIVE:
+    hint = "" if chosen_colour else " Choose **weight 0–1** above to see the weights themselves."
+    st.caption(describe.colouring_sentence(length, chosen=chosen_colour is not None) + hint)
+if trained is not None and length > trained:
+    st.caption(describe.training_window_sentence(config, trained, length))
 selected = [(layer - 1, head - 1) for layer in sorted(layers) for head in sorted(heads)]
 if not selected:
     st.info("Choose at least one layer and one head to draw their attention.")
@@ -89,7 +107,17 @@ else:
     names = [f"Layer {layer + 1} · head {head + 1}" for layer, head in selected]
     stack = np.stack([out.attention_weights[layer, head] for layer, head in selected])  # [n, T, T]
     chart(
-        figs.heads_figure(stack[:, window, window], labels[window], names, threshold=threshold, start=window.start),
+        figs.heads_figure(
+            stack[:, window, window],
+            labels[window],
+            names,
+            threshold=threshold,
+            start=window.start,
+            colouring=colouring,
+            causal=causal,
+            total=length,
+            trained=trained,
+        ),
         key="attention_heads_chart",
         csv=lambda: export.attention_rows_csv(stack, names, labels),
         json=lambda: export.to_json({"heads": names, "causal": causal, "tokens": labels, "weights": stack}),
@@ -104,4 +132,6 @@ view = st.segmented_control(
     help="Heavier views are drawn only when you open them, so editing the text stays fast.",
 )
 if view is not None:
-    VIEWS[view](AttentionView(sentence, out, sorted(layers), selected, causal, threshold, window, roles))
+    VIEWS[view](
+        AttentionView(sentence, out, sorted(layers), selected, causal, threshold, window, roles, colouring, trained)
+    )

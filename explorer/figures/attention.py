@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from explorer.figures import (
     PALETTE,
+    SIGNED_SCALE,
     TEXT_COLOUR,
     WEIGHT_SCALE,
     add_to_pair,
@@ -24,10 +25,12 @@ from explorer.figures import (
     token_font,
 )
 from explorer.interpret.analysis import (
+    RELATIVE_LIMIT,
     HeadViewLines,
     apply_threshold,
     block_mean,
     check_attention,
+    relative_to_uniform,
     unique_labels,
 )
 
@@ -37,6 +40,69 @@ GRID_MAX_POSITIONS = 48
 # weights small) still shows its strongest lines in full instead of disappearing. One trace per level keeps
 # the figure to a handful of traces.
 LINE_LEVELS = (0.15, 0.3, 0.5, 0.75, 1.0)
+
+# How attention heatmaps are coloured: by the weight on a fixed 0-1 scale, or relative to uniform attention
+# (``analysis.relative_to_uniform``). On a long text a broad head's weights are all near 1/T, one dark colour
+# on the 0-1 scale; relative to uniform they read as grey and the keys a head singles out stand out.
+WEIGHT, RELATIVE = "weight 0–1", "relative to uniform"
+COLOURINGS = (WEIGHT, RELATIVE)
+RELATIVE_FROM = 64  # tokens: above this the relative colouring is the default
+
+
+def default_colouring(length: int) -> str:
+    """The colouring a text of ``length`` tokens opens with."""
+    return RELATIVE if length > RELATIVE_FROM else WEIGHT
+
+
+def colour_axis(colouring: str) -> dict:
+    """The shared colour axis of a colouring: 0-1 Viridis, or diverging around uniform (grey) with the
+    ratio written on the colour bar."""
+    if colouring == WEIGHT:
+        return {"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"title": {"text": "weight"}}}
+    if colouring != RELATIVE:
+        raise ValueError(f"Colouring must be one of {COLOURINGS}, got {colouring!r}.")
+    ticks = np.arange(-RELATIVE_LIMIT, RELATIVE_LIMIT + 1, 3)
+    names = [("uniform" if t == 0 else f"{2**t:.0f}×" if t > 0 else f"1/{2**-t:.0f}×") for t in ticks]
+    return {
+        "colorscale": SIGNED_SCALE,
+        "cmin": -RELATIVE_LIMIT,
+        "cmax": RELATIVE_LIMIT,
+        "colorbar": {"title": {"text": "× uniform"}, "tickvals": ticks.tolist(), "ticktext": names},
+    }
+
+
+def coloured(
+    weights: np.ndarray, colouring: str, threshold: float = 0.0, causal: bool = False, start: int = 0, total: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """What a heatmap of ``[..., Q, K]`` weights colours (``z``), what its hover reads (``customdata``: the
+    weight and its ratio to uniform, or None when z is the weight), and that hover's number template.
+    ``start``/``total``: the window's first position and the sentence's length (for the keys a query had)."""
+    weights = np.asarray(weights, np.float32)
+    shown = apply_threshold(weights, threshold) if threshold > 0 else weights
+    if colouring == WEIGHT:
+        return shown, None, "%{z:.2f}"
+    if colouring != RELATIVE:
+        raise ValueError(f"Colouring must be one of {COLOURINGS}, got {colouring!r}.")
+    total = max(total, weights.shape[-1])
+    ratio = np.exp2(relative_to_uniform(weights, causal, start, total, limit=None))  # weight x keys, for hover
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(np.isnan(shown), np.nan, np.clip(np.log2(ratio), -RELATIVE_LIMIT, RELATIVE_LIMIT))
+    customdata = np.stack([weights, ratio], axis=-1).astype(np.float32)
+    return z.astype(np.float32), customdata, "%{customdata[0]:.2f} (%{customdata[1]:.2g}× uniform)"
+
+
+def window_lines(trained: int | None, start: int, count: int, x: str = "x", y: str = "y") -> list[dict]:
+    """Dashed lines (a query row and a key column) where the model's training windows end, when that
+    position falls inside the ``count`` positions shown from ``start``: past it the model meets positions
+    it never saw in training (``explorer.model.bundle.training_window``)."""
+    if trained is None or not 0 < trained - start < count:
+        return []
+    at = trained - start - 0.5  # between the last trained position and the first untrained one
+    style = {"type": "line", "line": {"color": "#d62728", "width": 1.5, "dash": "dash"}, "layer": "above"}
+    return [
+        {**style, "xref": x, "yref": y, "x0": at, "x1": at, "y0": -0.5, "y1": count - 0.5},
+        {**style, "xref": x, "yref": y, "x0": -0.5, "x1": count - 0.5, "y0": at, "y1": at},
+    ]
 
 
 def attention_heatmap(
@@ -49,12 +115,18 @@ def attention_heatmap(
     signed: bool = False,
     start: int = 0,
     key_start: int | None = None,
+    colouring: str = WEIGHT,
+    causal: bool = False,
+    total: int = 0,
+    trained: int | None = None,
 ) -> go.Figure:
     """One head's ``[T, T]`` attention: queries down, keys across; hover ``query → key: weight``.
 
     Cells below ``threshold`` are left empty. ``key_labels`` (default: ``labels``) label the columns when
     queries and keys differ (a window of queries over all keys). ``signed`` uses a diverging scale (for
     pre-softmax scores). ``start``/``key_start`` are the positions of the first query/key (when paging).
+    ``colouring`` (``COLOURINGS``; ``causal`` and ``total``, the sentence's length, for the relative one) and
+    ``trained`` (the end of the model's training windows, drawn dashed) as in ``heads_figure``.
     """
     weights = np.asarray(weights, np.float32)
     key_labels = labels if key_labels is None else key_labels
@@ -65,25 +137,31 @@ def attention_heatmap(
             f"Attention of shape {weights.shape} does not match {len(labels)} query and {len(key_labels)} key "
             f"labels; pass the labels of the same sentence."
         )
-    z = apply_threshold(weights, threshold) if threshold > 0 else weights
     rows = unique_labels(labels, start)
     cols = unique_labels(key_labels, start if key_start is None else key_start)
-    scale = (
-        dict(colorscale="RdBu", zmid=0.0, reversescale=True)
-        if signed
-        else dict(colorscale=WEIGHT_SCALE, zmin=0.0, zmax=1.0)
-    )
+    if signed:
+        z, customdata, number = apply_threshold(weights, threshold) if threshold > 0 else weights, None, "%{z:.2f}"
+        scale = dict(colorscale="RdBu", zmid=0.0, reversescale=True, colorbar={"title": {"text": value_name}})
+    else:
+        z, customdata, number = coloured(weights, colouring, threshold, causal, start, total)
+        axis = colour_axis(colouring)
+        scale = dict(colorscale=axis["colorscale"], zmin=axis["cmin"], zmax=axis["cmax"], colorbar=axis["colorbar"])
+        if colouring == WEIGHT and value_name != "weight":
+            scale["colorbar"] = {"title": {"text": value_name}}
+    scale["colorbar"] = {**scale["colorbar"], "thickness": 12}
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=cols,
             y=rows,
-            colorbar={"title": {"text": value_name}, "thickness": 12},
-            hovertemplate="%{y} → %{x}: %{z:.2f}<extra></extra>",
+            customdata=customdata,
+            hovertemplate=f"%{{y}} → %{{x}}: {number}<extra></extra>",
             hoverongaps=False,
             **scale,
         )
     )
+    if key_start is None or key_start == start:
+        fig.update_layout(shapes=window_lines(trained, start, len(rows)))
     font = {"size": token_font(max(len(rows), len(cols)))}
     fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", tickfont=font)
     fig.update_yaxes(type="category", autorange="reversed", title="query", tickfont=font)
@@ -110,6 +188,10 @@ def heads_figure(
     columns: int = 4,
     title: str = "Attention weights: rows are queries, columns the keys they attend to",
     width: int = PAGE_WIDTH,
+    colouring: str = WEIGHT,
+    causal: bool = False,
+    total: int = 0,
+    trained: int | None = None,
 ) -> go.Figure:
     """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure, with hover
     ``head · query → key: weight``.
@@ -119,6 +201,10 @@ def heads_figure(
     token in ``width`` px; the figure's own width and height are set so cells stay square. One figure with
     n panels draws markedly faster in a browser than n separate figures, which is what keeps the Attention
     page's default view quick to update while typing.
+
+    ``colouring``: ``WEIGHT`` (0-1) or ``RELATIVE`` (to uniform attention; hover keeps the weight), with
+    ``causal`` and ``total`` (the sentence's length, when the panels show a window of it) saying how many
+    keys each query had. ``trained``: the position where the model's training windows ended, drawn dashed.
     """
     weights = np.asarray(weights, np.float32)
     if weights.ndim != 3 or weights.shape[1] != weights.shape[2]:
@@ -151,8 +237,9 @@ def heads_figure(
     plot_w = cols * panel + (cols - 1) * gap
     plot_h = rows * panel + (rows - 1) * row_gap
     tick_font = {"size": font}
-    layout: dict = {"annotations": []}
+    layout: dict = {"annotations": [], "shapes": []}
     data = []
+    colours, customdata, number = coloured(weights, colouring, threshold, causal, start, total)
     for index in range(count):
         row, col = divmod(index, cols)
         x_name = "x" if index == 0 else f"x{index + 1}"
@@ -190,13 +277,10 @@ def heads_figure(
                 "font": {"size": 13},
             }
         )
-        z = weights[index]
-        if threshold > 0:
-            z = apply_threshold(z, threshold)
         data.append(
             {
                 "type": "heatmap",
-                "z": z,
+                "z": colours[index],
                 "x": axis,
                 "y": axis,
                 "xaxis": x_name,
@@ -204,14 +288,15 @@ def heads_figure(
                 "coloraxis": "coloraxis",
                 "hoverongaps": False,
                 "name": names[index],
-                "hovertemplate": f"{names[index]}<br>%{{y}} → %{{x}}: %{{z:.2f}}<extra></extra>",
+                "hovertemplate": f"{names[index]}<br>%{{y}} → %{{x}}: {number}<extra></extra>",
+                **({"customdata": customdata[index]} if customdata is not None else {}),
             }
         )
+        layout["shapes"] += window_lines(trained, start, length, x_name, y_name)
+    scale = colour_axis(colouring)
     layout["coloraxis"] = {
-        "colorscale": WEIGHT_SCALE,
-        "cmin": 0.0,
-        "cmax": 1.0,
-        "colorbar": {"title": {"text": "weight"}, "thickness": 12, "len": min(1.0, 320 / plot_h)},
+        **scale,
+        "colorbar": {**scale["colorbar"], "thickness": 12, "len": min(1.0, 320 / plot_h)},
     }
     top = 40 + title_px
     layout["margin"] = {"l": label_px, "r": colorbar_px, "t": top, "b": label_px}
@@ -225,12 +310,17 @@ def attention_grid(
     max_positions: int = GRID_MAX_POSITIONS,
     layer_numbers: list[int] | None = None,
     badges: list[list[str]] | None = None,
+    colouring: str = WEIGHT,
+    causal: bool = False,
+    trained: int | None = None,
 ) -> go.Figure:
     """Every layer x every head in one figure (rows: layers, columns: heads).
 
     Sentences longer than ``max_positions`` are block-averaged (hover then names the position range), so
     the grid stays light at 512 tokens. ``layer_numbers`` (1-based) name the rows when ``weights`` holds a
     subset of the layers; ``badges`` ``[L][H]`` (e.g. head-role badges) follow each panel's name.
+    ``colouring``, ``causal`` and ``trained`` as in ``heads_figure`` (a block's mean weight is compared with
+    uniform attention as one key's would be).
     """
     check_attention(weights, labels, ndim=4)
     weights = np.asarray(weights, np.float32)
@@ -250,41 +340,74 @@ def attention_grid(
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if layers < 6 else 0.02,
     )
+    ranges = [(p, p) for p in range(length)]
     for layer in range(layers):
         for head in range(heads):
             matrix = weights[layer, head]
             if pooled:
-                matrix, ranges = block_mean(matrix, max_positions)
+                z, customdata, number = _pooled(matrix, max_positions, colouring, causal)
+                ranges = block_mean(matrix, max_positions)[1]
                 names = [f"{a}–{b}" for a, b in ranges]
             else:
+                z, customdata, number = coloured(matrix, colouring, causal=causal)
                 names = unique_labels(labels)
             fig.add_trace(
                 go.Heatmap(
-                    z=matrix,
+                    z=z,
                     x=names,
                     y=names,
+                    customdata=customdata,
                     coloraxis="coloraxis",
-                    hovertemplate=f"L{numbers[layer]} H{head + 1}<br>%{{y}} → %{{x}}: %{{z:.2f}}<extra></extra>",
+                    hovertemplate=f"L{numbers[layer]} H{head + 1}<br>%{{y}} → %{{x}}: {number}<extra></extra>",
                 ),
                 row=layer + 1,
                 col=head + 1,
             )
-    # Token labels on the outer axes only: keys under the bottom row, queries left of the first column.
+    # Token labels on the outer axes only: keys under the bottom row, queries left of the first column. Keys
+    # are named only while each gets SMALLEST_CELL px (12 narrow panels of 17 tokens would pile them up);
+    # hover names every cell's tokens either way.
     axis_names = names if pooled else unique_labels(labels)
     font = {"size": max(7, token_font(len(axis_names)) - 2)}
+    margin = label_margin(axis_names, font["size"])
+    panel_width = (PAGE_WIDTH - margin - 80) / heads
+    keys_named = panel_width / len(axis_names) >= SMALLEST_CELL
     fig.update_xaxes(type="category", showticklabels=False, tickangle=-60, tickfont=font)
     fig.update_yaxes(type="category", autorange="reversed", showticklabels=False, tickfont=font)
-    fig.update_xaxes(showticklabels=True, row=layers)
+    fig.update_xaxes(showticklabels=keys_named, row=layers)
     fig.update_yaxes(showticklabels=True, col=1)
+    # Where training windows ended: between the block that holds the last trained position and the next.
+    boundary = None if trained is None else next((i for i, (a, _) in enumerate(ranges) if a >= trained), None)
+    shapes = []
+    for index in range(layers * heads):
+        suffix = "" if index == 0 else str(index + 1)
+        shapes += window_lines(boundary, 0, len(ranges), f"x{suffix}", f"y{suffix}")
+    scale = colour_axis(colouring)
     fig.update_layout(
-        coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"thickness": 12}},
+        coloraxis={**scale, "colorbar": {**scale["colorbar"], "thickness": 12}},
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        shapes=shapes,
     )
     title = "All layers × all heads: rows are queries, columns keys" + (
         f" (averaged over blocks of ~{length / max_positions:.1f} positions)" if pooled else ""
     )
+    if not keys_named:
+        title += " (hover a cell for its tokens)"
     panel = max(160, 900 // max(heads, 1), (font["size"] + 1) * len(axis_names))
-    return finish(fig, title, int(min(2400, 60 + layers * panel + label_margin(axis_names, font["size"]))))
+    bottom = margin if keys_named else 20
+    return finish(fig, title, int(min(2400, 60 + layers * panel + bottom)))
+
+
+def _pooled(matrix: np.ndarray, size: int, colouring: str, causal: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """A long head's ``[T, T]`` attention averaged over blocks, coloured: the mean weight, or the mean of
+    the weights' (clipped) ratios to uniform; hover gives the block's mean weight either way."""
+    weights, _ = block_mean(matrix, size)
+    if colouring == WEIGHT:
+        return weights.astype(np.float32), None, "%{z:.2f}"
+    relative = relative_to_uniform(matrix, causal)
+    relative = np.where(np.isnan(relative), -RELATIVE_LIMIT, relative)  # keys a causal query could not see
+    z, _ = block_mean(relative, size)
+    customdata = np.stack([weights, np.exp2(z)], axis=-1).astype(np.float32)
+    return z.astype(np.float32), customdata, "%{customdata[0]:.2f} (%{customdata[1]:.2g}× uniform)"
 
 
 def head_view_figure(

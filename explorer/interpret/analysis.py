@@ -186,6 +186,49 @@ def apply_threshold(weights: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(weights >= threshold, weights, np.nan)
 
 
+# Colouring attention relative to uniform: log2(weight x keys) is 0 for a key that gets exactly its even
+# share, +3 for eight times that; beyond +-6 (64x) the colour saturates.
+RELATIVE_LIMIT = 6.0
+
+
+def relative_to_uniform(
+    weights: np.ndarray,
+    causal: bool = False,
+    start: int = 0,
+    total: int | None = None,
+    limit: float | None = RELATIVE_LIMIT,
+) -> np.ndarray:
+    """Each weight relative to uniform attention, ``log2(weight x keys)``, clipped to +-``limit`` (None: not
+    clipped; a zero weight is then -inf).
+
+    A query spreading evenly over ``keys`` keys gives each ``1 / keys``: 0 here, whatever the length, so a
+    broad head over 512 tokens reads as grey rather than as the bottom of a 0-1 scale, and the keys a head
+    singles out stand out at any length.
+
+    Args:
+      weights: ``[..., Q, K]``, rows ``start .. start + Q - 1`` of a ``total``-key attention (a window of a
+        long sentence; ``total`` defaults to ``K``).
+      causal: each query could see only the keys up to itself (``start + row + 1`` of them); the keys it
+        could not see become NaN (drawn empty). Keys are numbered from ``start`` too (a square window).
+    """
+    weights = np.asarray(weights, np.float64)
+    if weights.ndim < 2:
+        raise ValueError(f"Attention ends in [queries, keys]; got shape {weights.shape}.")
+    queries, keys = weights.shape[-2:]
+    total = keys if total is None else int(total)
+    if total < keys or start < 0:
+        raise ValueError(f"A window of {keys} keys from position {start} does not fit {total} keys.")
+    rows = np.arange(start, start + queries)[:, None]  # [Q, 1] each query's position
+    counts = np.minimum(rows + 1, total) if causal else np.full((queries, 1), total)  # [Q, 1] keys it could see
+    with np.errstate(divide="ignore"):
+        relative = np.log2(weights * counts)
+    if limit is not None:
+        relative = np.clip(relative, -limit, limit)
+    if causal:
+        relative = np.where(np.arange(start, start + keys)[None, :] > rows, np.nan, relative)  # [Q, K]
+    return relative
+
+
 @dataclass(frozen=True)
 class HeadViewLines:
     """Token-to-token lines of one head: query position, key position and weight of every line kept."""

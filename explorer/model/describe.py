@@ -254,6 +254,14 @@ def layer_norm_sentence(config: ModelConfig, count: int) -> str:
 # Long inputs
 
 
+def colouring_sentence(length: int, chosen: bool) -> str:
+    """Why attention is coloured relative to uniform (``explorer.figures.attention.RELATIVE``)."""
+    text = "Colour: each weight against uniform attention (grey: the even share 1/keys; red: more; blue: less)"
+    if chosen:
+        return text + "."
+    return text + f", chosen for a text of {length} tokens: on a 0–1 scale every broad head would be one dark colour."
+
+
 def training_window_sentence(config: ModelConfig, window: int, length: int) -> str:
     """Why a text longer than the model's training window reads differently past it (the dashed line)."""
     head = f"This model was trained on **{window}-token** windows and the text has {length} tokens."

@@ -34,6 +34,8 @@ class AttentionView(SentenceView):
     threshold: float
     window: slice
     roles: list[list[dict]] | None  # head roles, when already known
+    colouring: str  # explorer.figures.attention.COLOURINGS
+    trained: int | None  # where the model's training windows ended (explorer.model.bundle.training_window)
 
 
 def overview_grid(v: AttentionView) -> None:
@@ -54,7 +56,15 @@ def overview_grid(v: AttentionView) -> None:
         badges = [[role_badge(v.roles[ly - 1][h]["role"]) for h in range(config.num_heads)] for ly in rows]
         st.caption("Badges: each head's role over held-out sentences (the Interpret page explains them).")
     chart(
-        figs.attention_grid(grid, v.labels, layer_numbers=numbers, badges=badges),
+        figs.attention_grid(
+            grid,
+            v.labels,
+            layer_numbers=numbers,
+            badges=badges,
+            colouring=v.colouring,
+            causal=v.causal,
+            trained=v.trained,
+        ),
         "attention_grid",
         json=lambda: export.to_json({"tokens": v.labels, "causal": v.causal, "weights": v.out.attention_weights}),
     )
@@ -134,6 +144,10 @@ def mean_and_entropy(v: AttentionView) -> None:
                     f"Layer {layer}: mean over heads",
                     threshold=v.threshold,
                     start=window.start,
+                    colouring=v.colouring,
+                    causal=v.causal,
+                    total=len(labels),
+                    trained=v.trained,
                 ),
                 f"attention_mean_{layer}",
                 csv=lambda m=mean[layer - 1]: export.matrix_csv(m, labels, labels, "query \\ key"),

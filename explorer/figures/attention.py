@@ -1,5 +1,6 @@
-"""Attention figures: per-head heatmaps, the all-heads overview grid, the head view (token→token lines)
-and the query/key view for one query. Measures of heads (entropy, ablation) are in ``head_measures``.
+"""Attention figures: per-head heatmaps, the all-heads overview grid and the query/key view for one query.
+Measures of heads (entropy, ablation) are in ``head_measures``; the head view (token→token lines) in
+``head_view``.
 
 Every builder checks that the attention and the token labels describe the same sentence and raises a
 ``ValueError`` when they do not (BertViz's rule: a mismatch is an error, not a broken picture).
@@ -14,7 +15,6 @@ from plotly.subplots import make_subplots
 from explorer.figures import (
     PALETTE,
     SIGNED_SCALE,
-    TEXT_COLOUR,
     WEIGHT_SCALE,
     add_to_pair,
     finish,
@@ -26,7 +26,6 @@ from explorer.figures import (
 )
 from explorer.interpret.analysis import (
     RELATIVE_LIMIT,
-    HeadViewLines,
     apply_threshold,
     block_mean,
     check_attention,
@@ -36,10 +35,6 @@ from explorer.interpret.analysis import (
 
 # The overview grid pools long sentences to this many positions per axis.
 GRID_MAX_POSITIONS = 48
-# Opacity levels of head-view lines, by weight relative to the head's strongest line: a broad head (all
-# weights small) still shows its strongest lines in full instead of disappearing. One trace per level keeps
-# the figure to a handful of traces.
-LINE_LEVELS = (0.15, 0.3, 0.5, 0.75, 1.0)
 
 # How attention heatmaps are coloured: by the weight on a fixed 0-1 scale, or relative to uniform attention
 # (``analysis.relative_to_uniform``). On a long text a broad head's weights are all near 1/T, one dark colour
@@ -313,14 +308,17 @@ def attention_grid(
     colouring: str = WEIGHT,
     causal: bool = False,
     trained: int | None = None,
+    start: int = 0,
+    total: int = 0,
 ) -> go.Figure:
     """Every layer x every head in one figure (rows: layers, columns: heads).
 
     Sentences longer than ``max_positions`` are block-averaged (hover then names the position range), so
     the grid stays light at 512 tokens. ``layer_numbers`` (1-based) name the rows when ``weights`` holds a
     subset of the layers; ``badges`` ``[L][H]`` (e.g. head-role badges) follow each panel's name.
-    ``colouring``, ``causal`` and ``trained`` as in ``heads_figure`` (a block's mean weight is compared with
-    uniform attention as one key's would be).
+    ``colouring``, ``causal``, ``trained``, ``start`` (the position of ``labels[0]``) and ``total`` (the
+    sentence's length when ``weights`` cover a part of it) as in ``heads_figure``; a block's weights are
+    compared with uniform attention one by one, then averaged.
     """
     check_attention(weights, labels, ndim=4)
     weights = np.asarray(weights, np.float32)
@@ -340,17 +338,17 @@ def attention_grid(
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if layers < 6 else 0.02,
     )
-    ranges = [(p, p) for p in range(length)]
+    ranges = [(start + p, start + p) for p in range(length)]
     for layer in range(layers):
         for head in range(heads):
             matrix = weights[layer, head]
             if pooled:
-                z, customdata, number = _pooled(matrix, max_positions, colouring, causal)
-                ranges = block_mean(matrix, max_positions)[1]
+                z, customdata, number = _pooled(matrix, max_positions, colouring, causal, start, total)
+                ranges = [(start + a, start + b) for a, b in block_mean(matrix, max_positions)[1]]
                 names = [f"{a}–{b}" for a, b in ranges]
             else:
-                z, customdata, number = coloured(matrix, colouring, causal=causal)
-                names = unique_labels(labels)
+                z, customdata, number = coloured(matrix, colouring, causal=causal, start=start, total=total)
+                names = unique_labels(labels, start)
             fig.add_trace(
                 go.Heatmap(
                     z=z,
@@ -366,7 +364,7 @@ def attention_grid(
     # Token labels on the outer axes only: keys under the bottom row, queries left of the first column. Keys
     # are named only while each gets SMALLEST_CELL px (12 narrow panels of 17 tokens would pile them up);
     # hover names every cell's tokens either way.
-    axis_names = names if pooled else unique_labels(labels)
+    axis_names = names if pooled else unique_labels(labels, start)
     font = {"size": max(7, token_font(len(axis_names)) - 2)}
     margin = label_margin(axis_names, font["size"])
     panel_width = (PAGE_WIDTH - margin - 80) / heads
@@ -380,7 +378,7 @@ def attention_grid(
     shapes = []
     for index in range(layers * heads):
         suffix = "" if index == 0 else str(index + 1)
-        shapes += window_lines(boundary, 0, len(ranges), f"x{suffix}", f"y{suffix}")
+        shapes += window_lines(boundary, 0, len(ranges), f"x{suffix}", f"y{suffix}")  # in block indices
     scale = colour_axis(colouring)
     fig.update_layout(
         coloraxis={**scale, "colorbar": {**scale["colorbar"], "thickness": 12}},
@@ -397,88 +395,19 @@ def attention_grid(
     return finish(fig, title, int(min(2400, 60 + layers * panel + bottom)))
 
 
-def _pooled(matrix: np.ndarray, size: int, colouring: str, causal: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _pooled(
+    matrix: np.ndarray, size: int, colouring: str, causal: bool, start: int = 0, total: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, str]:
     """A long head's ``[T, T]`` attention averaged over blocks, coloured: the mean weight, or the mean of
     the weights' (clipped) ratios to uniform; hover gives the block's mean weight either way."""
     weights, _ = block_mean(matrix, size)
     if colouring == WEIGHT:
         return weights.astype(np.float32), None, "%{z:.2f}"
-    relative = relative_to_uniform(matrix, causal)
+    relative = relative_to_uniform(matrix, causal, start, max(total, matrix.shape[-1]))
     relative = np.where(np.isnan(relative), -RELATIVE_LIMIT, relative)  # keys a causal query could not see
     z, _ = block_mean(relative, size)
     customdata = np.stack([weights, np.exp2(z)], axis=-1).astype(np.float32)
     return z.astype(np.float32), customdata, "%{customdata[0]:.2f} (%{customdata[1]:.2g}× uniform)"
-
-
-def head_view_figure(
-    lines: list[HeadViewLines], labels: list[str], focus: int | None = None, start: int = 0
-) -> go.Figure:
-    """BertViz-style lines from query tokens (left) to key tokens (right), one colour per head.
-
-    Line opacity follows the weight relative to the head's strongest line, in a few levels (one trace per
-    head and level), so every head shows. Hover on a line shows
-    ``query → key: weight``; hover on a token shows the token. ``start`` is the position of ``labels[0]``
-    when the view shows a window of a long sentence (line positions are relative to the window).
-    """
-    length = len(labels)
-    for item in lines:
-        if len(item.queries) and (item.queries.max() >= length or item.keys.max() >= length):
-            raise ValueError(
-                f"{item.head} has lines to position {max(item.queries.max(), item.keys.max())} but the "
-                f"sentence has {length} tokens; pass the labels of the same sentence."
-            )
-    fig = go.Figure()
-    for h, item in enumerate(lines):
-        colour = PALETTE[h % len(PALETTE)]
-        strongest = float(np.max(item.weights)) if len(item.weights) else 1.0
-        levels = np.digitize(np.asarray(item.weights) / max(strongest, 1e-9), [0.15, 0.35, 0.6, 0.85])
-        for level, opacity in enumerate(LINE_LEVELS):
-            pick = np.nonzero(levels == level)[0]
-            if not len(pick):
-                continue
-            xs, ys, hover = [], [], []
-            for i in pick:
-                q, k, w = int(item.queries[i]), int(item.keys[i]), float(item.weights[i])
-                text = f"{item.head}: {q + start} {labels[q]} → {k + start} {labels[k]}: {w:.2f}"
-                xs += [0.0, 1.0, None]
-                ys += [q, k, None]
-                hover += [text, text, None]
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": colour, "width": 1 + 2.5 * opacity},
-                    opacity=opacity,
-                    hovertext=hover,
-                    hovertemplate="%{hovertext}<extra></extra>",
-                    name=item.head,
-                    legendgroup=item.head,
-                    showlegend=level == int(levels.max()),
-                )
-            )
-    token_colours = ["#d62728" if focus == i else TEXT_COLOUR for i in range(length)]
-    positions = list(range(length))
-    for x, anchor, side in ((0.0, "left", "query"), (1.0, "right", "key")):
-        fig.add_trace(
-            go.Scatter(
-                x=[x] * length,
-                y=positions,
-                mode="markers+text",
-                text=labels,
-                textposition="middle left" if anchor == "left" else "middle right",
-                marker={"size": 6, "color": token_colours},
-                showlegend=False,
-                hovertext=[f"{side} {i}: {label}" for i, label in enumerate(labels, start)],
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
-        )
-    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
-    fig.update_yaxes(visible=False, autorange="reversed")
-    dropped = sum(item.dropped for item in lines)
-    title = "Head view: queries (left) → keys (right)" + (f" — {dropped} weakest lines not drawn" if dropped else "")
-    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
-    return finish(fig, title, int(min(1600, max(300, 60 + 20 * length))))
 
 
 def query_key_figure(

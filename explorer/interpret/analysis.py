@@ -44,6 +44,17 @@ def token_window(length: int, start: int, size: int) -> slice:
     return slice(start, min(start + size, length))
 
 
+def content_span(special: np.ndarray) -> slice:
+    """The positions from the first to the last token that is not ``special`` (``[CLS] … [SEP]`` becomes
+    ``1 … T-2``): the attention views' rows and columns without the tokens a tokenizer adds at the ends.
+    Special tokens inside the span stay. All special (or none at all): every position."""
+    special = np.asarray(special, bool)
+    content = np.flatnonzero(~special)
+    if not len(content):
+        return slice(0, len(special))
+    return slice(int(content[0]), int(content[-1]) + 1)
+
+
 def block_mean(matrix: np.ndarray, max_size: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Averages a ``[T, T]`` matrix over contiguous blocks so that it is at most ``max_size`` square.
 

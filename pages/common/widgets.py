@@ -141,6 +141,11 @@ def chart(
     # A figure that sets its own width (square heatmap cells) keeps it; the others fill the column.
     width = "content" if fig.layout.width else "stretch"
     st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None, width=width)
+    download_row(key, csv, json)
+
+
+def download_row(key: str, csv: Callable[[], str] | None = None, json: Callable[[], str] | None = None) -> None:
+    """CSV and/or JSON download buttons for a view's numbers, named after ``key`` (made only on a click)."""
     if csv is None and json is None:
         return
     downloads = [d for d in (("csv", csv, "text/csv"), ("json", json, "application/json")) if d[1] is not None]
@@ -159,21 +164,23 @@ def chart(
         )
 
 
-def window_control(length: int, key: str, param: str = "from") -> slice:
+def window_control(length: int, key: str, param: str = "from", first: int = 0) -> slice:
     """For inputs longer than ``WINDOW`` tokens, a slider that pages through positions (kept in the link as
-    ``param``); else all of them."""
+    ``param``); else all of them. ``first``: the positions are ``first .. first + length - 1`` (the text
+    without a leading [CLS])."""
     if length <= WINDOW:
-        return slice(0, length)
+        return slice(first, first + length)
     # The text may have got shorter since the slider was set: clip its value to the new range.
-    kept(key, 0, param, INT, fix=lambda start: token_window(length, start, WINDOW).start)
+    kept(key, first, param, INT, fix=lambda start: first + token_window(length, start - first, WINDOW).start)
     start = st.slider(
         f"Long input: show positions from (window of {WINDOW})",
-        min_value=0,
-        max_value=length - WINDOW,
+        min_value=first,
+        max_value=first + length - WINDOW,
         step=8,
         key=key,
     )
-    return token_window(length, start, WINDOW)
+    window = token_window(length, start - first, WINDOW)
+    return slice(first + window.start, first + window.stop)
 
 
 def position_picker(

@@ -229,7 +229,10 @@ def test_attention_page_widgets_and_views():
     for view in ["Overview grid", "Head view", "Mean & entropy", "Query / key", "Head ablation"]:
         at.segmented_control(key="attention_view").set_value(view).run()
         assert_ok(at, "Attention")
-        assert len(at.get("plotly_chart")) >= 2, view
+        assert len(at.get("plotly_chart")) + len(at.get("iframe")) >= 2, view
+        if view == "Head view":  # an HTML/SVG drawing whose lines highlight on hover
+            drawing = at.get("iframe")[0].proto.srcdoc
+            assert drawing.count('<line class="ln q') > 10 and ":hover" in drawing
     at.pills(key="attention_ablate").set_value(["L1 H1", "L2 H2"]).run()
     assert_ok(at, "Attention")
     assert any("switching off L1 H1, L2 H2" in t for t in titles(at))
@@ -469,3 +472,26 @@ def test_minilm_records_no_training_window():
     captions = " ".join(c.value for c in at.caption)
     assert "against uniform attention" in captions and "token windows" not in captions
     assert not any(s["line"].get("dash") == "dash" for s in figures(at)[0]["layout"].get("shapes", []))
+
+
+def test_minilm_can_hide_the_tokens_its_tokenizer_adds():
+    at = app("pages/attention.py", model="minilm", text="The cat sat on the mat.", view="Overview grid")
+    assert_ok(at, "Attention")
+    assert at.toggle(key="attention_hide_special").label == "Hide [CLS]/[SEP]"
+    assert figures(at)[0]["data"][0]["y"][0] == "0 [CLS]"
+    at.toggle(key="attention_hide_special").set_value(True).run()
+    assert_ok(at, "Attention")
+    assert at.query_params["nospecial"] in ("1", ["1"])
+    heads, grid = figures(at)[:2]
+    for axis in (heads["data"][0]["x"], heads["data"][0]["y"], grid["data"][0]["x"], grid["data"][0]["y"]):
+        assert axis[0] == "1 the" and not any("[CLS]" in a or "[SEP]" in a for a in axis), axis
+    assert any("not renormalised" in c.value for c in at.caption)
+    at.segmented_control(key="attention_view").set_value("Head view").run()
+    drawing = at.get("iframe")[0].proto.srcdoc
+    assert "[CLS]" not in drawing and "[SEP]" not in drawing and "query 1: the" in drawing
+
+
+def test_a_model_whose_tokenizer_adds_nothing_offers_no_hiding():
+    at = app("pages/attention.py")
+    assert_ok(at, "Attention")
+    assert not [t for t in at.toggle if t.key == "attention_hide_special"]

@@ -19,6 +19,7 @@ from pages.common import (
     one_of,
     prepare,
     sidebar,
+    start_here,
 )
 
 sidebar()
@@ -29,6 +30,8 @@ st.caption(
     f"Write **{bundle.vocab.mask_text}** where a word is missing and the **Fill mask** page shows what the model "
     "guesses."
 )
+
+start_here()
 
 sentence = prepare(current_text(), bundle)
 if sentence is None:

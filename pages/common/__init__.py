@@ -9,12 +9,14 @@
 - ``widgets``: the page opening, the sidebar, charts with downloads, the window over long inputs;
 - ``attention_views`` / ``embedding_views``: the views the Attention and Embeddings pages open;
 - ``train_controls``, ``train_views``, ``checkpoints``: the Train page's settings and buttons, its live
-  views, and checkpoint download/upload.
+  views, and checkpoint download/upload;
+- ``lessons``: the "Start here" path of lesson links on the first page.
 
 Pages import what they use from here (this file exports exactly that; the modules of this package import
 each other directly). Anything a user can change lives in ``st.session_state``.
 """
 
+from pages.common.lessons import start_here
 from pages.common.resources import (
     get_engine,
     get_tokenizer,
@@ -54,6 +56,7 @@ __all__ = [
     "prepare",
     "sidebar",
     "some_of",
+    "start_here",
     "warmup_report",
     "window_control",
 ]

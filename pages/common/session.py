@@ -21,7 +21,7 @@ from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
 from pages.common.resources import default_bundle, pretrained_bundle, training_pool
-from pages.common.url_state import report_link_problem, url_value
+from pages.common.url_state import link_value, report_link_problem, url_value
 
 MODEL_KEY = "model_bundle"  # this user's own model (trained here or uploaded), if any
 CHOICE_KEY = "model_choice"  # which model every page shows: one of MODEL_CHOICES (the sidebar picker)
@@ -96,7 +96,7 @@ def publish_trained() -> bool:
 def model_choice() -> str:
     """Which model this user looks at: their own once they have one, else the default, unless they chose."""
     state = st.session_state
-    if CHOICE_KEY not in state:
+    if CHOICE_KEY not in state or link_value("model") is not None:  # first visit, or a link followed
         state[CHOICE_KEY] = url_value("model", OWN if MODEL_KEY in state else DEFAULT)
         choice = state[CHOICE_KEY]
         if choice not in MODEL_CHOICES or (choice == OWN and MODEL_KEY not in state):

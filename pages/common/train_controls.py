@@ -27,7 +27,7 @@ from explorer.training.remote_trainer import LIVE_STATES, TrainingLost
 from explorer.training.status import ENDED, FAILED
 from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
 from pages.common.session import TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
-from pages.common.url_state import link_problem_resolved, report_link_problem, sync_url
+from pages.common.url_state import link_problem_resolved, link_value, report_link_problem, sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
 BUILT_KEY = "train_built_with"  # the LiveSettings (and uploaded file name) the current trainer was built with
@@ -71,7 +71,8 @@ FORMATS = {
 def settings() -> LiveSettings:
     """This user's settings, seeded from the URL on the first run (with a warning for bad values)."""
     state = st.session_state
-    if SETTINGS_KEY not in state:
+    # On the first visit, and whenever a link this session did not write is followed (a lesson link).
+    if SETTINGS_KEY not in state or any(link_value(param) is not None for param in PARAMS.values()):
         state[SETTINGS_KEY], problems = settings_from_params(st.query_params.to_dict())
         for problem in problems:  # "The link's lr='banana' was ignored: …": listed until that setting changes
             field = next(f for f, param in PARAMS.items() if problem.startswith(f"The link's {param}="))

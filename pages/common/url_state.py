@@ -53,15 +53,33 @@ INTS = Codec(lambda v: ",".join(str(x) for x in sorted(v)), _ints)
 TEXTS = Codec(lambda v: ",".join(sorted(v)), lambda raw: [v for v in raw.split(",") if v])
 
 
+_SYNCED_KEY = "_link_synced"  # query parameter -> the text this session last wrote there (None: left out)
+_UNSEEN = object()
+
+
 def sync_url(name: str, value: str, default: str) -> None:
     """Mirrors one value into the URL's query string, leaving it out when it is the default (or too long
     to share in a link)."""
     params = st.query_params
+    synced = st.session_state.setdefault(_SYNCED_KEY, {})
     if value == default or len(value) > URL_MAX_CHARS:
         if name in params:
             del params[name]
-    elif params.get(name) != value:
-        params[name] = value
+        synced[name] = None
+    else:
+        if params.get(name) != value:
+            params[name] = value
+        synced[name] = value
+
+
+def link_value(name: str) -> str | None:
+    """The link's text for ``name`` when it is news to this session (a link just opened, a lesson link
+    followed, the address edited), or None while the link holds what this session wrote there itself. A
+    value the user has just changed is never undone by the old link: that still reads as written here."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == st.session_state.get(_SYNCED_KEY, {}).get(name, _UNSEEN):
+        return None
+    return raw
 
 
 def url_value(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
@@ -127,28 +145,29 @@ def kept(
     """Prepares the widget with ``key`` (call it just before the widget) and returns the value it will show.
 
     - On the session's first visit the value comes from the link's ``param`` (if given and readable),
-      else ``default``; a value the link got wrong is listed at the top of the page (``link_notice``)
-      until the user changes this choice.
+      else ``default``; so it does later whenever the link carries a value this session did not write
+      there (a lesson link followed, ``link_value``). A value the link got wrong is listed at the top of
+      the page (``link_notice``) until the user changes this choice.
     - A change the user made is kept even when later runs do not draw the widget.
     - ``fix(value)`` adapts a value to the current options (fewer heads, a shorter text); if it raises
       ``ValueError``, the default is used.
     - With ``param``, the value is written back to the link (left out while it equals ``default``).
     """
     state, store = st.session_state, _store(key)
-    raw = None  # the link's text for this value, when this run took the value from the link
     if key in state:  # drawn on the last run: the user may have changed it
         if store in state and state[key] != state[store]:
             link_problem_resolved(key)
         state[store] = state[key]
     elif store not in state:
         state[store] = default
-        raw = st.query_params.get(param) if param else None
-        if raw is not None:
-            try:
-                state[store] = codec.decode(raw)
-            except (ValueError, TypeError, KeyError, IndexError):
-                report_link_problem(key, f"**{param}={raw}** is not a value this control takes.")
-                raw = None
+    raw = link_value(param) if param else None  # a link this session did not write wins over what was kept
+    if raw is not None:
+        try:
+            state[store] = codec.decode(raw)
+            link_problem_resolved(key)
+        except (ValueError, TypeError, KeyError, IndexError):
+            report_link_problem(key, f"**{param}={raw}** is not a value this control takes.")
+            raw = None
     value = state[store]
     if fix is not None:
         try:

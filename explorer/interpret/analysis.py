@@ -118,7 +118,15 @@ def pca(points: np.ndarray, components: int = 2) -> Projection:
     if not np.all(np.isfinite(centred)):  # weights near overflow (a run about to blow up): nothing to show
         return Projection(coords, explained, axes, np.nan_to_num(mean))
     try:
-        _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, D), D]
+        if count > 4 * dims:
+            # Many more points than dimensions (a 30k-row vocabulary): the axes are the eigenvectors of the
+            # [D, D] scatter matrix, several times faster than the SVD of the [N, D] points, same axes.
+            eigenvalues, vectors = np.linalg.eigh(centred.T @ centred)  # ascending
+            order = np.argsort(eigenvalues)[::-1]
+            singular = np.sqrt(np.maximum(eigenvalues[order], 0.0))  # [D]
+            vt = vectors[:, order].T  # [D, D]
+        else:
+            _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, D), D]
     except np.linalg.LinAlgError:
         return Projection(coords, explained, axes, mean)
     k = min(components, vt.shape[0])

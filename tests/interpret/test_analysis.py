@@ -59,6 +59,20 @@ def test_pca_matches_covariance_eigenvectors(count, dims, components):
     np.testing.assert_allclose(analysis.project_onto(points, projection).coords, projection.coords, atol=1e-9)
 
 
+def test_pca_of_many_points_matches_their_svd():
+    """A 30k-row vocabulary takes the [D, D] scatter-matrix route: the same axes, coordinates and shares as the
+    SVD of the points themselves (an independent computation)."""
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(3000, 12)) * np.linspace(4, 0.5, 12) + 7.0
+    projection = analysis.pca(points, 3)
+    centred = points - points.mean(0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    signs = np.sign(np.sum(projection.axes * vt[:3], axis=1))
+    np.testing.assert_allclose(projection.axes, vt[:3] * signs[:, None], atol=1e-9)
+    np.testing.assert_allclose(projection.coords, centred @ (vt[:3] * signs[:, None]).T, atol=1e-8)
+    np.testing.assert_allclose(projection.explained, singular[:3] ** 2 / (singular**2).sum(), atol=1e-12)
+
+
 def test_position_similarity_depends_on_offset_only():
     pe = sinusoidal_encoding(40, 16)
     sim = analysis.position_similarity(pe)

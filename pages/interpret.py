@@ -21,10 +21,11 @@ from pages.common import (
     chart,
     kept,
     model_head_roles,
-    model_pos_probe,
     one_of,
     open_page,
+    pos_probe_job,
     position_picker,
+    wait_for,
 )
 
 VIEWS = ("Head roles", "Rollout", "Logit lens", "Query/key map", "Part of speech")
@@ -98,9 +99,8 @@ elif view == "Query/key map":
     )
     chart(figs.query_key_map_figure(qk, labels, analysis.head_label(layer, head)), "interpret_qk")
 else:
-    probe, problem = model_pos_probe(bundle)
-    if probe is None:
-        st.info(problem)
+    probe = wait_for(pos_probe_job(bundle), "Fitting a part-of-speech probe at every depth")
+    if probe is None:  # still fitting (a progress bar follows it), or it could not be (a message says why)
         st.stop()
     st.markdown(
         f"A linear probe per depth predicts each token's part of speech (12 universal tags) from the residual "

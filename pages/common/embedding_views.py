@@ -14,6 +14,8 @@ from explorer.figures.embeddings import positional_curves, projection_figure, si
 from explorer.interpret import analysis
 from explorer.model import describe
 from explorer.model.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
+from pages.common.jobs import wait_for
+from pages.common.resources import vocabulary_projection_job
 from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import BOOL, INTS, TEXT, kept, one_of, some_of
 from pages.common.widgets import chart
@@ -118,15 +120,15 @@ def projection(v: EmbeddingView) -> None:
             csv=lambda: export.matrix_csv(pca.coords, labels, axes, "token"),
         )
         return
-    scale = np.sqrt(config.d_model) if config.scale_embeddings else 1.0  # as the encoder scales them
-    table = np.asarray(bundle.params["encoder/token_embedding"]["embeddings"]) * scale
-    vocab_labels = model_token_labels(bundle)
-    pca = analysis.pca(table, components=n_dims)
-    here = analysis.project_onto(out.token_embeddings, pca)
     st.markdown(
-        f"All {table.shape[0]} rows of the embedding table (grey) projected on their top principal axes, with "
+        f"All {config.vocab_size:,} rows of the embedding table (grey) projected on their top principal axes, with "
         "this sentence's tokens on top (red). Tokens used alike in training end up close together."
     )
+    pca = wait_for(vocabulary_projection_job(bundle, n_dims), "Projecting the vocabulary", patience=0.5)
+    if pca is None:
+        return
+    vocab_labels = model_token_labels(bundle)
+    here = analysis.project_onto(out.token_embeddings, pca)
     chart(
         projection_figure(
             pca, vocab_labels, "PCA of the whole vocabulary", highlight=here, highlight_labels=labels, dims=n_dims

@@ -73,6 +73,16 @@ def head_panels(at: AppTest) -> list[str]:
     return [a["text"] for a in spec["layout"].get("annotations", [])]
 
 
+def finish_jobs(at: AppTest, timeout: float = 900) -> AppTest:
+    """Lets the page's background jobs (``pages.common.jobs``) end, then draws it again, as its progress bar
+    does in a browser (AppTest does not tick ``run_every`` fragments)."""
+    from pages.common import jobs
+
+    for job in list(jobs._JOBS.values()):
+        assert job.done.wait(timeout), job.stage
+    return at.run()
+
+
 def assert_ok(at: AppTest, title: str) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [title]
@@ -258,8 +268,9 @@ def test_embeddings_page_views():
     for view in ["Positional encoding", "Sum into layer 1", "Position similarity", "Projection (PCA)"]:
         at.segmented_control(key="embeddings_view").set_value(view).run()
         assert_ok(at, "Embeddings & positions")
-        assert at.get("plotly_chart"), view
+        assert finish_jobs(at).get("plotly_chart"), view
     at.segmented_control(key="embeddings_projection_dims").set_value("3D").run()
+    finish_jobs(at)
     assert figures(at)[0]["data"][0]["type"] == "scatter3d"
     at.segmented_control(key="embeddings_projection_what").set_value("This sentence only").run()
     assert_ok(at, "Embeddings & positions")
@@ -382,7 +393,7 @@ def test_every_interpret_view_draws_on_the_default_model(view):
     at = app("pages/interpret.py", text="She opened the [MASK] and walked in.")
     at.segmented_control(key="interpret_view").set_value(view).run()
     assert_ok(at, "Interpret")
-    assert figures(at), f"{view} drew no chart"
+    assert figures(finish_jobs(at)), f"{view} drew no chart"
     assert at.query_params.get("iview", "Head roles") == view
 
 
@@ -427,7 +438,7 @@ def test_every_view_renders_with_the_pretrained_minilm(page, key, views):
     for view in views:
         at.segmented_control(key=key).set_value(view).run()
         assert_ok(at, title)
-        assert figures(at), f"{view} drew no chart"
+        assert figures(finish_jobs(at)), f"{view} drew no chart"
 
 
 def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkeypatch):
@@ -495,3 +506,28 @@ def test_a_model_whose_tokenizer_adds_nothing_offers_no_hiding():
     at = app("pages/attention.py")
     assert_ok(at, "Attention")
     assert not [t for t in at.toggle if t.key == "attention_hide_special"]
+
+
+@pytest.mark.skipif(not brown.available(), reason="the probe needs the Brown Corpus (make corpus)")
+def test_a_slow_first_computation_shows_its_progress_and_blocks_nothing(other_bundle):
+    """The part-of-speech probe of a model nobody has probed yet: the page is drawn at once with a progress
+    bar in its place, and once the fit is done the chart replaces it."""
+    from pages.common import jobs
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["model_bundle"] = other_bundle
+    at.query_params["iview"] = "Part of speech"
+    at.run()
+    at.switch_page("pages/interpret.py").run()  # returns while the fit runs: it takes seconds at the least
+    assert_ok(at, "Interpret")
+    (bar,) = at.get("progress")
+    assert "part-of-speech probe" in bar.proto.text and not figures(at)
+    assert at.segmented_control(key="interpret_view").value == "Part of speech"  # the rest of the page is there
+    job = next(
+        job for key, job in jobs._JOBS.items() if key[0] == "part-of-speech probe" and key[2] == other_bundle.source
+    )
+    assert job.done.wait(900) and job.fraction == 1.0 and job.problem is None
+    at.run()
+    assert not at.get("progress") and [f["layout"]["title"]["text"] for f in figures(at)][0].startswith(
+        "Part of speech"
+    )

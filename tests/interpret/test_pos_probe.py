@@ -144,7 +144,11 @@ def test_the_default_model_beats_the_token_id_baseline_and_an_untrained_model_do
     """
     bundle = _default_english_model()
     engine = InferenceEngine(bundle.config)
-    trained = pos_probe.probe_bundle(bundle, engine)
+    heard: list[tuple[float, str]] = []
+    trained = pos_probe.probe_bundle(bundle, engine, progress=lambda fraction, stage: heard.append((fraction, stage)))
+    fractions = [fraction for fraction, _ in heard]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0  # a bar that only rises
+    assert len(heard) > 20 and any("1,500 of 1,500" in stage for _, stage in heard)
     untrained = pos_probe.probe_bundle(ModelBundle.random(bundle.config, bundle.vocab), engine)
     assert trained.baseline_accuracy == untrained.baseline_accuracy  # same sentences, same tokens
     assert trained.held_out_tokens > 10_000

@@ -169,6 +169,12 @@ SMALLEST_CELL = 11  # px per token below which angled labels of neighbours overl
 LARGEST_CELL = 36  # px per token above which a short sentence's heatmap is mostly empty colour
 
 
+def fitting_font(cell: float) -> int:
+    """The largest tick font (px, 6 at the least) whose labels angled at 60° clear their neighbours
+    ``cell`` px apart: a label's height across its slant is about its font size."""
+    return max(6, int(cell * 0.85))
+
+
 def _domain(low: float, high: float) -> list[float]:
     """A paper-fraction axis domain, kept inside [0, 1] despite float rounding (plotly rejects -1e-17)."""
     return [min(max(round(low, 6), 0.0), 1.0), min(max(round(high, 6), 0.0), 1.0)]
@@ -224,6 +230,10 @@ def heads_figure(
     while cols > 1 and (room - gap * (cols - 1)) / (cols * length) < SMALLEST_CELL:
         cols -= 1
     cell = int(min(LARGEST_CELL, max(8, (room - gap * (cols - 1)) / (cols * length))))
+    # Key labels are angled at 60°: neighbours clear each other while the font is under ~0.85 of a cell
+    # (a half-width Compare panel of 21 tokens overlapped at 11 px on 12 px cells).
+    font = min(font, fitting_font(cell))
+    label_px = label_margin(axis, font)
     rows = -(-count // cols)
     panel = cell * length
     # One panel per row (a narrow column): every panel names its keys, so each reads on its own.
@@ -369,6 +379,7 @@ def attention_grid(
     margin = label_margin(axis_names, font["size"])
     panel_width = (PAGE_WIDTH - margin - 80) / heads
     keys_named = panel_width / len(axis_names) >= SMALLEST_CELL
+    font = {"size": min(font["size"], fitting_font(panel_width / len(axis_names)))}
     fig.update_xaxes(type="category", showticklabels=False, tickangle=-60, tickfont=font)
     fig.update_yaxes(type="category", autorange="reversed", showticklabels=False, tickfont=font)
     fig.update_xaxes(showticklabels=keys_named, row=layers)

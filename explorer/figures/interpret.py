@@ -160,6 +160,26 @@ def rollout_figure(rollout: np.ndarray, labels: list[str]) -> go.Figure:
 # Logit lens
 
 
+# Viridis is dark below about this value and light above: cell text flips from white to black there.
+LIGHT_FROM = 0.6
+
+
+def cell_labels(values: np.ndarray, x: list[str], y: list[str], texts: list[list[str]]) -> go.Scatter:
+    """Each cell's text of a 0-1 Viridis heatmap, 12 px, white on its dark cells and black on its light
+    ones (a heatmap's own cell text takes the figures' mid-grey, which reads on neither)."""
+    values = np.asarray(values, np.float64)
+    cells = [(i, j) for i in range(len(y)) for j in range(len(x))]
+    return go.Scatter(
+        x=[x[j] for _, j in cells],
+        y=[y[i] for i, _ in cells],
+        text=[texts[i][j] for i, j in cells],
+        mode="text",
+        textfont={"size": 12, "color": ["#000000" if values[i, j] >= LIGHT_FROM else "#ffffff" for i, j in cells]},
+        hoverinfo="skip",
+        showlegend=False,
+    )
+
+
 def _check_lens(rows: list[list[dict]], snapshot_names: list[str], labels: list[str]) -> None:
     if len(rows) != len(snapshot_names):
         raise ValueError(f"{len(rows)} lens rows but {len(snapshot_names)} snapshot names; give one per snapshot.")
@@ -185,11 +205,12 @@ def logit_lens_figure(rows: list[list[dict]], snapshot_names: list[str], labels:
             zmax=1.0,
             colorscale=WEIGHT_SCALE,
             text=top,
-            texttemplate="%{text}" if len(axis) <= 32 else None,
             colorbar={"title": {"text": "probability"}, "thickness": 12},
             hovertemplate="%{y}<br>%{x}: %{text} (%{z:.2f})<extra></extra>",
         )
     )
+    if len(axis) <= 32:
+        fig.add_trace(cell_labels(probability, axis, list(snapshot_names), top))
     fig.update_xaxes(tickangle=-60, **_token_axis(len(axis)))
     fig.update_yaxes(type="category", autorange="reversed")
     return finish(fig, "Logit lens: the most likely token at every depth", 140 + 34 * len(snapshot_names))
@@ -206,20 +227,21 @@ def logit_lens_position_figure(
     k = len(cells[0])
     tokens = [[display_text(entry["token"]) for entry in cell] for cell in cells]  # [S][k]
     probability = np.array([[entry["probability"] for entry in cell] for cell in cells])  # [S, k]
+    ranks = [f"#{r + 1}" for r in range(k)]
     fig = go.Figure(
         go.Heatmap(
             z=probability,
-            x=[f"#{r + 1}" for r in range(k)],
+            x=ranks,
             y=list(snapshot_names),
             zmin=0.0,
             zmax=1.0,
             colorscale=WEIGHT_SCALE,
             text=tokens,
-            texttemplate="%{text}",
             colorbar={"title": {"text": "probability"}, "thickness": 12},
             hovertemplate="%{y} · %{x}: %{text} (%{z:.2f})<extra></extra>",
         )
     )
+    fig.add_trace(cell_labels(probability, ranks, list(snapshot_names), tokens))
     fig.update_xaxes(type="category", title="rank")
     fig.update_yaxes(type="category", autorange="reversed")
     title = f"Logit lens at {unique_labels(labels)[position]}: top tokens at every depth"

@@ -408,6 +408,11 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
     assert any("all-MiniLM-L6-v2" in m.value for m in at.sidebar.markdown)
     if page == "pages/tokens.py":
         assert "[CLS]" in at.get("html")[0].proto.body and "[SEP]" in at.get("html")[0].proto.body
+        assert any("'☃'" in w.value and "[UNK]" in w.value for w in at.warning)  # the character, and what it became
+        # Compared with cl100k_base from the start: WordPiece and BPE differ where "Café" and ☃ are cut.
+        assert at.selectbox(key="tokens_encoding").value == "cl100k_base"
+        assert any("cut differently from cl100k_base" in i.value and "WordPiece" in i.value for i in at.info)
+        assert len(at.get("html")) == 2 and at.dataframe
     if page in ("pages/fill_mask.py",):
         assert any("not trained to fill masks" in w.value for w in at.warning)
     if page == "pages/interpret.py":

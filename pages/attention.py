@@ -9,6 +9,7 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures import attention as figs
+from explorer.figures import attention_colour as colours
 from explorer.interpret import analysis
 from explorer.interpret.head_roles import NONE, role_badge
 from explorer.model import describe
@@ -82,15 +83,15 @@ if sentence.prepared.special.any():  # only a tokenizer that adds [CLS]/[SEP]-st
 kept("attention_threshold", 0.0, "threshold", FLOAT, fix=lambda v: min(max(round(float(v), 2), 0.0), 1.0))
 threshold = c4.slider("Hide weights below", 0.0, 1.0, step=0.01, key="attention_threshold")
 # No choice (the default): chosen by the text's length. Clicking the chosen option again returns to that.
-kept("attention_colour", None, "colour", OPTIONAL_TEXT, fix=lambda v: v if v is None else one_of(figs.COLOURINGS)(v))
+kept("attention_colour", None, "colour", OPTIONAL_TEXT, fix=lambda v: v if v is None else one_of(colours.COLOURINGS)(v))
 chosen_colour = c5.segmented_control(
     "Colour",
-    figs.COLOURINGS,
+    colours.COLOURINGS,
     key="attention_colour",
     help="weight 0–1: the weight itself. relative to uniform: the weight against an even spread over the keys "
     "(grey), so broad heads stay readable on long texts. With neither chosen, the text's length decides.",
 )
-colouring = chosen_colour or figs.default_colouring(length)
+colouring = chosen_colour or colours.default_colouring(length)
 trained = training_window(sentence.bundle)
 
 out = sentence.run(causal=causal)
@@ -107,7 +108,7 @@ if hide_special:
         f"Without {specials}: their rows and columns are left out, not renormalised, so a row sums to less than 1 "
         "where its query looked at them."
     )
-if colouring == figs.RELATIVE:
+if colouring == colours.RELATIVE:
     hint = "" if chosen_colour else " Choose **weight 0–1** above to see the weights themselves."
     st.caption(describe.colouring_sentence(length, chosen=chosen_colour is not None) + hint)
 if trained is not None and length > trained:

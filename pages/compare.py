@@ -4,6 +4,7 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures import attention as figs
+from explorer.figures import attention_colour as colours
 from explorer.figures.similarity import token_similarity_figure
 from explorer.interpret import analysis
 from explorer.interpret.similarity import cosine_similarity, sentence_embedding, token_similarity
@@ -54,7 +55,7 @@ if not heads:
 
 runs = [(a, a.run(), "a"), (b, b.run(), "b")]
 trained, longest = training_window(bundle), max(len(a), len(b))
-if longest > figs.RELATIVE_FROM:
+if longest > colours.RELATIVE_FROM:
     st.caption(describe.colouring_sentence(longest, chosen=False))
 if trained is not None and longest > trained:
     st.caption(describe.training_window_sentence(config, trained, longest))
@@ -73,7 +74,7 @@ for (sentence, out, name), column in zip(runs, st.columns(2), strict=True):
                 title=f"Sentence {name.upper()}"
                 + (f" (first {WINDOW} of {len(sentence)} tokens)" if len(sentence) > WINDOW else ""),
                 width=COLUMN_WIDTH,
-                colouring=figs.default_colouring(len(sentence)),
+                colouring=colours.default_colouring(len(sentence)),
                 total=len(sentence),
                 trained=trained,
             ),

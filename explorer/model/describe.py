@@ -255,7 +255,7 @@ def layer_norm_sentence(config: ModelConfig, count: int) -> str:
 
 
 def colouring_sentence(length: int, chosen: bool) -> str:
-    """Why attention is coloured relative to uniform (``explorer.figures.attention.RELATIVE``)."""
+    """Why attention is coloured relative to uniform (``explorer.figures.attention_colour.RELATIVE``)."""
     text = "Colour: each weight against uniform attention (grey: the even share 1/keys; red: more; blue: less)"
     if chosen:
         return text + "."

@@ -35,7 +35,7 @@ class AttentionView(SentenceView):
     threshold: float
     window: slice
     roles: list[list[dict]] | None  # head roles, when already known
-    colouring: str  # explorer.figures.attention.COLOURINGS
+    colouring: str  # explorer.figures.attention_colour.COLOURINGS
     trained: int | None  # where the model's training windows ended (explorer.model.bundle.training_window)
     span: slice  # the positions the views show: all, or without the tokens the tokenizer adds at the ends
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.figures import attention
+from explorer.figures import attention, attention_colour
 from explorer.interpret import analysis
 from tests.figures.test_figures import values
 
@@ -39,15 +39,15 @@ def test_relative_to_uniform_is_zero_for_an_even_spread_at_any_length():
 
 
 def test_a_long_text_opens_on_the_relative_colouring():
-    assert attention.default_colouring(attention.RELATIVE_FROM) == attention.WEIGHT
-    assert attention.default_colouring(attention.RELATIVE_FROM + 1) == attention.RELATIVE
+    assert attention_colour.default_colouring(attention_colour.RELATIVE_FROM) == attention_colour.WEIGHT
+    assert attention_colour.default_colouring(attention_colour.RELATIVE_FROM + 1) == attention_colour.RELATIVE
 
 
 def test_relative_colouring_puts_uniform_in_the_middle_and_a_focused_head_at_the_top():
     length = 512
     stack = np.stack([np.full((length, length), 1 / length), one_hot(length)])[:, :96, :96]  # a window
     labels = [f"t{i}" for i in range(96)]
-    fig = attention.heads_figure(stack, labels, ["broad", "prev"], colouring=attention.RELATIVE, total=length)
+    fig = attention.heads_figure(stack, labels, ["broad", "prev"], colouring=attention_colour.RELATIVE, total=length)
     scale = fig.layout.coloraxis
     middle = (scale.cmin + scale.cmax) / 2
     broad, prev = (values(trace.z) for trace in fig.data)
@@ -60,7 +60,7 @@ def test_relative_colouring_puts_uniform_in_the_middle_and_a_focused_head_at_the
     plain = attention.heads_figure(stack, labels, ["broad", "prev"])
     assert plain.layout.coloraxis.cmax == 1.0 and plain.data[0].customdata is None
     np.testing.assert_allclose(values(plain.data[0].z), 1 / length, rtol=1e-6)  # the bottom of 0-1: dark
-    heatmap = attention.attention_heatmap(stack[1], labels, "t", colouring=attention.RELATIVE, total=length)
+    heatmap = attention.attention_heatmap(stack[1], labels, "t", colouring=attention_colour.RELATIVE, total=length)
     assert values(heatmap.data[0].z)[10, 9] == LIMIT and heatmap.data[0].zmin == -LIMIT
 
 

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer.figures import attention, embeddings, head_measures, layernorm, model, predictions, tokens
-from explorer.interpret import analysis
+from explorer.interpret import analysis, shapes
 from explorer.model.config import ModelConfig
 from explorer.model.positional import sinusoidal_encoding, wavelengths
 
@@ -156,7 +156,7 @@ def test_layer_norm_figures():
 
 def test_model_figures():
     config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64)
-    steps = analysis.shape_walk(config, 7)
+    steps = shapes.shape_walk(config, 7)
     fig = model.architecture_figure(steps)
     texts = [t for trace in fig.data for t in trace.text]
     assert len(texts) == len(steps) and any("(4, 7, 7)" in t for t in texts)

@@ -66,8 +66,12 @@ def window_lines(trained: int | None, start: int, count: int, x: str = "x", y: s
     if trained is None or not 0 < trained - start < count:
         return []
     at = trained - start - 0.5  # between the last trained position and the first untrained one
-    style = {"type": "line", "line": {"color": "#d62728", "width": 1.5, "dash": "dash"}, "layer": "above"}
-    return [
-        {**style, "xref": x, "yref": y, "x0": at, "x1": at, "y0": -0.5, "y1": count - 0.5},
-        {**style, "xref": x, "yref": y, "x0": -0.5, "x1": count - 0.5, "y0": at, "y1": at},
-    ]
+    lines = []
+    # A white dash over a dark line: visible on every colour of both scales (a red one vanished on red cells).
+    for line in ({"color": "#1a1a1a", "width": 3}, {"color": "#ffffff", "width": 1.5, "dash": "dash"}):
+        style = {"type": "line", "line": line, "layer": "above", "xref": x, "yref": y}
+        lines += [
+            {**style, "x0": at, "x1": at, "y0": -0.5, "y1": count - 0.5},
+            {**style, "x0": -0.5, "x1": count - 0.5, "y0": at, "y1": at},
+        ]
+    return lines

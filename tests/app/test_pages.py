@@ -468,7 +468,7 @@ def test_long_text_opens_relative_to_uniform_and_names_the_training_window():
     assert "against uniform attention" in captions and "64-token" in captions
     heads = figures(at)[0]
     assert heads["layout"]["coloraxis"]["cmin"] < 0 and any(
-        s["line"]["dash"] == "dash" for s in heads["layout"]["shapes"]
+        s["line"].get("dash") == "dash" for s in heads["layout"]["shapes"]
     )
     at.segmented_control(key="attention_colour").set_value("weight 0–1").run()  # the user's choice wins
     assert figures(at)[0]["layout"]["coloraxis"]["cmin"] == 0 and at.query_params["colour"] in (

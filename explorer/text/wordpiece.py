@@ -156,11 +156,16 @@ class WordPieceVocab:
       tokenizer_file: the model's ``tokenizer.json``.
       encoding: a display name; also the ``name`` of its tokenizer.
       closed: False: a character outside the vocabulary is ``[UNK]``.
+      kind, mask_text, special_texts: what the views say about its tokens (``explorer.model.describe``).
     """
 
     tokenizer_file: str
     encoding: str = WORDPIECE_ENCODING
     closed: ClassVar[bool] = False
+    # What the views say about the tokens (explorer.model.describe), as ``explorer.text.vocab.Vocab`` says it.
+    kind: ClassVar[str] = "WordPiece"
+    mask_text: ClassVar[str] = MASK_TEXT
+    special_texts: ClassVar[tuple[str, ...]] = (CLS_TEXT, SEP_TEXT)
     _tokenizer: WordPieceTokenizer = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

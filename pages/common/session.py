@@ -24,7 +24,7 @@ from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
 from pages.common.resources import default_bundle, pretrained_bundle, training_pool
-from pages.common.url_state import url_value
+from pages.common.url_state import link_value, report_link_problem, url_value
 
 OWN_KEY = "model_own"  # this user's own models in the picker, {choice: ModelBundle}, oldest first
 OWN_COUNT_KEY = "model_own_count"  # numbers own models' choices ("trained-3"): a choice never names two models
@@ -151,8 +151,14 @@ def pick_model(choice: str) -> None:
 def model_choice() -> str:
     """Which model this user looks at: the one they chose (or the link's), else the default."""
     state = st.session_state
-    if CHOICE_KEY not in state:
+    if CHOICE_KEY not in state or link_value("model") is not None:  # first visit, or a link followed
         state[CHOICE_KEY] = url_value("model", DEFAULT)
+        if state[CHOICE_KEY] not in model_choices():
+            # A link names a shared model by its picker value; a user's own models live in one session.
+            options = ", ".join(MODEL_CHOICES)
+            report_link_problem(
+                CHOICE_WIDGET_KEY, f"**model={state[CHOICE_KEY]}** is not a model a link can open ({options})."
+            )
     if state[CHOICE_KEY] not in model_choices():
         state[CHOICE_KEY] = DEFAULT
     return state[CHOICE_KEY]

@@ -31,7 +31,7 @@ from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
 from pages.common import train_runs as runs
 from pages.common.session import PUBLISHED_KEY, TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
 from pages.common.train_runs import BUILT_KEY, RUN_NOTE_KEY
-from pages.common.url_state import sync_url
+from pages.common.url_state import link_problem_resolved, link_value, report_link_problem, sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
 ERROR_KEY = "train_error"  # why the last Play/Step/Reset could not build a trainer, or None
@@ -75,10 +75,14 @@ FORMATS = {
 def settings() -> LiveSettings:
     """This user's settings, seeded from the URL on the first run (with a warning for bad values)."""
     state = st.session_state
-    if SETTINGS_KEY not in state:
+    # On the first visit, and whenever a link this session did not write is followed (a lesson link).
+    if SETTINGS_KEY not in state or any(link_value(param) is not None for param in PARAMS.values()):
         state[SETTINGS_KEY], problems = settings_from_params(st.query_params.to_dict())
-        for problem in problems:
-            st.toast(problem)
+        for problem in problems:  # "The link's lr='banana' was ignored: …": listed until that setting changes
+            field = next(f for f, param in PARAMS.items() if problem.startswith(f"The link's {param}="))
+            report_link_problem(WIDGETS[field], problem)
+    for key in WIDGETS.values():
+        report_link_problem(key)
     return state[SETTINGS_KEY]
 
 
@@ -94,6 +98,7 @@ def _show_later(message: str) -> None:
 @reports_lost_training(_show_later)
 def _store(name: str) -> None:
     state = st.session_state
+    link_problem_resolved(WIDGETS[name])
     state[SETTINGS_KEY] = state[SETTINGS_KEY].replace(**{name: state[WIDGETS[name]]})
     trainer = state.get(TRAINER_KEY)
     if name == "learning_rate" and trainer is not None:

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.interpret.analysis import token_window, unique_labels
+from explorer.model.bundle import ModelBundle
 from explorer.training.remote_trainer import QUEUED
 from explorer.training.status import RUNNING
 from pages.common.resources import default_bundle, pretrained_bundle
@@ -29,7 +30,17 @@ from pages.common.session import (
     ready_model,
 )
 from pages.common.text import Sentence, current_sentence, text_box
-from pages.common.url_state import INT, kept, one_of, rerun_on_reconnect, route_through_app, sync_url
+from pages.common.url_state import (
+    INT,
+    kept,
+    link_notice,
+    link_problem_resolved,
+    one_of,
+    report_link_problem,
+    rerun_on_reconnect,
+    route_through_app,
+    sync_url,
+)
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
@@ -52,6 +63,11 @@ def _watch_training() -> None:
     )
 
 
+def _choose_model() -> None:
+    pick_model(st.session_state[CHOICE_WIDGET_KEY])
+    link_problem_resolved(CHOICE_WIDGET_KEY)
+
+
 def sidebar(watch_training: bool = True) -> None:
     """The thin sidebar of every page: the text box and which model the pages show.
 
@@ -59,10 +75,12 @@ def sidebar(watch_training: bool = True) -> None:
     Train page does that in its own live view).
     """
     route_through_app()
+    link_notice()
     text_box()
     if publish_trained():
         st.toast("Your trained model is ready: pick it under **Model** in the sidebar.")
     model_choice()
+    report_link_problem(CHOICE_WIDGET_KEY)  # a model the link named and this app lacks, until another is picked
     choices = model_choices()
     # As with the text box: the choice lives under its own key, which survives pages switching; the
     # widget's key is reset to it on every run.
@@ -72,7 +90,7 @@ def sidebar(watch_training: bool = True) -> None:
         list(choices),
         key=CHOICE_WIDGET_KEY,
         format_func=choices.get,
-        on_change=lambda: pick_model(st.session_state[CHOICE_WIDGET_KEY]),
+        on_change=_choose_model,
     )
     ready = ready_model()
     if ready is not None:  # until the user picks a model: the pages keep the one they show
@@ -101,12 +119,13 @@ def sidebar(watch_training: bool = True) -> None:
         rerun_on_reconnect()
 
 
-def open_page(title: str, caption: str) -> Sentence:
+def open_page(title: str, caption: str | Callable[[ModelBundle], str]) -> Sentence:
     """The opening every page about the current sentence shares: the sidebar, a title and caption, and the
-    sentence (the page stops after a message when there is none, e.g. an empty text)."""
+    sentence (the page stops after a message when there is none, e.g. an empty text). ``caption`` may be a
+    function of the model shown, for a caption that describes it (``explorer.model.describe``)."""
     sidebar()
     st.title(title)
-    st.caption(caption)
+    st.caption(caption(current_bundle()) if callable(caption) else caption)
     sentence = current_sentence()
     if sentence is None:
         st.stop()
@@ -132,6 +151,11 @@ def chart(
     # A figure that sets its own width (square heatmap cells) keeps it; the others fill the column.
     width = "content" if fig.layout.width else "stretch"
     st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None, width=width)
+    download_row(key, csv, json)
+
+
+def download_row(key: str, csv: Callable[[], str] | None = None, json: Callable[[], str] | None = None) -> None:
+    """CSV and/or JSON download buttons for a view's numbers, named after ``key`` (made only on a click)."""
     if csv is None and json is None:
         return
     downloads = [d for d in (("csv", csv, "text/csv"), ("json", json, "application/json")) if d[1] is not None]
@@ -150,21 +174,23 @@ def chart(
         )
 
 
-def window_control(length: int, key: str, param: str = "from") -> slice:
+def window_control(length: int, key: str, param: str = "from", first: int = 0) -> slice:
     """For inputs longer than ``WINDOW`` tokens, a slider that pages through positions (kept in the link as
-    ``param``); else all of them."""
+    ``param``); else all of them. ``first``: the positions are ``first .. first + length - 1`` (the text
+    without a leading [CLS])."""
     if length <= WINDOW:
-        return slice(0, length)
+        return slice(first, first + length)
     # The text may have got shorter since the slider was set: clip its value to the new range.
-    kept(key, 0, param, INT, fix=lambda start: token_window(length, start, WINDOW).start)
+    kept(key, first, param, INT, fix=lambda start: first + token_window(length, start - first, WINDOW).start)
     start = st.slider(
         f"Long input: show positions from (window of {WINDOW})",
-        min_value=0,
-        max_value=length - WINDOW,
+        min_value=first,
+        max_value=first + length - WINDOW,
         step=8,
         key=key,
     )
-    return token_window(length, start, WINDOW)
+    window = token_window(length, start - first, WINDOW)
+    return slice(first + window.start, first + window.stop)
 
 
 def position_picker(

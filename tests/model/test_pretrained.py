@@ -30,7 +30,7 @@ from explorer.model.encoder import (
 )
 from explorer.model.inference import InferenceEngine
 from explorer.model.pretrained import WeightMappingError, config_from_bert, params_from_bert
-from explorer.pipeline import NO_OUTPUT_HEAD, position_predictions, run_text
+from explorer.pipeline import NO_OUTPUT_HEAD, position_predictions, prepare_text, run_text
 from explorer.text.vocab import Vocab
 
 needs_minilm = pytest.mark.skipif(pretrained.available() is not None, reason=str(pretrained.available()))
@@ -451,6 +451,29 @@ def test_part_of_speech_tags_land_on_their_words_with_wordpiece(minilm):
 
 
 @needs_minilm
+@pytest.mark.parametrize(
+    "text,changed",
+    [
+        ("She opened the door.", []),  # the same cuts, though WordPiece spells "door" and BPE " door"
+        # "Un|belie|vably" against "un|##bel|##ie|##va|##bly": they share the boundaries after "Un" and "belie".
+        ("Unbelievably long lines [MASK] here.", [(("belie",), ("##bel", "##ie")), (("vably",), ("##va", "##bly"))]),
+    ],
+)  # fmt: skip
+def test_wordpiece_and_bpe_cuts_are_compared_by_their_boundaries(minilm, text, changed):
+    """The Tokens page compares MiniLM's tokens with cl100k_base's: both tile the text (byte counts with the
+    spaces before each piece, a [MASK] with the space it takes), so a stretch differs only where either side
+    cuts it into several pieces."""
+    from explorer.text.tokenizer import Tokenizer, differences
+
+    bundle, _ = minilm
+    full = Tokenizer("cl100k_base").encode(text, 512)
+    prepared = prepare_text(bundle, text)
+    assert sum(full.byte_counts) == len(text.encode()) == sum(prepared.text_tokens.byte_counts)
+    found = differences(full, prepared.text_tokens)
+    assert found == changed
+
+
+@needs_minilm
 def test_long_text_is_truncated_keeping_sep(minilm):
     bundle, engine = minilm
     text = " ".join(["word"] * 600)
@@ -465,9 +488,14 @@ def test_long_text_is_truncated_keeping_sep(minilm):
 @needs_minilm
 def test_pipeline_flags_unknown_and_refuses_predictions(minilm):
     bundle, engine = minilm
+    run = run_text(bundle, engine, "snow ☃ man 漢")
+    assert run.unknown.tolist() == [False, False, True, False, False, False]
+    (notice,) = run.prepared.notices
+    # The notice quotes the characters the user typed, not the [UNK] they became.
+    assert "read as [UNK]" in notice and "'☃'" in notice and "'[UNK]'" not in notice
+    assert run.prepared.special.tolist() == [True, False, False, False, False, True]  # [CLS] … [SEP]
+    assert run.prepared.text_tokens.pieces == ("snow", "[UNK]", "man", "漢")
     run = run_text(bundle, engine, "snow ☃ man")
-    assert run.unknown.tolist() == [False, False, True, False, False]
-    assert any("[UNK]" in notice for notice in run.prepared.notices)
     assert run.result.logits.shape == (5, 0)
     with pytest.raises(ValueError, match="no prediction head") as error:
         position_predictions(bundle, engine, run.model_ids)

@@ -1,8 +1,8 @@
 """The Train page's settings and its Play/Pause, Step and Reset buttons.
 
-The settings live in session state as one ``LiveSettings`` (``SETTINGS_KEY``), seeded once from the URL
-(a lesson link, ``explorer.training.lesson``) and mirrored back into it, so a link shares exactly this
-setup. Widgets are re-seeded from it on every run: their own keys are forgotten when another page runs.
+The settings live in session state as one ``LiveSettings`` (``SETTINGS_KEY``), seeded from the URL (a
+lesson link, ``explorer.training.lesson``) on the first visit and whenever a link this session did not
+write is followed, and mirrored back into it, so a link shares exactly this setup. Widgets are re-seeded from it on every run: their own keys are forgotten when another page runs.
 Buttons act in callbacks, which run before the script, so a click is never lost to a rerun. The trainer
 lives in a training worker process (``make_trainer``); a training whose worker went away raises
 ``TrainingLost``, which a callback turns into a message, never a traceback.
@@ -16,7 +16,7 @@ import dataclasses
 
 import streamlit as st
 
-from explorer.text.texts import TEXT_LABELS, text_available
+from explorer.text.texts import TEXT_LABELS
 from explorer.training.config import LIVE_CHOICES, LIVE_SEED_RANGE, LIVE_STEP_RANGE, LiveSettings
 from explorer.training.lesson import (
     CONTROL_GROUPS,
@@ -30,12 +30,11 @@ from explorer.training.status import ENDED, FAILED
 from explorer.training.tasks import TASK_DESCRIPTIONS, TEXT_TASKS
 from pages.common import train_runs as runs
 from pages.common.session import PUBLISHED_KEY, TRAINER_KEY, make_trainer, publish_trained, reports_lost_training
-from pages.common.train_runs import BUILT_KEY, RUN_NOTE_KEY
+from pages.common.train_runs import BUILT_KEY, RUN_NOTE_KEY, TEXT_FILE_KEY
 from pages.common.url_state import link_problem_resolved, link_value, report_link_problem, sync_url
 
 SETTINGS_KEY = "train_settings"  # the LiveSettings the page shows
 ERROR_KEY = "train_error"  # why the last Play/Step/Reset could not build a trainer, or None
-TEXT_FILE_KEY = "train_text_file"
 WIDGETS = {  # LiveSettings field -> widget key
     "task": "train_task",
     "text": "train_text",
@@ -164,25 +163,12 @@ def sync_settings_url() -> None:
     runs.sync_run_url()
 
 
-def _training_text(current: LiveSettings) -> tuple[str | None, str | None, str | None]:
-    """(uploaded text or None, its file name, a problem): what a text task would train on."""
-    upload = st.session_state.get(TEXT_FILE_KEY)
-    if current.task not in TEXT_TASKS:
-        return None, None, None
-    if upload is not None:
-        try:
-            return upload.getvalue().decode("utf-8"), upload.name, None
-        except UnicodeDecodeError:
-            return None, None, f"{upload.name} is not UTF-8 text; save it as UTF-8 and upload it again."
-    return None, None, text_available(current.text)
-
-
 def _build():
     """A new trainer from the current settings in place of the old one; None (and an error) if it cannot."""
     state = st.session_state
     state[ERROR_KEY] = None
     current = settings()
-    text, name, problem = _training_text(current)
+    text, name, problem = runs.training_text(current)
     if problem:
         state[ERROR_KEY] = problem
         return None

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from explorer.text.texts import UPLOADED
+from explorer.text.texts import UPLOADED, text_available
 from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RunOpenElsewhere, TrainingLost
 from explorer.training.tasks import TEXT_TASKS
@@ -26,6 +26,7 @@ RUN_NOTE_KEY = "train_run_note"  # what became of the run the link names, when i
 RUN_TRIED_KEY = "train_run_tried"  # the run id this session tried to take up (once per id)
 MAX_PAST_RUNS = 4  # curves only (no parameters): a few lists of floats per session
 RUN_PARAM = "run"  # the link's run id
+TEXT_FILE_KEY = "train_text_file"  # the user's own training text (an uploaded file), for the text tasks
 # Said when the link names a run this server does not have: it ended and was cleared, or the server (or
 # the replica of a class server) it ran on stopped. A class server's failover sends the browser to another
 # replica with the same link, so this is what a student sees there: keep it plain and keep Play working.
@@ -33,6 +34,19 @@ RUN_LOST = (
     "The run in this link is no longer on the server (it ended and was cleared, or the server it ran on "
     "restarted). Its settings are restored from the link: press **Play** to start it again."
 )
+
+
+def training_text(current: LiveSettings) -> tuple[str | None, str | None, str | None]:
+    """(uploaded text or None, its file name, a problem): what a text task would train on."""
+    upload = st.session_state.get(TEXT_FILE_KEY)
+    if current.task not in TEXT_TASKS:
+        return None, None, None
+    if upload is not None:
+        try:
+            return upload.getvalue().decode("utf-8"), upload.name, None
+        except UnicodeDecodeError:
+            return None, None, f"{upload.name} is not UTF-8 text; save it as UTF-8 and upload it again."
+    return None, None, text_available(current.text)
 
 
 def archive(trainer) -> None:

@@ -54,7 +54,8 @@ def read_every_page(model: str) -> dict[str, str]:
     if model == "minilm":
         at.query_params["model"] = "minilm"
     elif MODELS[model] is not None:
-        at.session_state["model_bundle"] = own_model(**MODELS[model])
+        at.session_state["model_own"] = {"uploaded-1": own_model(**MODELS[model])}  # in the picker, chosen
+        at.session_state["model_choice"] = "uploaded-1"
     at.run()
     read = {}
     for page, title in PAGES.items():
@@ -79,7 +80,7 @@ def test_the_pages_explain_the_model_on_screen(model):
     if model == "minilm":
         bundle = pretrained.load_minilm()
     elif MODELS[model] is not None:
-        bundle = at.session_state["model_bundle"]
+        bundle = at.session_state["model_own"]["uploaded-1"]
     else:
         from explorer import DEFAULT_CHECKPOINT
         from explorer.model import checkpoint

@@ -522,7 +522,8 @@ def test_a_slow_first_computation_shows_its_progress_and_blocks_nothing(other_bu
     from pages.common import jobs
 
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["model_bundle"] = other_bundle
+    at.session_state["model_own"] = {"uploaded-1": other_bundle}  # in the picker, chosen
+    at.session_state["model_choice"] = "uploaded-1"
     at.query_params["iview"] = "Part of speech"
     at.run()
     at.switch_page("pages/interpret.py").run()  # returns while the fit runs: it takes seconds at the least

@@ -23,7 +23,8 @@ TEXT = "She opened the door and walked into the room."
 def open_step_through(bundle=None, **query: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     if bundle is not None:
-        at.session_state["model_bundle"] = bundle  # the user's own model, as the Train page leaves it
+        at.session_state["model_own"] = {"uploaded-1": bundle}  # the user's own model, in the picker and chosen
+        at.session_state["model_choice"] = "uploaded-1"
     for key, value in query.items():
         at.query_params[key] = value
     at.run()

@@ -66,7 +66,8 @@ heads = c2.pills(
     key="attention_heads",
     format_func=head_name,
 )
-c3, c4, c5, c6 = st.columns([1, 1, 1, 1])
+# The colour choice needs the room of its two options ("relative to uniform" was cut off in a quarter).
+c3, c4, c5, c6 = st.columns([1, 1, 1.45, 1])
 kept("attention_causal", False, "causal", BOOL)
 causal = c3.toggle(
     "Causal mask",

@@ -349,12 +349,21 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
     Shapes are for one sentence (batch axis dropped); inside jit the sentence is padded to its bucket.
     """
     t, d, h, k, f, v = length, config.d_model, config.num_heads, config.key_size, config.ffn_size, config.vocab_size
+    e = config.embedding_width
     steps = [
         ShapeStep("input", "token ids (model vocabulary)", "[T]", (t,)),
         ShapeStep("input", f"token embedding lookup x sqrt(D={d})", "[T, D]", (t, d)),
         ShapeStep("input", f"positional encoding ({config.positional})", "[T, D]", (t, d)),
         ShapeStep("input", "sum: the residual stream enters layer 1", "[T, D]", (t, d)),
     ]
+    if e != d:  # ELECTRA: narrow embeddings, projected up to the model width before layer 1
+        steps = [
+            ShapeStep("input", "token ids (model vocabulary)", "[T]", (t,)),
+            ShapeStep("input", "token embedding lookup", "[T, E]", (t, e)),
+            ShapeStep("input", f"positional encoding ({config.positional})", "[T, E]", (t, e)),
+            ShapeStep("input", "sum of the embeddings", "[T, E]", (t, e)),
+            ShapeStep("input", "linear E -> D: the residual stream enters layer 1", "[T, D]", (t, d)),
+        ]
     pre = config.layer_norm == "pre"
     for layer in range(config.num_layers):
         stage = f"layer {layer + 1}"
@@ -383,7 +392,14 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
         steps.append(ShapeStep("output", "final layer norm", "[T, D]", (t, d)))
     if not config.output_head:
         return steps  # a sentence encoder: its output is the final hidden states
-    head = "output head: hidden · embeddingᵀ + bias (tied)" if config.tie_embeddings else "output head: linear D -> V"
+    if config.head_transform:
+        steps.append(ShapeStep("output", "head transform: linear D -> E, activation, layer norm", "[T, E]", (t, e)))
+    width = "E" if config.head_transform else "D"
+    head = (
+        "output head: hidden · embeddingᵀ + bias (tied)"
+        if config.tie_embeddings
+        else f"output head: linear {width} -> V"
+    )
     steps.append(ShapeStep("output", f"{head} (logits)", "[T, V]", (t, v)))
     return steps
 
@@ -401,7 +417,7 @@ def parameter_groups(counts: dict[str, int]) -> list[tuple[str, str, int]]:
         else:
             if "embedding" in module:
                 group = "embedding"
-            elif "output_head" in module or "output_bias" in module:
+            elif "output_head" in module or "output_bias" in module or module.startswith("encoder/head_"):
                 group = "output head"
             elif "final_norm" in module:
                 group = "final layer norm"

@@ -52,7 +52,7 @@ class ModelConfig:
     # learn from being predicted too. Checkpoints saved before this field existed have a separate head.
     # (Without an output head there is nothing to tie.)
     tie_embeddings: bool = True
-    # The fields below describe pretrained BERT-style encoders (explorer/model/pretrained.py); their defaults are
+    # The fields below describe pretrained BERT-style encoders (explorer/model/pretrained/); their defaults are
     # what every model before them did, so old checkpoints, parameter trees and outputs are unchanged.
     scale_embeddings: bool = True  # the paper multiplies embedding rows by sqrt(D); BERT adds them unscaled
     token_types: int = 0  # rows of a segment (token-type) embedding added to every token; BERT has 2, we use row 0

@@ -207,7 +207,8 @@ def run_all(quick: bool = False, model: str = "default") -> dict[str, Any]:
     }
     if notice:
         report["notice"] = notice
-    report["forward"] = forward_latency(engine, params, repeats=60 if quick else 400)
+    lengths = tuple(n for n in (32, 128, 512) if n <= config.max_len)  # a model's longest input bounds them
+    report["forward"] = forward_latency(engine, params, lengths, repeats=60 if quick else 400)
     report["forward_ms"] = {str(row["tokens"]): row["forward_ms"] for row in report["forward"]}
     if model != "default":
         return report

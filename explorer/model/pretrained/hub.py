@@ -126,7 +126,6 @@ def resolve(repo_id: str, progress: Progress | None = None) -> Path:
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    report(f"Asking the Hugging Face Hub for {repo_id}…")
     try:
         info = HfApi().model_info(repo_id, files_metadata=True)
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:

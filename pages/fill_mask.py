@@ -1,5 +1,7 @@
 """Fill mask page: what a masked-token model guesses at every [MASK] of the text (the fill-mask pipeline)."""
 
+import re
+
 import streamlit as st
 
 from explorer import export
@@ -32,6 +34,22 @@ def use_example(text: str) -> None:
     st.session_state[TEXT_KEY] = text
 
 
+def best_guess(text: str, guesses: list[str], mask_texts: list[str]) -> str:
+    """The text with each mask (typed as any of ``mask_texts``), in order, replaced by its top guess in bold:
+    the text as typed, whatever the vocabulary's pieces look like (`` door``, ``door``, ``##s``)."""
+    pattern = re.compile("|".join(re.escape(m) for m in dict.fromkeys(mask_texts)))
+    words = iter(guesses)
+
+    def bold(found: re.Match) -> str:
+        word = next(words, None)
+        if word is None:
+            return found.group(0)  # a mask past the model's maximum length
+        core = word.strip().removeprefix("##")
+        return f"**{core}**" if core else found.group(0)
+
+    return pattern.sub(bold, text).replace("\n", " ")
+
+
 sidebar()
 st.title("Fill mask")
 st.caption(
@@ -46,10 +64,10 @@ for i, (column, example) in enumerate(zip(cols, EXAMPLES, strict=True)):
 sentence = prepare(current_text(), bundle)
 if sentence is None:
     st.stop()
-if bundle.task != "mlm":
+if not bundle.fills_masks:
     st.warning(
         f"The model shown ({bundle.source}) was not trained to fill masks; choose a masked-token model (the "
-        "default, or train one with the mlm task on the Train page)."
+        "default, a pretrained masked-LM, or train one with the mlm task on the Train page)."
     )
     st.stop()
 kept("fill_top", 5, "top", INT, fix=one_of(range(1, 21)))
@@ -73,13 +91,8 @@ if not sentence.prepared.mask_positions:
     )
     st.stop()
 fills = fill_mask(bundle, sentence.engine, sentence.prepared, k=top)
-pieces = list(sentence.tokenized.pieces)
-for fill in fills:
-    guess = fill.predictions[0][0]
-    core = guess.lstrip()
-    # The space stays outside the bold marks: "** door**" is not bold in Markdown.
-    pieces[fill.position] = f"{guess[: len(guess) - len(core)]}**{core}**" if core else guess
-st.markdown("Best guess: " + "".join(pieces).replace("\n", " "))
+guesses = [fill.predictions[0][0] for fill in fills]
+st.markdown("Best guess: " + best_guess(current_text(), guesses, [MASK_TEXT, bundle.vocab.mask_text]))
 for number, fill in enumerate(fills, start=1):
     names = [display_text(token) for token, _ in fill.predictions]
     probs = [p for _, p in fill.predictions]

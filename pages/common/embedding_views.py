@@ -58,13 +58,13 @@ def positional_encoding(v: EmbeddingView) -> None:
             "embedding; nothing forces its dimensions into clocks, so each curve is whatever training made it."
         )
     v.matrix(out.positional_encodings, "Positional encodings [T, D]", "embeddings_positions", "positional_encodings")
-    dims = list(range(config.d_model))
-    kept("embeddings_dims", default_curve_dimensions(config.d_model), "dims", INTS, fix=some_of(dims))
+    dims = list(range(config.embedding_width))
+    kept("embeddings_dims", default_curve_dimensions(config.embedding_width), "dims", INTS, fix=some_of(dims))
     chosen = st.multiselect("Dimensions to plot", dims, key="embeddings_dims")
     if not chosen:
         st.info("Choose at least one dimension to plot its curve.")
         return
-    periods = wavelengths(config.d_model) if config.positional == "sinusoidal" else None
+    periods = wavelengths(config.embedding_width) if config.positional == "sinusoidal" else None
     chart(
         positional_curves(out.positional_encodings, chosen, labels, periods),
         "embeddings_curves",
@@ -99,7 +99,7 @@ def position_similarity(v: EmbeddingView) -> None:
     )
     if config.positional == "sinusoidal":
         with st.expander("The same for 128 positions, independent of the sentence"):
-            sim = analysis.position_similarity(sinusoidal_encoding(128, config.d_model), cosine=cosine)
+            sim = analysis.position_similarity(sinusoidal_encoding(128, config.embedding_width), cosine=cosine)
             positions = [str(i) for i in range(128)]
             chart(
                 similarity_heatmap(sim, positions, "PE·PEᵀ over 128 positions"),
@@ -132,7 +132,7 @@ def projection(v: EmbeddingView) -> None:
             csv=lambda: export.matrix_csv(pca.coords, labels, axes, "token"),
         )
         return
-    scale = np.sqrt(config.d_model) if config.scale_embeddings else 1.0  # as the encoder scales them
+    scale = np.sqrt(config.embedding_width) if config.scale_embeddings else 1.0  # as the encoder scales them
     table = np.asarray(bundle.params["encoder/token_embedding"]["embeddings"]) * scale
     vocab_labels = model_token_labels(bundle)
     pca = analysis.pca(table, components=n_dims)

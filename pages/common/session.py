@@ -1,6 +1,6 @@
-"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM or their
-own), this user's trainer (built in one place, ``make_trainer``), and handing a finished training's model
-to every page.
+"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM, their own,
+or a pretrained model the server offers or, in a single-user run, one they opened), this user's trainer
+(built in one place, ``make_trainer``), and handing a finished training's model to every page.
 
 Nothing here is shared between sessions: it all lives in ``st.session_state``.
 """
@@ -20,18 +20,58 @@ from explorer.model.bundle import ModelBundle
 from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
-from pages.common.resources import default_bundle, pretrained_bundle, training_pool
+from pages.common.resources import (
+    READY,
+    default_bundle,
+    model_load,
+    offered_models,
+    open_models,
+    pretrained_bundle,
+    training_pool,
+)
 from pages.common.url_state import url_value
 
 MODEL_KEY = "model_bundle"  # this user's own model (trained here or uploaded), if any
-CHOICE_KEY = "model_choice"  # which model every page shows: one of MODEL_CHOICES (the sidebar picker)
+CHOICE_KEY = "model_choice"  # which model every page shows: one of ``model_choices()`` (the sidebar picker)
 CHOICE_WIDGET_KEY = "sidebar_model"  # the picker's own widget key
+OPENED_KEY = "model_opened"  # folders and Hub ids this user opened (a single-user run only), in order
+NOTE_KEY = "model_note"  # why the link's model is not the one shown, until the user picks one
 DEFAULT, PRETRAINED, OWN = "default", "minilm", "own"
 MODEL_CHOICES = {
     DEFAULT: "English MLM (default)",
     PRETRAINED: "MiniLM-L6 (pretrained)",
     OWN: "Your model",
 }
+
+
+def model_label(spec: str) -> str:
+    """How the picker names a model: its own label, a Hub id as it is, a folder by its name."""
+    if spec in MODEL_CHOICES:
+        return MODEL_CHOICES[spec]
+    return f"{spec.rstrip('/').rsplit('/', 1)[-1]} (folder)" if spec.startswith(("/", ".", "~")) else spec
+
+
+def model_choices() -> dict[str, str]:
+    """What this user's picker offers, ``{choice: label}``: the default, MiniLM, their own model once they
+    have one, the server's models (``EXPLORER_MODELS``) and, in a single-user run, what they opened."""
+    state = st.session_state
+    choices = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in state]
+    choices += list(offered_models()) + (list(state.get(OPENED_KEY, [])) if open_models() else [])
+    return {choice: model_label(choice) for choice in dict.fromkeys(choices)}
+
+
+def open_model(spec: str) -> None:
+    """Opens a folder or Hub id the user typed (a single-user run only): it joins their picker and is shown."""
+    spec = spec.strip()
+    if not spec or not open_models():
+        return
+    state = st.session_state
+    state[OPENED_KEY] = list(dict.fromkeys([*state.get(OPENED_KEY, []), spec]))
+    state[CHOICE_KEY] = spec
+    state.pop(NOTE_KEY, None)
+    model_load(spec, retry=True)
+
+
 TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 
@@ -94,26 +134,41 @@ def publish_trained() -> bool:
 
 
 def model_choice() -> str:
-    """Which model this user looks at: their own once they have one, else the default, unless they chose."""
+    """Which model this user looks at: their own once they have one, else the default, unless they chose.
+
+    A link's ``?model=`` is honoured when the server offers that model (or, in a single-user run, opens it);
+    otherwise the default is shown and the sidebar says why once.
+    """
     state = st.session_state
     if CHOICE_KEY not in state:
-        state[CHOICE_KEY] = url_value("model", OWN if MODEL_KEY in state else DEFAULT)
-    if state[CHOICE_KEY] not in MODEL_CHOICES or (state[CHOICE_KEY] == OWN and MODEL_KEY not in state):
+        wanted = url_value("model", OWN if MODEL_KEY in state else DEFAULT)
+        if wanted not in model_choices() and wanted not in (OWN, DEFAULT):
+            if open_models():
+                open_model(wanted)
+            else:
+                state[NOTE_KEY] = f"The link asks for the model {wanted!r}, which this server does not offer."
+        state[CHOICE_KEY] = wanted
+    if state[CHOICE_KEY] not in model_choices():
         state[CHOICE_KEY] = DEFAULT
     return state[CHOICE_KEY]
 
 
 def current_bundle() -> ModelBundle:
-    """The model this user's pages show: the default, the pretrained MiniLM, or their own. (A finished
-    training's model is published by the sidebar, which every page draws first: asking its worker here
-    again would cost another round trip per rerun.)"""
+    """The model this user's pages show: the default, the pretrained MiniLM, their own, or a pretrained model
+    the server loads (the default until it is ready; the sidebar shows the loading). (A finished training's
+    model is published by the sidebar, which every page draws first: asking its worker here again would cost
+    another round trip per rerun.)"""
     choice = model_choice()
     if choice == PRETRAINED:
         bundle, _ = pretrained_bundle()
         if bundle is not None:
             return bundle
-    if choice == OWN:
+    elif choice == OWN:
         return st.session_state[MODEL_KEY]
+    elif choice != DEFAULT:
+        status, _, bundle, _ = model_load(choice).snapshot()
+        if status == READY:
+            return bundle
     return default_bundle()[0]
 
 

@@ -13,6 +13,7 @@ from explorer.model.bundle import ModelBundle
 from explorer.model.config import ModelConfig
 from explorer.model.inference import InferenceEngine, Inspection
 from explorer.pipeline import EmptyText, PreparedText, prepare_text, run_text
+from explorer.text.pretrained_vocab import PretrainedVocab
 from explorer.text.tokenizer import Tokenized, display_text
 from explorer.text.vocab import Vocab
 from pages.common.resources import get_engine
@@ -145,7 +146,12 @@ def model_token_labels(bundle: ModelBundle) -> list[str]:
 
 
 @st.cache_data(
-    show_spinner=False, max_entries=8, hash_funcs={Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids)}
+    show_spinner=False,
+    max_entries=8,
+    hash_funcs={
+        Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids),
+        PretrainedVocab: lambda vocab: (vocab.folder, vocab.encoding, vocab.rows),
+    },
 )
-def _vocab_labels(vocab: Vocab) -> list[str]:
+def _vocab_labels(vocab: Vocab | PretrainedVocab) -> list[str]:
     return [display_text(vocab.token_text(i)) for i in range(vocab.size)]

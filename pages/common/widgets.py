@@ -11,20 +11,23 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.interpret.analysis import token_window, unique_labels
+from explorer.model.bundle import SENTENCE_SIMILARITY
 from explorer.training.remote_trainer import QUEUED
 from explorer.training.status import RUNNING
-from pages.common.resources import default_bundle, pretrained_bundle
+from pages.common.resources import FAILED, LOADING, default_bundle, model_load, open_models, pretrained_bundle
 from pages.common.session import (
     CHOICE_KEY,
     CHOICE_WIDGET_KEY,
     DEFAULT,
     MODEL_CHOICES,
-    MODEL_KEY,
+    NOTE_KEY,
     OWN,
     PRETRAINED,
     TRAINER_KEY,
     current_bundle,
     model_choice,
+    model_choices,
+    open_model,
     publish_trained,
 )
 from pages.common.text import Sentence, current_sentence, text_box
@@ -32,6 +35,27 @@ from pages.common.url_state import INT, kept, one_of, route_through_app, sync_ur
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
+OPEN_WIDGET_KEY = "sidebar_open_model"  # the text box that opens a folder or Hub id (a single-user run)
+
+
+def _pick() -> None:
+    st.session_state[CHOICE_KEY] = st.session_state[CHOICE_WIDGET_KEY]
+    st.session_state.pop(NOTE_KEY, None)
+
+
+def _open_typed() -> None:
+    typed = st.session_state.get(OPEN_WIDGET_KEY, "")
+    st.session_state[OPEN_WIDGET_KEY] = ""  # the box empties: the model is in the picker now
+    open_model(typed)
+
+
+def _watch_loading(spec: str) -> None:
+    """While a pretrained model loads in the server's background, says what it is doing; when it is done,
+    reruns the page so every view shows it (the pages show the default model meanwhile)."""
+    status, message, _, seconds = model_load(spec).snapshot()
+    if status != LOADING:
+        st.rerun()  # the whole page
+    st.caption(f"Loading **{spec}** ({seconds:.0f} s): {message} The pages show the default model until it is ready.")
 
 
 def _watch_training() -> None:
@@ -61,24 +85,44 @@ def sidebar(watch_training: bool = True) -> None:
     text_box()
     publish_trained()
     model_choice()
-    options = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in st.session_state]
+    choices = model_choices()
     # As with the text box: the choice lives under its own key, which survives pages switching; the
     # widget's key is reset to it on every run.
     st.session_state[CHOICE_WIDGET_KEY] = st.session_state[CHOICE_KEY]
     st.sidebar.selectbox(
         "Model",
-        options,
+        list(choices),
         key=CHOICE_WIDGET_KEY,
-        format_func=MODEL_CHOICES.get,
-        on_change=lambda: st.session_state.update({CHOICE_KEY: st.session_state[CHOICE_WIDGET_KEY]}),
+        format_func=choices.get,
+        on_change=_pick,
     )
-    sync_url("model", st.session_state[CHOICE_KEY] if st.session_state[CHOICE_KEY] != OWN else DEFAULT, DEFAULT)
-    if st.session_state[CHOICE_KEY] == PRETRAINED and pretrained_bundle()[1]:
+    if open_models():
+        st.sidebar.text_input(
+            "Open a model",
+            key=OPEN_WIDGET_KEY,
+            placeholder="bert-base-uncased, or /path/to/folder",
+            help="A folder in Hugging Face's layout (config.json, model.safetensors, a tokenizer) or a Hugging Face "
+            "Hub id: BERT, RoBERTa, DistilBERT or ELECTRA. A Hub model is downloaded once into the Hugging Face cache.",
+            on_change=_open_typed,
+        )
+    choice = st.session_state[CHOICE_KEY]
+    sync_url("model", choice if choice != OWN else DEFAULT, DEFAULT)
+    if st.session_state.get(NOTE_KEY):  # until the user picks a model
+        st.sidebar.info(st.session_state[NOTE_KEY])
+    if choice == PRETRAINED and pretrained_bundle()[1]:
         st.sidebar.warning(f"{pretrained_bundle()[1]} Showing the default model meanwhile.")
+    if choice not in MODEL_CHOICES:
+        status, message, _, _ = model_load(choice).snapshot()
+        if status == LOADING:
+            with st.sidebar:
+                st.fragment(run_every=0.5)(_watch_loading)(choice)
+        elif status == FAILED:
+            st.sidebar.warning(f"{message} Showing the default model meanwhile.")
     bundle = current_bundle()
     st.sidebar.markdown(f"**Model:** {bundle.source}")
     if not bundle.config.output_head:
-        st.sidebar.caption("A sentence encoder without a prediction head: views of predictions say so.")
+        kind = "A sentence encoder" if bundle.task == SENTENCE_SIMILARITY else "An encoder"
+        st.sidebar.caption(f"{kind} without a prediction head: views of predictions say so.")
     elif not bundle.trained:
         st.sidebar.warning("Untrained model: random weights, so attention patterns and predictions are noise.")
     else:

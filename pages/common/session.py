@@ -42,6 +42,8 @@ MODEL_CHOICES = {
     PRETRAINED: "MiniLM-L6 (pretrained)",
     OWN: "Your model",
 }
+TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
+PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 
 
 def model_label(spec: str) -> str:
@@ -70,10 +72,6 @@ def open_model(spec: str) -> None:
     state[CHOICE_KEY] = spec
     state.pop(NOTE_KEY, None)
     model_load(spec, retry=True)
-
-
-TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
-PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 
 
 def browser_session() -> tuple[str | None, Callable[[], bool] | None]:
@@ -137,7 +135,7 @@ def model_choice() -> str:
     """Which model this user looks at: their own once they have one, else the default, unless they chose.
 
     A link's ``?model=`` is honoured when the server offers that model (or, in a single-user run, opens it);
-    otherwise the default is shown and the sidebar says why once.
+    otherwise the default is shown and the sidebar says why, until the user picks a model.
     """
     state = st.session_state
     if CHOICE_KEY not in state:

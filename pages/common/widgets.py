@@ -39,8 +39,10 @@ OPEN_WIDGET_KEY = "sidebar_open_model"  # the text box that opens a folder or Hu
 
 
 def _pick() -> None:
-    st.session_state[CHOICE_KEY] = st.session_state[CHOICE_WIDGET_KEY]
+    choice = st.session_state[CHOICE_KEY] = st.session_state[CHOICE_WIDGET_KEY]
     st.session_state.pop(NOTE_KEY, None)
+    if choice not in MODEL_CHOICES:
+        model_load(choice, retry=True)  # picked again after a failure: the files or the network may be back
 
 
 def _open_typed() -> None:

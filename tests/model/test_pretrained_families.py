@@ -401,7 +401,8 @@ def test_the_memory_needed_is_said_first_and_too_much_is_refused(folders, monkey
     assert estimate.weights == 4 * parameters
     assert said[0].endswith(f"{estimate.describe()}.") and said[0].startswith(f"{folder.name}: ")
     # BERT-base: 110M parameters are 418 MiB of float32 weights; at 512 tokens its attention maps alone (scores
-    # and weights, [12, 12, 512, 512] each) are 288 MiB, counted twice (the program's buffers, the copy read).
+    # and weights, [12, 12, 512, 512] each) are 288 MiB, counted three times (the program's buffers, its
+    # stacked outputs, the copy read).
     base = memory_needed(
         bundle.config.__class__(
             vocab_size=30522, d_model=768, num_heads=12, num_layers=12, ffn_size=3072, max_len=512, positional="learned"
@@ -410,7 +411,7 @@ def test_the_memory_needed_is_said_first_and_too_much_is_refused(folders, monkey
     )
     assert base.weights == 109_482_240 * 4
     attention_maps = 2 * 12 * 12 * 512 * 512 * 4
-    assert 2 * attention_maps < base.activations < 4 * attention_maps  # the maps are most of it
+    assert 3 * attention_maps < base.activations < 6 * attention_maps  # the maps are most of it
     monkeypatch.setattr(loading, "available_memory", lambda: estimate.total // 2)
     with pytest.raises(UnsupportedModel, match="more than the .* this machine has free"):
         load_folder(folder)

@@ -13,7 +13,7 @@ PORT ?= 8501
 export MALLOC_MMAP_THRESHOLD_ := 268435456
 export MALLOC_TRIM_THRESHOLD_ := 536870912
 
-.PHONY: install corpus run serve test bench lint chromium clean
+.PHONY: install corpus run test bench lint chromium clean
 
 $(STAMP): requirements.txt requirements-pretrained.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,15 +28,11 @@ install: $(STAMP)
 corpus: install
 	$(BIN)/python -m explorer corpus
 
-# `make run` is one person's app: its model picker also opens any folder or Hugging Face Hub id typed into it.
-# `make serve` is a shared server (a class): the picker offers only the models listed in EXPLORER_MODELS.
+# `make run` is one person's app: its model picker also opens any folder or Hugging Face Hub id typed into it
+# (EXPLORER_OPEN_MODELS=1). A shared server leaves that unset and offers only the models in EXPLORER_MODELS.
 run: install
 	-@$(BIN)/python -m explorer corpus >/dev/null || echo "warning: no English training text; the app starts without it"
 	EXPLORER_OPEN_MODELS=1 $(BIN)/python -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
-
-serve: install
-	-@$(BIN)/python -m explorer corpus >/dev/null || echo "warning: no English training text; the app starts without it"
-	EXPLORER_OPEN_MODELS= $(BIN)/python -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
 
 # The browser test needs Debian's chromium; install it when we can (root), say how when we cannot.
 chromium:

@@ -144,7 +144,9 @@ def resolve(repo_id: str, progress: Progress | None = None) -> Path:
 
     def fetch(name: str) -> Path:
         report(f"Downloading {name}{_size(files.get(name))} from {repo_id}…")
-        return Path(hf_hub_download(repo_id, name, revision=info.sha, cache_dir=str(cache_dir())))
+        # The main revision by name (not info.sha): huggingface_hub then records refs/main, which is how the
+        # cache finds this snapshot again offline.
+        return Path(hf_hub_download(repo_id, name, cache_dir=str(cache_dir())))
 
     config_path = fetch(CONFIG_FILE)
     adapter_for(read_json(config_path))  # refused before the weights are fetched

@@ -147,3 +147,122 @@ def test_without_the_network_the_cache_still_serves_and_a_missing_id_exits_2(tin
     offline = cli("inspect", "hi", "--model", "someone/missing", env={**env, "HF_HUB_OFFLINE": "1"})
     assert offline.returncode == 2 and len(offline.stderr.strip().splitlines()) == 1
     assert "HF_HUB_OFFLINE is set" in offline.stderr
+
+
+# ----------------------------------------------------------------------------------------------------
+# Downloading, against a local server that answers as the Hub does (HF_ENDPOINT): no real network.
+
+
+class FakeHub:
+    """The Hub endpoints huggingface_hub's ``model_info`` and ``hf_hub_download`` call, serving folders as
+    repositories; it records every path asked for, so a test can say what was (never) downloaded."""
+
+    def __init__(self, repos: dict[str, Path], commit: str = COMMIT):
+        import http.server
+        import json
+        import threading
+
+        self.requests: list[tuple[str, str]] = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _file(self):
+                for repo, folder in repos.items():
+                    prefix = f"/{repo}/resolve/main/"
+                    if self.path.startswith(prefix) and (folder / self.path[len(prefix) :]).is_file():
+                        return (folder / self.path[len(prefix) :]).read_bytes()
+                return None
+
+            def _answer(self, body: bytes | None, kind: str = "application/octet-stream", head: bool = False):
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.end_headers()
+                    return
+                import hashlib
+
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Repo-Commit", commit)
+                self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def do_HEAD(self):  # noqa: N802
+                hub.requests.append(("HEAD", self.path))
+                self._answer(self._file(), head=True)
+
+            def do_GET(self):  # noqa: N802
+                hub.requests.append(("GET", self.path))
+                path = self.path.split("?")[0]
+                if path.startswith("/api/models/"):
+                    repo = path.removeprefix("/api/models/")
+                    if repo not in repos:
+                        self.send_response(404)
+                        self.send_header("X-Error-Code", "RepoNotFound")
+                        self.end_headers()
+                        return
+                    siblings = [{"rfilename": p.name, "size": p.stat().st_size} for p in sorted(repos[repo].iterdir())]
+                    body = json.dumps({"id": repo, "sha": commit, "siblings": siblings}).encode()
+                    self._answer(body, "application/json")
+                    return
+                self._answer(self._file())
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a free port
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def downloaded(self) -> set[str]:
+        return {path.rsplit("/", 1)[-1] for method, path in self.requests if method == "GET" and "/resolve/" in path}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_download_fetches_only_the_files_read_and_then_works_offline(tmp_path):
+    import os
+
+    repo = write_model(tmp_path / "repo", "bert")
+    (repo / "README.md").write_text("a model card")
+    (repo / "pytorch_model.bin").write_bytes(b"\x80\x04cos\nsystem\n(S'exit 3'\ntR.")  # a pickle: never fetched
+    (repo / "tf_model.h5").write_bytes(b"never fetched either")
+    pickled = tmp_path / "pickled"
+    write_model(pickled, "bert")
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    hub_server = FakeHub({"someone/tiny-bert": repo, "someone/pickled": pickled})
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
+        env.update(HF_HOME=str(tmp_path / "home"), HF_ENDPOINT=hub_server.endpoint, HF_HUB_DISABLE_TELEMETRY="1")
+        done = cli("predict", "The cat sat on the [MASK].", "--model", "someone/tiny-bert", "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert hub_server.downloaded() == {"config.json", "model.safetensors", "tokenizer.json"}
+        assert "Downloading model.safetensors" in done.stderr and "needs about" in done.stderr
+        refs = tmp_path / "home" / "hub" / "models--someone--tiny-bert" / "refs" / "main"
+        assert refs.read_text() == COMMIT  # how the cache finds it again
+        offline = cli(
+            "predict",
+            "The cat sat on the [MASK].",
+            "--model",
+            "someone/tiny-bert",
+            "--json",
+            env={**env, "HF_HUB_OFFLINE": "1"},
+        )
+        assert offline.returncode == 0, offline.stderr
+        assert offline.stdout == done.stdout
+        # A repository with only pickled weights is refused from its file list: nothing of it is fetched.
+        before = len(hub_server.requests)
+        refused = cli("predict", "a [MASK].", "--model", "someone/pickled", env=env)
+        assert refused.returncode == 2 and "a pickle, which can run code" in refused.stderr
+        assert not [path for _, path in hub_server.requests[before:] if "/resolve/" in path]
+        missing = cli("predict", "a [MASK].", "--model", "someone/nothing", env=env)
+        assert missing.returncode == 2 and "is not a model on the Hugging Face Hub" in missing.stderr
+        assert len(missing.stderr.strip().splitlines()) == 1
+    finally:
+        hub_server.close()

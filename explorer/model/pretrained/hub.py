@@ -148,9 +148,10 @@ def resolve(repo_id: str, progress: Progress | None = None) -> Path:
         # cache finds this snapshot again offline.
         return Path(hf_hub_download(repo_id, name, cache_dir=str(cache_dir())))
 
+    wanted = _wanted(files, repo_id)  # a pickle-only repository is refused before anything is fetched
     config_path = fetch(CONFIG_FILE)
-    adapter_for(read_json(config_path))  # refused before the weights are fetched
-    for name in _wanted(files, repo_id):
+    adapter_for(read_json(config_path))  # an architecture we do not run: refused before the weights are fetched
+    for name in wanted:
         fetch(name)
     folder = config_path.parent
     if (folder / WEIGHTS_INDEX).is_file() and not (folder / WEIGHTS_FILE).is_file():

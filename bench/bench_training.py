@@ -8,9 +8,10 @@
    variants alternate in one process, several rounds, and the table reports medians: this machine's
    speed drifts by tens of percent over minutes (it is shared), so only a ratio measured side by side
    means anything.
-2. Reverse with a small model (d_model 64, 2 layers, 4 heads, its own output head): wall time until held-out token accuracy reaches 95%, counted from
-   the first training step (compiling excluded) and from the start (compiling included), and how close
-   each head's attention is to the ideal anti-diagonal at that point.
+2. Reverse with its default model (``default_model_config``, as ``train --task reverse`` and the Train
+   page build it: d_model 64, 2 layers, 4 heads, its own output head, the toy vocabulary): wall time until
+   held-out token accuracy reaches 95%, counted from the first training step (compiling excluded) and from
+   the start (compiling included), and how close each head's attention is to the ideal anti-diagonal then.
 
 Before anything is imported, the script re-executes itself with glibc's malloc thresholds raised (as
 the Makefile exports them) when they are missing: a training step's scratch buffers pass the default
@@ -46,11 +47,10 @@ import jax.numpy as jnp  # noqa: E402
 
 from explorer.model.config import ModelConfig  # noqa: E402
 from explorer.text.texts import named_text, token_streams, vocab_for  # noqa: E402
-from explorer.training.config import default_train_config  # noqa: E402
+from explorer.training.config import default_model_config, default_train_config  # noqa: E402
 from explorer.training.parallel import compile_functions, training_devices  # noqa: E402
 from explorer.training.runner import Trainer  # noqa: E402
 from explorer.training.step import init_state  # noqa: E402
-from explorer.training.tasks import ties_embeddings  # noqa: E402
 
 FUSED_CHUNKS = (10, 50)  # steps per compiled call in the fused variants
 STEPS_PER_ROUND = 100  # steps each variant runs per round
@@ -115,7 +115,7 @@ def bench_fused_vs_per_step(rounds: int) -> dict:
 
 
 def bench_reverse(target: float = 0.95, budget_s: float = 120.0) -> dict:
-    model_config = ModelConfig(vocab_size=1024, d_model=64, ffn_size=256, tie_embeddings=ties_embeddings("reverse"))
+    model_config = default_model_config("reverse")  # what `train --task reverse` and the Train page build
     chunk = 20
     train_config = default_train_config("reverse", steps=5_000, steps_per_chunk=chunk, eval_every=chunk)
     started = time.perf_counter()
@@ -140,7 +140,7 @@ def bench_reverse(target: float = 0.95, budget_s: float = 120.0) -> dict:
     trainer.run(watch)
     status = trainer.status()
     result = {
-        "config": "reverse, 16 symbols x 16 positions, batch 32, d_model 64, 2 layers, 4 heads, vocab 1024",
+        "config": f"reverse, 16 symbols x 16 positions, batch 32, the task's default model ({model_config})",
         "target_accuracy": target,
         "reached": bool(reached),
         "steps_per_s": round(status.steps_per_second, 1),

@@ -2,6 +2,10 @@
 
   python -m explorer train --task {mlm,causal,reverse,sort,copy} --steps N --out PATH [--json]
 
+With default flags it builds what the Train page builds for the task: the per-task defaults of
+``explorer.training.config`` (``TASK_DEFAULTS``, ``default_model_config``): the English default model's size
+for mlm and causal, a small model with the toy vocabulary for reverse, sort and copy.
+
 A progress bar (tqdm) goes to stderr when it is a terminal; the summary (loss history, evaluations, steps/s)
 goes to stdout, as JSON with ``--json``. The loop itself lives in ``explorer.training.runner``: this module only
 parses arguments, draws the bar and saves the result. Exit status: 0 when training finished, 1 when it
@@ -14,21 +18,64 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from explorer.text.texts import DEFAULT_TEXT, TEXT_NAMES
 from explorer.training.tasks import TASKS
 
+if TYPE_CHECKING:  # imported where used: --help stays quick
+    from explorer.model.config import ModelConfig
+    from explorer.training.config import TrainConfig
+
 EXIT_DIVERGED = 1
+# TrainConfig field -> the flag (argparse's name) that sets it; every one has a default.
+TRAIN_FLAGS = {
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "learning_rate": "lr",
+    "warmup_steps": "warmup",
+    "seed": "seed",
+    "steps_per_chunk": "steps_per_chunk",
+    "eval_every": "eval_every",
+    "mask_rate": "mask_rate",
+}
+# ModelConfig field -> flag; None (not given) leaves the task's default (``default_model_config``).
+MODEL_FLAGS = {
+    "vocab_size": "vocab_size",
+    "d_model": "d_model",
+    "num_heads": "heads",
+    "num_layers": "layers",
+    "ffn_size": "ffn",
+    "tie_embeddings": "tie_embeddings",
+    "max_len": "max_len",
+    "positional": "positional",
+    "layer_norm": "layer_norm",
+    "dropout": "dropout",
+}
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers the ``train`` subcommand on ``subparsers`` (and ``run_train`` as its handler)."""
     from explorer.model.config import LAYER_NORM_PLACEMENTS, POSITIONAL_KINDS, ModelConfig
-    from explorer.training.config import DEFAULT_SEQ_LEN, TrainConfig
+    from explorer.text.texts import VOCAB_SIZES
+    from explorer.training.config import TASK_DEFAULTS, TrainConfig
 
-    defaults, run = ModelConfig(), TrainConfig()  # every default is the config dataclasses' own
+    # Every default is the config dataclasses' own; the architecture's depends on the task (and the
+    # vocabulary's size on the text), so those flags default to None and run_train fills them in.
+    defaults, run = ModelConfig(), TrainConfig()
+
+    def per_task(field: str) -> str:
+        values = {}
+        for task, task_defaults in TASK_DEFAULTS.items():
+            values.setdefault(getattr(task_defaults, field), []).append(task)
+        shown = {True: "yes", False: "no"}
+        if len(values) == 1:
+            (value,) = values
+            return f"{shown.get(value, value)} for every task"
+        return "; ".join(f"{'/'.join(tasks)} {shown.get(value, value)}" for value, tasks in values.items())
+
     train = subparsers.add_parser("train", help="train a model on a task and save a checkpoint")
     train.add_argument("--task", choices=TASKS, default=run.task, help=f"what to learn (default: {run.task})")
     train.add_argument("--steps", type=int, default=run.steps, help=f"training steps (default: {run.steps})")
@@ -44,17 +91,17 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--lr", type=float, default=run.learning_rate, help=f"peak learning rate (default: {run.learning_rate:g})"
     )
     train.add_argument("--batch-size", type=int, default=run.batch_size)
-    per_task = ", ".join(f"{task} {length}" for task, length in DEFAULT_SEQ_LEN.items())
-    train.add_argument("--seq-len", type=int, help=f"training sequence length (default: {per_task})")
+    train.add_argument("--seq-len", type=int, help=f"training sequence length (default: {per_task('seq_len')})")
     train.add_argument(
         "--warmup", type=int, default=run.warmup_steps, help=f"warm-up steps (default: {run.warmup_steps})"
     )
     train.add_argument("--seed", type=int, default=run.seed)
-    train.add_argument("--layers", type=int, default=defaults.num_layers)
-    train.add_argument("--heads", type=int, default=defaults.num_heads)
-    train.add_argument("--d-model", type=int, default=defaults.d_model)
+    train.add_argument("--layers", type=int, help=f"(default: {per_task('num_layers')})")
+    train.add_argument("--heads", type=int, help=f"(default: {per_task('num_heads')})")
+    train.add_argument("--d-model", type=int, help=f"(default: {per_task('d_model')})")
     train.add_argument("--ffn", type=int, help="feed-forward width (default: 4 x d_model)")
-    train.add_argument("--vocab-size", type=int, default=defaults.vocab_size)
+    sizes = "; ".join(f"{text} {size}" for text, size in VOCAB_SIZES.items())
+    train.add_argument("--vocab-size", type=int, help=f"(default: by text: {sizes}; the toy tasks: grammar's)")
     train.add_argument("--max-len", type=int, default=defaults.max_len, help="longest input the model accepts")
     train.add_argument("--positional", choices=POSITIONAL_KINDS, default=defaults.positional)
     train.add_argument("--layer-norm", choices=LAYER_NORM_PLACEMENTS, default=defaults.layer_norm)
@@ -62,7 +109,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     train.add_argument(
         "--tie-embeddings",
         action=argparse.BooleanOptionalAction,
-        help="output head reads the embedding table (default: yes for mlm/causal, no for the toy tasks)",
+        help=f"output head reads the embedding table (default: {per_task('tie_embeddings')})",
     )
     train.add_argument(
         "--mask-rate",
@@ -95,38 +142,14 @@ class _ProgressBar:
         self._bar.close()
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Trains as ``args`` say, saves the checkpoint atomically, prints the summary."""
-    from explorer.model import checkpoint
-    from explorer.model.config import ModelConfig
-    from explorer.text.texts import text_available
-    from explorer.training.config import default_train_config
-    from explorer.training.runner import Trainer
-    from explorer.training.status import DIVERGED
-    from explorer.training.tasks import TEXT_TASKS, ties_embeddings
+def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, str | None]:
+    """The model and training configs ``args`` ask for, and the uploaded text (None for a named text): the
+    per-task defaults (``default_model_config``, ``default_train_config``) with every flag given applied."""
+    from explorer.text.texts import UPLOADED, text_available
+    from explorer.training.config import default_model_config, default_train_config
+    from explorer.training.tasks import TEXT_TASKS
 
-    model_config = ModelConfig(
-        vocab_size=args.vocab_size,
-        d_model=args.d_model,
-        num_heads=args.heads,
-        num_layers=args.layers,
-        ffn_size=args.ffn or 4 * args.d_model,
-        max_len=args.max_len,
-        positional=args.positional,
-        layer_norm=args.layer_norm,
-        dropout=args.dropout,
-        tie_embeddings=ties_embeddings(args.task) if args.tie_embeddings is None else args.tie_embeddings,
-    )
-    changes = dict(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        warmup_steps=args.warmup,
-        seed=args.seed,
-        steps_per_chunk=args.steps_per_chunk,
-        eval_every=args.eval_every,
-        mask_rate=args.mask_rate,
-    )
+    changes = {field: getattr(args, flag) for field, flag in TRAIN_FLAGS.items()}
     if args.seq_len:
         changes["seq_len"] = args.seq_len
     text = None
@@ -139,9 +162,21 @@ def run_train(args: argparse.Namespace) -> int:
         if args.task not in TEXT_TASKS:
             raise ValueError("--text trains the text tasks (mlm, causal); the toy tasks make their own data.")
         text = Path(args.text).read_text(encoding="utf-8", errors="replace")
-        changes["text"] = "uploaded"
-    train_config = default_train_config(args.task, **changes)
+        changes["text"] = UPLOADED
+    given = {field: getattr(args, flag) for field, flag in MODEL_FLAGS.items()}
+    model_config = default_model_config(
+        args.task, changes["text"], **{field: value for field, value in given.items() if value is not None}
+    )
+    return model_config, default_train_config(args.task, **changes), text
 
+
+def run_train(args: argparse.Namespace) -> int:
+    """Trains as ``args`` say, saves the checkpoint atomically, prints the summary."""
+    from explorer.model import checkpoint
+    from explorer.training.runner import Trainer
+    from explorer.training.status import DIVERGED
+
+    model_config, train_config, text = configs_from_args(args)
     trainer = Trainer(model_config, train_config, text=text)
     bar = _ProgressBar(train_config.steps)
     try:

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from explorer.training.status import FAILED, RUNNING, TrainerStatus
 from explorer.training.worker_process import Method
-
-if TYPE_CHECKING:  # the pool makes proxies; a proxy only calls back into it
-    from explorer.training.workers import TrainingPool
 
 QUEUED = "queued"  # a start waiting for a free training slot (shown to users like the Trainer's states)
 LIVE_STATES = (RUNNING, QUEUED)  # a run under way or about to be: a page keeps watching it
@@ -26,6 +23,23 @@ class TrainingLost(RuntimeError):
     """The worker process that held a trainer is gone (killed, crashed) or the trainer was closed."""
 
 
+class RunOpenElsewhere(RuntimeError):
+    """A run asked for by its id is still shown by another connected session (another window or tab)."""
+
+
+class Pool(Protocol):
+    """What a proxy needs of the pool that made it (``workers.TrainingPool``): the pool makes proxies and
+    imports this module; a proxy only calls back into the pool, so it knows it by these methods alone."""
+
+    max_trainings: int
+
+    def _call(self, trainer_id: int, op: str, name: str, args: tuple = (), kwargs: dict | None = None) -> Any: ...
+
+    def queue_position(self, trainer_id: int) -> int | None: ...
+
+    def _close(self, trainer_id: int) -> None: ...
+
+
 class RemoteTrainer:
     """A ``Trainer`` that lives in a worker process, used like a local one.
 
@@ -35,9 +49,10 @@ class RemoteTrainer:
     ``TrainingLost``.
     """
 
-    def __init__(self, pool: TrainingPool, trainer_id: int):
+    def __init__(self, pool: Pool, trainer_id: int, run_id: str | None = None):
         self._pool = pool
         self._id = trainer_id
+        self.run_id = run_id  # names the run in a link, so a reloaded page can attach to it again
         self._attributes: dict[str, Any] = {}
         self._methods: set[str] = set()  # names known to be methods (a bound partial would be a cycle)
         self._last_status: TrainerStatus | None = None  # what status() shows once the trainer is gone

@@ -6,6 +6,7 @@ which passes a callback for its progress bar) or in a worker thread (``start``/`
 Everything a reader may look at -- loss history, evaluations, telemetry, snapshots -- is changed only
 under ``self._lock`` and handed out as immutable copies (``status()``, ``snapshot()``, ``info()``), so a
 page drawing twice a second never sees half an update and never blocks training for longer than a copy.
+What a run records is kept by a ``RunHistory`` (``explorer.training.history``); the trainer runs the loop.
 Its public methods take and return plain, picklable values, so a trainer can as well live in another
 process behind a proxy that forwards method calls.
 
@@ -40,6 +41,7 @@ from explorer.text.texts import (
 from explorer.text.tokenizer import DEFAULT_ENCODING
 from explorer.text.vocab import Vocab
 from explorer.training.config import LIVE_CALL_SECONDS, TrainConfig
+from explorer.training.history import RunHistory
 from explorer.training.parallel import compile_functions, eval_key
 from explorer.training.snapshots import Snapshot, make_probe, take_snapshot
 from explorer.training.status import (
@@ -55,9 +57,6 @@ from explorer.training.status import (
 )
 from explorer.training.step import TrainState, init_state, parameter_groups, set_learning_rate, state_params
 from explorer.training.tasks import TaskSpec, check_stream, toy_source
-
-MAX_SNAPSHOTS = 64  # at ~0.5 MB of parameters each, a bounded ~32 MB per trainer
-
 
 _LIVE_TRAINERS: weakref.WeakSet[Trainer] = weakref.WeakSet()
 
@@ -230,18 +229,12 @@ class Trainer:
 
     def snapshot_steps(self) -> tuple[int, ...]:
         with self._lock:
-            return tuple(self._snapshots)
+            return tuple(self._history.snapshots)
 
     def snapshot(self, step: int | None = None) -> Snapshot | None:
         """The snapshot at ``step`` (or the nearest earlier one; the latest if None)."""
         with self._lock:
-            if not self._snapshots:
-                return None
-            steps = sorted(self._snapshots)
-            if step is None:
-                return self._snapshots[steps[-1]]
-            earlier = [s for s in steps if s <= step]
-            return self._snapshots[earlier[-1] if earlier else steps[0]]
+            return self._history.snapshot(step)
 
     def bundle(self, step: int | None = None) -> ModelBundle:
         """The trained model as an immutable bundle (the current parameters, or a snapshot's)."""
@@ -283,28 +276,16 @@ class Trainer:
         self._state_name = IDLE
         self._message = "Ready to train."
         self._step = 0
-        names = ("step", "loss", "accuracy", "grad_norm", "learning_rate", "ggn", "gur")
-        self._history: dict[str, list] = {k: [] for k in names}
-        self._evals: dict[str, list] = {"step": [], "loss": [], "accuracy": []}
-        self._closeness_history: list[tuple[int, np.ndarray]] = []
-        self._snapshots: dict[int, Snapshot] = {}
-        self._closeness: np.ndarray | None = None
-        self._rate = 0.0  # steps per second, smoothed over the calls that did not compile
-        self._elapsed = 0.0
+        self._history = RunHistory(len(self.groups))
         self._compiling_since: float | None = None
         self._steps_per_call = 1  # live: grows to LIVE_CALL_SECONDS of work once a step has been timed
         self._needs_initial = True
 
     def _status_locked(self) -> TrainerStatus:
-        h, e = self._history, self._evals
-        groups = len(self.groups)
         compiling = None if self._compiling_since is None else time.monotonic() - self._compiling_since
         message = self._message
         if compiling is not None:
             message = f"Compiling the training program for these settings… {compiling:.0f} s (once per setup)"
-        closeness_history = None
-        if self._closeness_history:
-            closeness_history = np.stack([c for _, c in self._closeness_history])  # [E, L, H]
         epoch = None
         if self.spec.is_text:
             epoch = self._step * self.spec.batch_size * self.spec.seq_len / max(self._train_tokens, 1)
@@ -314,24 +295,9 @@ class Trainer:
             step=self._step,
             total_steps=self.train_config.steps,
             task=self.train_config.task,
-            steps=tuple(h["step"]),
-            loss=tuple(h["loss"]),
-            accuracy=tuple(h["accuracy"]),
-            grad_norm=tuple(h["grad_norm"]),
-            learning_rate=tuple(h["learning_rate"]),
-            eval_steps=tuple(e["step"]),
-            eval_loss=tuple(e["loss"]),
-            eval_accuracy=tuple(e["accuracy"]),
             groups=self.groups,
-            group_grad_norms=np.array(h["ggn"], np.float32).reshape(-1, groups),
-            group_update_ratios=np.array(h["gur"], np.float32).reshape(-1, groups),
-            closeness=self._closeness,
-            closeness_steps=tuple(s for s, _ in self._closeness_history),
-            closeness_history=closeness_history,
-            steps_per_second=self._rate,
-            elapsed_seconds=self._elapsed,
-            snapshot_steps=tuple(sorted(self._snapshots)),
             epoch=epoch,
+            **self._history.status_fields(),
             compiling_seconds=compiling,
             peak_learning_rate=self._learning_rate,
         )
@@ -400,7 +366,7 @@ class Trainer:
             if diverged:
                 return
         with self._lock:
-            step, inspected = self._step, self._evals["step"][-1] if self._evals["step"] else None
+            step, inspected = self._step, self._history.last_evaluated
         if step != inspected:  # paused between evaluations: evaluate and snapshot where it stopped
             self._inspect(self._params(), step)
         with self._lock:
@@ -418,28 +384,12 @@ class Trainer:
     ) -> tuple[int, bool]:
         """Adds one call's metrics to the history (under the lock); returns the new step and whether the
         run diverged."""
-        applied = np.asarray(metrics["applied"])  # [K]
-        failed = active & ~applied  # [K] non-finite steps (only possible once diverged)
+        failed = active & ~np.asarray(metrics["applied"])  # [K] non-finite steps (only possible once diverged)
         new_step, diverged = int(new_state.step), bool(new_state.diverged)
         with self._lock:
             self._state = new_state
             self._step = new_step
-            self._elapsed += seconds
-            if not compiling:  # a compiling call's time is mostly the compile: steps/s counts the others
-                rate = int(applied.sum()) / max(seconds, 1e-9)
-                self._rate = rate if self._rate == 0.0 else 0.7 * self._rate + 0.3 * rate
-            h = self._history
-            for i in np.flatnonzero(active):
-                # A failed step is recorded once, at the step it would have been, then nothing after.
-                h["step"].append(int(metrics["step"][i]) + int(not applied[i]))
-                h["loss"].append(float(metrics["loss"][i]))
-                h["accuracy"].append(float(metrics["accuracy"][i]))
-                h["grad_norm"].append(float(metrics["grad_norm"][i]))
-                h["learning_rate"].append(float(metrics["learning_rate"][i]))
-                h["ggn"].extend(np.asarray(metrics["group_grad_norms"][i], float).tolist())
-                h["gur"].extend(np.asarray(metrics["group_update_ratios"][i], float).tolist())
-                if not applied[i]:
-                    break
+            self._history.add_call(metrics, active, seconds, compiling)
             if diverged:
                 bad = float(metrics["loss"][int(np.argmax(failed))]) if failed.any() else math.nan
                 what = f"the loss became {bad}" if not math.isfinite(bad) else "the gradients or weights overflowed"
@@ -461,15 +411,4 @@ class Trainer:
         )
         snapshot, closeness = take_snapshot(step, params, inspected, probe, self.spec, self.vocab)
         with self._lock:
-            self._evals["step"].append(step)
-            self._evals["loss"].append(float(inspected["loss"]))
-            self._evals["accuracy"].append(float(inspected["accuracy"]))
-            if closeness is not None:
-                self._closeness = closeness
-                self._closeness_history.append((step, closeness))
-            self._snapshots[step] = snapshot
-            if len(self._snapshots) > MAX_SNAPSHOTS:
-                # Thin the middle: keep step 0, the latest, and every other one in between.
-                steps = sorted(self._snapshots)
-                for old in steps[1:-1:2]:
-                    del self._snapshots[old]
+            self._history.add_evaluation(step, inspected["loss"], inspected["accuracy"], closeness, snapshot)

@@ -49,16 +49,6 @@ TASK_DESCRIPTIONS = {
 }
 
 
-def ties_embeddings(task: str) -> bool:
-    """Whether a new model for ``task`` reads its output head off the embedding table by default.
-
-    Text tasks do: their vocabulary is large and most tokens are rare. The toy tasks do not: a handful of
-    symbols learn faster with a head of their own (reverse at the test size: 100% held-out accuracy at
-    step 300 untied, 84% at step 400 tied).
-    """
-    return task in TEXT_TASKS
-
-
 class Batch(NamedTuple):
     """One batch of any task (a leading ``[K]`` axis when several are stacked for ``lax.scan``).
 

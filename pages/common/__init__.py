@@ -2,67 +2,38 @@
 
 - ``resources``: built once per process and shared by all sessions, never mutated (tokenizers, compiled
   engines, the default and pretrained models, per-model analyses);
+- ``server_models``: the pretrained models a server offers by folder or Hub id (``EXPLORER_MODELS``, or
+  typed in a single-user run), each loaded once in the background and shared;
 - ``session``: per-user state (which model the pages show, a finished training's model);
 - ``url_state``: every choice kept for the session and in the link (``kept``), and routing a deep link
   through ``app.py``;
 - ``text``: the shared sentence, tokenized for the current model by ``explorer.pipeline``;
 - ``widgets``: the page opening, the sidebar, charts with downloads, the window over long inputs;
 - ``attention_views`` / ``embedding_views``: the views the Attention and Embeddings pages open;
-- ``train_controls``, ``train_views``, ``checkpoints``: the Train page's settings and buttons, its live
-  views, and checkpoint download/upload.
+- ``train_controls``, ``train_runs``, ``train_views``, ``train_replay``, ``checkpoints``: the Train
+  page's settings and buttons, this session's runs (and the run in the link), its live views, the replay
+  of the snapshots, and checkpoint download/upload;
+- ``lessons``: the "Start here" path of lesson links on the first page;
+- ``jobs``: slow first computations in the background, with a progress bar that follows them.
 
-Pages import from here; anything a user can change lives in ``st.session_state``.
+Pages import what they use from here (this file exports exactly that; the modules of this package import
+each other directly). Anything a user can change lives in ``st.session_state``.
 """
 
+from pages.common.jobs import wait_for
+from pages.common.lessons import start_here
 from pages.common.resources import (
-    WarmupReport,
-    default_bundle,
     get_engine,
     get_tokenizer,
     head_roles_if_ready,
     model_head_roles,
-    model_pos_probe,
-    pretrained_bundle,
+    pos_probe_job,
     warmup_report,
 )
-from pages.common.session import (
-    CHOICE_KEY,
-    MODEL_CHOICES,
-    MODEL_KEY,
-    TRAINER_KEY,
-    current_bundle,
-    model_choice,
-    publish_trained,
-    set_bundle,
-)
-from pages.common.text import (
-    DEFAULT_TEXT,
-    TEXT_KEY,
-    Sentence,
-    current_sentence,
-    current_text,
-    model_token_labels,
-    prepare,
-    text_box,
-)
-from pages.common.url_state import (
-    BOOL,
-    FLOAT,
-    INT,
-    INTS,
-    OPTIONAL_TEXT,
-    TEXT,
-    TEXTS,
-    URL_MAX_CHARS,
-    Codec,
-    kept,
-    one_of,
-    route_through_app,
-    some_of,
-    sync_url,
-    url_value,
-)
-from pages.common.widgets import WINDOW, chart, open_page, plotly_config, position_picker, sidebar, window_control
+from pages.common.session import TRAINER_KEY, current_bundle
+from pages.common.text import TEXT_KEY, current_sentence, current_text, prepare
+from pages.common.url_state import BOOL, FLOAT, INT, INTS, OPTIONAL_TEXT, TEXT, choose, kept, one_of, some_of
+from pages.common.widgets import WINDOW, chart, open_page, position_picker, sidebar, window_control
 
 __all__ = [
     "BOOL",
@@ -71,45 +42,28 @@ __all__ = [
     "INTS",
     "OPTIONAL_TEXT",
     "TEXT",
-    "TEXTS",
-    "Codec",
-    "kept",
-    "one_of",
-    "open_page",
-    "some_of",
-    "CHOICE_KEY",
-    "DEFAULT_TEXT",
-    "MODEL_CHOICES",
-    "MODEL_KEY",
     "TEXT_KEY",
     "TRAINER_KEY",
-    "URL_MAX_CHARS",
     "WINDOW",
-    "Sentence",
-    "WarmupReport",
     "chart",
+    "choose",
     "current_bundle",
     "current_sentence",
     "current_text",
-    "default_bundle",
     "get_engine",
     "get_tokenizer",
     "head_roles_if_ready",
-    "model_choice",
+    "kept",
     "model_head_roles",
-    "model_pos_probe",
-    "model_token_labels",
-    "plotly_config",
+    "pos_probe_job",
+    "one_of",
+    "open_page",
     "position_picker",
     "prepare",
-    "pretrained_bundle",
-    "publish_trained",
-    "route_through_app",
-    "set_bundle",
     "sidebar",
-    "sync_url",
-    "text_box",
-    "url_value",
+    "some_of",
+    "start_here",
+    "wait_for",
     "warmup_report",
     "window_control",
 ]

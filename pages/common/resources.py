@@ -1,7 +1,7 @@
 """Resources built once per process and shared by every session (``st.cache_resource``/``st.cache_data``),
-never mutated: tokenizers, compiled engines, the default and pretrained models (MiniLM, and the folders and
-Hub ids the server offers, each loaded once in the background), per-model analyses, and the pool of
-training worker processes.
+never mutated: tokenizers, compiled engines, the default model and MiniLM, per-model analyses (the slow ones
+as background jobs with progress, ``pages.common.jobs``), and the pool of training worker processes. The
+pretrained models a server offers by folder or Hub id are loaded in ``pages.common.server_models``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,9 @@ import jax.numpy as jnp
 import streamlit as st
 
 from explorer import DEFAULT_CHECKPOINT
+from explorer.interpret.analysis import Projection, vocabulary_projection
 from explorer.interpret.head_roles import bundle_head_roles
-from explorer.interpret.pos_probe import PosProbe, probe_bundle
+from explorer.interpret.pos_probe import probe_bundle
 from explorer.model import checkpoint, pretrained
 from explorer.model.bundle import ModelBundle
 from explorer.model.config import ModelConfig
@@ -29,6 +31,7 @@ from explorer.text.brown import CorpusMissing
 from explorer.text.tokenizer import Tokenizer
 from explorer.training.config import LiveSettings
 from explorer.training.workers import TrainingPool
+from pages.common.jobs import Job, background_job
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
@@ -106,86 +109,6 @@ def pretrained_bundle() -> tuple[ModelBundle | None, str | None]:
         return None, f"The pretrained model could not be loaded: {error}"
 
 
-# ---------------------------------------------------------------------------------------------------
-# Pretrained models named by a folder or a Hugging Face Hub id. Which ones a session may open is the
-# server's choice: the admin's list in EXPLORER_MODELS, and anything typed only in a single-user run
-# (EXPLORER_OPEN_MODELS=1, set by `make run`, never by `make serve`): a shared server must not read arbitrary
-# paths or download arbitrary models for whoever asks.
-
-MODELS_ENV = "EXPLORER_MODELS"  # comma-separated folders or Hub ids every session may pick
-OPEN_MODELS_ENV = "EXPLORER_OPEN_MODELS"  # "1": the picker also opens a folder or Hub id the user types
-LOADING, READY, FAILED = "loading", "ready", "failed"
-
-
-def offered_models() -> tuple[str, ...]:
-    """The admin's models (``EXPLORER_MODELS``), in their order, each once."""
-    entries = (entry.strip() for entry in os.environ.get(MODELS_ENV, "").split(","))
-    return tuple(dict.fromkeys(entry for entry in entries if entry))
-
-
-def open_models() -> bool:
-    """Whether this is a single-user run, whose user may open any folder or Hub id (``EXPLORER_OPEN_MODELS``)."""
-    return os.environ.get(OPEN_MODELS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@dataclass
-class ModelLoad:
-    """One pretrained model loading (or loaded) in the background, shared by every session that picks it.
-
-    The loading thread writes only this object, under its lock; pages read a ``snapshot``.
-    """
-
-    spec: str
-    status: str = LOADING
-    message: str = "Starting…"
-    bundle: ModelBundle | None = None
-    started: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def say(self, message: str) -> None:
-        with self.lock:
-            self.message = message
-
-    def finish(self, bundle: ModelBundle | None, problem: str | None) -> None:
-        with self.lock:
-            self.bundle, self.status = bundle, READY if bundle is not None else FAILED
-            self.message = problem or "Ready."
-
-    def snapshot(self) -> tuple[str, str, ModelBundle | None, float]:
-        """``(status, message, bundle, seconds since it started)``."""
-        with self.lock:
-            return self.status, self.message, self.bundle, time.monotonic() - self.started
-
-
-_LOADS: dict[str, ModelLoad] = {}
-_LOADS_LOCK = threading.Lock()
-
-
-def _load_in_background(load: ModelLoad) -> None:
-    # Reading and converting a large model's weights is CPU work: the pages of everyone else come first.
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    try:
-        load.finish(pretrained.load_model(load.spec, progress=load.say), None)
-    except (pretrained.PretrainedUnavailable, ValueError, OSError) as error:
-        load.finish(None, str(error))
-    except Exception as error:  # noqa: BLE001 - whatever went wrong, the page says it in a sentence
-        load.finish(None, f"{load.spec} could not be loaded ({type(error).__name__}: {error}).")
-
-
-def model_load(spec: str, retry: bool = False) -> ModelLoad:
-    """The load of ``spec`` (a folder or a Hub id), started in a background thread on first request: each
-    model is read once per server, its bundle shared read-only by every session. ``retry`` starts a failed
-    load again (the user asked for it once more: a folder may have been fixed, a network come back)."""
-    with _LOADS_LOCK:
-        load = _LOADS.get(spec)
-        if load is not None and not (retry and load.snapshot()[0] == FAILED):
-            return load
-        load = _LOADS[spec] = ModelLoad(spec)
-    threading.Thread(target=_load_in_background, args=(load,), name=f"load-{spec}", daemon=True).start()
-    return load
-
-
 # Per-model analyses, computed once per model and shared: bundles never change, so a model's source, its
 # architecture and its training step name it (``id`` separates two bundles that share all three).
 
@@ -254,15 +177,38 @@ def head_roles_if_ready(bundle: ModelBundle) -> list[list[dict]] | None:
     return None
 
 
-@st.cache_data(
-    show_spinner="Fitting a part-of-speech probe at every depth…", max_entries=8, hash_funcs={ModelBundle: _bundle_key}
-)
-def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
-    """The part-of-speech probe of ``bundle`` (``explorer.interpret.pos_probe``), or None and why not."""
-    try:
-        return probe_bundle(bundle, get_engine(bundle.config)), None
-    except (CorpusMissing, ValueError) as error:
-        return None, f"The probe needs the tagged English corpus: {error}"
+def _needs_corpus(what: str) -> Callable[[Exception], str | None]:
+    def problem(error: Exception) -> str | None:
+        return (
+            f"{what} needs the tagged English corpus: {error}"
+            if isinstance(error, (CorpusMissing, ValueError))
+            else None
+        )
+
+    return problem
+
+
+def pos_probe_job(bundle: ModelBundle) -> Job:
+    """The part-of-speech probe of ``bundle`` (``explorer.interpret.pos_probe``), fitted once per model in the
+    background (``pages.common.jobs``), with its stages for a progress bar."""
+    engine, report = get_engine(bundle.config), warmup_report(bundle.config)
+    return background_job(
+        ("part-of-speech probe", *_bundle_key(bundle)),
+        lambda progress: probe_bundle(bundle, engine, progress=progress),
+        _needs_corpus("The probe"),
+        after=report.done if report is not None else None,
+    )
+
+
+def vocabulary_projection_job(bundle: ModelBundle, components: int) -> Job:
+    """Every row of the embedding table on its top principal axes (``explorer.interpret.analysis``), once per
+    model and number of axes, in the background: 30k rows of MiniLM take seconds."""
+
+    def work(progress: Callable[[float, str], None]) -> Projection:
+        progress(0.1, f"Projecting {bundle.config.vocab_size:,} rows of the embedding table on their principal axes")
+        return vocabulary_projection(bundle.params, bundle.config, components)
+
+    return background_job(("vocabulary projection", components, *_bundle_key(bundle)), work, lambda error: None)
 
 
 @st.cache_resource(show_spinner=False)

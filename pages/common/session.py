@@ -1,6 +1,11 @@
-"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM, their own,
-or a pretrained model the server offers or, in a single-user run, one they opened), this user's trainer
-(built in one place, ``make_trainer``), and handing a finished training's model to every page.
+"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM, a
+pretrained model the server offers or, in a single-user run, one they opened, or one of their own: trained
+here or uploaded), this user's trainer (built in one place, ``make_trainer``, or taken up again after a
+reload, ``attach_run``), and offering an ended training's model in the picker.
+
+Only the user switches the model: the picker, "Use the model of step N", an upload or a folder they open.
+A training that ends or pauses adds its model to the picker and says it is ready; the pages keep showing
+the chosen one.
 
 Nothing here is shared between sessions: it all lives in ``st.session_state``.
 """
@@ -20,58 +25,47 @@ from explorer.model.bundle import ModelBundle
 from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
-from pages.common.resources import (
-    READY,
-    default_bundle,
-    model_load,
-    offered_models,
-    open_models,
-    pretrained_bundle,
-    training_pool,
-)
-from pages.common.url_state import url_value
+from pages.common.resources import default_bundle, pretrained_bundle, training_pool
+from pages.common.server_models import READY, model_load, offered_models, open_models, spec_label
+from pages.common.url_state import link_value, report_link_problem, url_value
 
-MODEL_KEY = "model_bundle"  # this user's own model (trained here or uploaded), if any
+OWN_KEY = "model_own"  # this user's own models in the picker, {choice: ModelBundle}, oldest first
+OWN_COUNT_KEY = "model_own_count"  # numbers own models' choices ("trained-3"): a choice never names two models
+READY_KEY = "model_ready"  # the choice of an ended training's model the user has not picked yet
 CHOICE_KEY = "model_choice"  # which model every page shows: one of ``model_choices()`` (the sidebar picker)
 CHOICE_WIDGET_KEY = "sidebar_model"  # the picker's own widget key
 OPENED_KEY = "model_opened"  # folders and Hub ids this user opened (a single-user run only), in order
-NOTE_KEY = "model_note"  # why the link's model is not the one shown, until the user picks one
-DEFAULT, PRETRAINED, OWN = "default", "minilm", "own"
-MODEL_CHOICES = {
+DEFAULT, PRETRAINED = "default", "minilm"
+MODEL_CHOICES = {  # the models every user has; the server's and their own follow (``model_choices``)
     DEFAULT: "English MLM (default)",
     PRETRAINED: "MiniLM-L6 (pretrained)",
-    OWN: "Your model",
 }
+TRAINED, UPLOADED = "trained", "uploaded"  # the kinds of a user's own models: separate entries in the picker
+OWN_KEPT = 2  # own models of each kind the picker keeps (besides the one shown): each holds its parameters
 TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 
 
-def model_label(spec: str) -> str:
-    """How the picker names a model: its own label, a Hub id as it is, a folder by its name."""
-    if spec in MODEL_CHOICES:
-        return MODEL_CHOICES[spec]
-    return f"{spec.rstrip('/').rsplit('/', 1)[-1]} (folder)" if spec.startswith(("/", ".", "~")) else spec
-
-
-def model_choices() -> dict[str, str]:
-    """What this user's picker offers, ``{choice: label}``: the default, MiniLM, their own model once they
-    have one, the server's models (``EXPLORER_MODELS``) and, in a single-user run, what they opened."""
-    state = st.session_state
-    choices = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in state]
-    choices += list(offered_models()) + (list(state.get(OPENED_KEY, [])) if open_models() else [])
-    return {choice: model_label(choice) for choice in dict.fromkeys(choices)}
+def pretrained_choices() -> list[str]:
+    """The folders and Hub ids this user's picker offers: the server's (``EXPLORER_MODELS``) and, in a
+    single-user run, those the user opened. A link may name any of them (``?model=``)."""
+    opened = st.session_state.get(OPENED_KEY, []) if open_models() else []
+    return list(dict.fromkeys([*offered_models(), *opened]))
 
 
 def open_model(spec: str) -> None:
-    """Opens a folder or Hub id the user typed (a single-user run only): it joins their picker and is shown."""
+    """Opens a folder or Hub id the user typed (a single-user run only): it joins their picker and is shown.
+    Its load starts (or, after a failure, starts again) in the server's background."""
     spec = spec.strip()
     if not spec or not open_models():
         return
     state = st.session_state
+    if spec in MODEL_CHOICES or spec in state.get(OWN_KEY, {}):
+        pick_model(spec)  # a name the picker already has
+        return
     state[OPENED_KEY] = list(dict.fromkeys([*state.get(OPENED_KEY, []), spec]))
-    state[CHOICE_KEY] = spec
-    state.pop(NOTE_KEY, None)
     model_load(spec, retry=True)
+    pick_model(spec)
 
 
 def browser_session() -> tuple[str | None, Callable[[], bool] | None]:
@@ -112,11 +106,52 @@ def _mark_published(trainer: Any, step: int) -> None:
     st.session_state[PUBLISHED_KEY] = (weakref.ref(trainer), step)
 
 
+def own_label(bundle: ModelBundle) -> str:
+    """How the picker names one of the user's own models: from where it came ("Trained here: reverse, step
+    200", "Uploaded encoder-copy.safetensors")."""
+    return bundle.source[:1].upper() + bundle.source[1:]
+
+
+def model_choices() -> dict[str, str]:
+    """What this user's picker offers, ``{choice: label}``: the default, MiniLM, the server's pretrained models
+    (and, in a single-user run, those the user opened), then their own models. Two own models of the same
+    name (a run repeated after Reset) are told apart by their order."""
+    own = st.session_state.get(OWN_KEY, {})
+    labels = [own_label(bundle) for bundle in own.values()]
+    named = [
+        label if labels.count(label) == 1 else f"{label} (#{labels[: i + 1].count(label)})"
+        for i, label in enumerate(labels)
+    ]
+    shared = {spec: spec_label(spec) for spec in pretrained_choices() if spec not in own}
+    return {**MODEL_CHOICES, **shared, **dict(zip(own, named, strict=True))}
+
+
+def linkable(choice: str) -> bool:
+    """Whether a link can name ``choice``: the shared models can, a user's own live in their session only."""
+    return choice in MODEL_CHOICES or choice in pretrained_choices()
+
+
+def _add_own_model(kind: str, bundle: ModelBundle) -> str:
+    """Adds ``bundle`` to the user's own models as a new choice of ``kind`` and returns that choice. Of
+    each kind the newest ``OWN_KEPT`` stay, and always the one on screen: an addition never takes away the
+    model a page shows."""
+    state = st.session_state
+    own = state.setdefault(OWN_KEY, {})
+    state[OWN_COUNT_KEY] = state.get(OWN_COUNT_KEY, 0) + 1
+    choice = f"{kind}-{state[OWN_COUNT_KEY]}"
+    own[choice] = bundle
+    same_kind = [c for c in own if c.startswith(f"{kind}-")]
+    for old in same_kind[:-OWN_KEPT]:
+        if old != state.get(CHOICE_KEY):
+            del own[old]
+    return choice
+
+
 def publish_trained() -> bool:
-    """Makes the result of this user's training the model every page shows, once, as soon as any page
-    runs after training has ended: not only the Train page, so a user who went on to another page sees
-    it there. A model the user chose after that (an upload, a snapshot) is not overridden, because
-    ``set_bundle`` marks the ended training as seen. True if a new bundle was published."""
+    """Offers the result of this user's training in the model picker, once, as soon as any page runs after
+    the training has ended or paused: not only the Train page, so a user who went on to another page finds
+    it there. The pages keep the model they show (the sidebar says the new one is ready to pick). True if a
+    new model was offered."""
     ended = _ended_training()
     if ended is None or _is_published(*ended):
         return False
@@ -125,58 +160,77 @@ def publish_trained() -> bool:
         bundle = trainer.bundle()
     except TrainingLost:
         return False  # its worker went away just now: the Train page shows the run as failed
-    st.session_state[MODEL_KEY] = bundle
-    st.session_state[CHOICE_KEY] = OWN
+    st.session_state[READY_KEY] = _add_own_model(TRAINED, bundle)
     _mark_published(trainer, step)
     return True
 
 
-def model_choice() -> str:
-    """Which model this user looks at: their own once they have one, else the default, unless they chose.
+def ready_model() -> str | None:
+    """The label of the ended training's model the user has not picked yet, or None (picked, or none)."""
+    state = st.session_state
+    ready = state.get(READY_KEY)
+    if ready is None or ready not in state.get(OWN_KEY, {}) or ready == state.get(CHOICE_KEY):
+        state.pop(READY_KEY, None)
+        return None
+    return model_choices()[ready]
 
-    A link's ``?model=`` is honoured when the server offers that model (or, in a single-user run, opens it);
-    otherwise the default is shown and the sidebar says why, until the user picks a model.
+
+def pick_model(choice: str) -> None:
+    """The user's choice of model for every page (the picker): an offer waiting to be picked is settled. A
+    pretrained model that failed to load is tried again (its files or the network may be back)."""
+    st.session_state[CHOICE_KEY] = choice
+    st.session_state.pop(READY_KEY, None)
+    if choice in pretrained_choices():
+        model_load(choice, retry=True)
+
+
+def model_choice() -> str:
+    """Which model this user looks at: the one they chose (or the link's), else the default.
+
+    A link's ``?model=`` may name the default, MiniLM or a model the server offers; in a single-user run it
+    opens any folder or Hub id. Anything else is reported at the top of the page and the default shown.
     """
     state = st.session_state
-    if CHOICE_KEY not in state:
-        wanted = url_value("model", OWN if MODEL_KEY in state else DEFAULT)
-        if wanted not in model_choices() and wanted not in (OWN, DEFAULT):
-            if open_models():
-                open_model(wanted)
-            else:
-                state[NOTE_KEY] = f"The link asks for the model {wanted!r}, which this server does not offer."
+    if CHOICE_KEY not in state or link_value("model") is not None:  # first visit, or a link followed
+        wanted = url_value("model", DEFAULT)
+        if wanted not in MODEL_CHOICES and wanted not in pretrained_choices() and open_models():
+            open_model(wanted)
         state[CHOICE_KEY] = wanted
+        if wanted not in model_choices():
+            # A link names a shared model by its picker value; a user's own models live in one session.
+            options = ", ".join([*MODEL_CHOICES, *offered_models()])
+            report_link_problem(
+                CHOICE_WIDGET_KEY, f"**model={wanted}** is not a model a link can open here ({options})."
+            )
     if state[CHOICE_KEY] not in model_choices():
         state[CHOICE_KEY] = DEFAULT
     return state[CHOICE_KEY]
 
 
 def current_bundle() -> ModelBundle:
-    """The model this user's pages show: the default, the pretrained MiniLM, their own, or a pretrained model
-    the server loads (the default until it is ready; the sidebar shows the loading). (A finished training's
-    model is published by the sidebar, which every page draws first: asking its worker here again would cost
-    another round trip per rerun.)"""
+    """The model this user's pages show: the default, the pretrained MiniLM, one of their own, or a pretrained
+    model the server loads (the default until it is ready; the sidebar shows the loading). (An ended
+    training's model is offered by the sidebar, which every page draws first: asking its worker here again
+    would cost another round trip per rerun.)"""
     choice = model_choice()
     if choice == PRETRAINED:
         bundle, _ = pretrained_bundle()
         if bundle is not None:
             return bundle
-    elif choice == OWN:
-        return st.session_state[MODEL_KEY]
-    elif choice != DEFAULT:
+    own = st.session_state.get(OWN_KEY, {})
+    if choice in own:
+        return own[choice]
+    if choice in pretrained_choices():
         status, _, bundle, _ = model_load(choice).snapshot()
         if status == READY:
             return bundle
     return default_bundle()[0]
 
 
-def set_bundle(bundle: ModelBundle) -> None:
-    """Makes ``bundle`` (an upload or a chosen snapshot) this user's own model, shown on every page."""
-    st.session_state[MODEL_KEY] = bundle
-    st.session_state[CHOICE_KEY] = OWN
-    ended = _ended_training()
-    if ended is not None:  # the user's choice comes after the training's end: it must stay
-        _mark_published(*ended)
+def set_bundle(bundle: ModelBundle, kind: str = TRAINED) -> None:
+    """Makes ``bundle`` (a chosen snapshot, ``TRAINED``, or an ``UPLOADED`` checkpoint) one of this user's own
+    models and the one every page shows: the user asked for it."""
+    pick_model(_add_own_model(kind, bundle))
 
 
 def reports_lost_training(report: Callable[[str], None]):
@@ -194,6 +248,14 @@ def reports_lost_training(report: Callable[[str], None]):
         return guarded
 
     return decorate
+
+
+def attach_run(run_id: str) -> RemoteTrainer | None:
+    """This session's proxy of the kept run ``run_id`` (a reloaded page), or None if the server has no such
+    run (it ended and was dropped, or the server it ran on stopped). Raises ``RunOpenElsewhere`` while
+    another window shows it, ``TrainingLost`` if its worker cannot be reached."""
+    session_id, connected = browser_session()
+    return training_pool().attach(run_id, owner=session_id, alive=connected)
 
 
 def make_trainer(settings: LiveSettings, text: str | None = None) -> RemoteTrainer:

@@ -10,7 +10,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import resources
+from pages.common import server_models
 from tests.conftest import ROOT
 from tests.hf_models import write_model
 
@@ -40,8 +40,8 @@ def folders(tmp_path_factory):
 @pytest.fixture
 def server(folders, monkeypatch):
     """A shared server that lists the tiny ELECTRA and RoBERTa (not the BERT)."""
-    monkeypatch.setenv(resources.MODELS_ENV, f"{folders['electra']}, {folders['roberta']}")
-    monkeypatch.delenv(resources.OPEN_MODELS_ENV, raising=False)
+    monkeypatch.setenv(server_models.MODELS_ENV, f"{folders['electra']}, {folders['roberta']}")
+    monkeypatch.delenv(server_models.OPEN_MODELS_ENV, raising=False)
     return folders
 
 
@@ -106,19 +106,29 @@ def test_every_page_renders_with_a_narrow_embedding_masked_lm(server, page, titl
         assert any("fill_mask_1" in c.proto.id for c in at.get("plotly_chart"))
 
 
+def link_notice(at: AppTest) -> str:
+    return " ".join(w.value for w in at.warning if "values in this link" in w.value)
+
+
 def test_a_shared_server_opens_no_model_it_does_not_list(server):
     unlisted = str(server["bert"])
     at = start("pages/tokens.py", model=unlisted)
     assert not at.exception
     assert "checkpoint default" in sidebar_model(at)
-    assert any("does not offer" in i.value for i in at.sidebar.info)
-    assert unlisted not in resources._LOADS  # never read
+    # The note at the top of the page names the link's value and the models a link can open here.
+    notice = link_notice(at)
+    assert f"model={unlisted}" in notice and str(server["electra"]) in notice and "minilm" in notice
+    assert unlisted not in server_models._LOADS  # never read
     assert "model" not in at.query_params
+    # Picking one of the server's models takes the note away.
+    at.selectbox(key="sidebar_model").set_value(str(server["electra"])).run()
+    assert not link_notice(at)
+    until_loaded(at, "tiny-electra")
 
 
 def test_a_single_user_run_opens_a_typed_folder(folders, monkeypatch):
-    monkeypatch.delenv(resources.MODELS_ENV, raising=False)
-    monkeypatch.setenv(resources.OPEN_MODELS_ENV, "1")
+    monkeypatch.delenv(server_models.MODELS_ENV, raising=False)
+    monkeypatch.setenv(server_models.OPEN_MODELS_ENV, "1")
     at = start("pages/fill_mask.py", text="A [MASK] sat on the mat.")
     box = at.sidebar.text_input(key="sidebar_open_model")
     box.set_value(str(folders["bert"])).run()

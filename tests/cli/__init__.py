@@ -1,0 +1,1 @@
+"""Tests of explorer/cli: the command line's output and exit codes."""

@@ -1,0 +1,1 @@
+"""Tests of explorer/figures: traces, axes, labels and hover text, without a browser."""

@@ -1,0 +1,1 @@
+"""Tests of explorer/interpret: analysis, head roles, rollout, logit lens, query/key maps, probes, similarity."""

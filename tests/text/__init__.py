@@ -1,0 +1,1 @@
+"""Tests of explorer/text: tokenizers, vocabularies, corpora, training texts."""

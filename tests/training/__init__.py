@@ -1,0 +1,1 @@
+"""Tests of explorer/training: tasks, the step, the Trainer, lesson links, worker processes."""

@@ -26,7 +26,7 @@ class EmbeddingView(SentenceView):
     window: slice  # the positions shown (all of them up to WINDOW tokens)
 
     def matrix(self, matrix: np.ndarray, title: str, key: str, name: str) -> None:
-        """A ``[T, D]`` heatmap of the window, with the whole matrix as CSV and JSON."""
+        """A ``[T, D]`` (or ``[T, E]``) heatmap of the window, with the whole matrix as CSV and JSON."""
         labels, window = self.labels, self.window
         dims = [str(d) for d in range(matrix.shape[1])]
         chart(
@@ -39,7 +39,8 @@ class EmbeddingView(SentenceView):
 
 def token_embeddings(v: EmbeddingView) -> None:
     st.markdown(describe.token_embedding_sentence(v.config, v.sentence.bundle.vocab))
-    v.matrix(v.out.token_embeddings, "Token embeddings [T, D]", "embeddings_tokens", "token_embeddings")
+    width = describe.width_symbol(v.config)
+    v.matrix(v.out.token_embeddings, f"Token embeddings [T, {width}]", "embeddings_tokens", "token_embeddings")
 
 
 def positional_encoding(v: EmbeddingView) -> None:
@@ -48,7 +49,10 @@ def positional_encoding(v: EmbeddingView) -> None:
         st.info(describe.positional_sentence(config))
         return
     st.markdown(describe.positional_sentence(config))
-    v.matrix(out.positional_encodings, "Positional encodings [T, D]", "embeddings_positions", "positional_encodings")
+    width = describe.width_symbol(config)
+    v.matrix(
+        out.positional_encodings, f"Positional encodings [T, {width}]", "embeddings_positions", "positional_encodings"
+    )
     dims = list(range(config.embedding_width))
     kept("embeddings_dims", default_curve_dimensions(config.embedding_width), "dims", INTS, fix=some_of(dims))
     chosen = st.multiselect("Dimensions to plot", dims, key="embeddings_dims")

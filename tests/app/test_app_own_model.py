@@ -20,6 +20,7 @@ PAGES = {
     "pages/fill_mask.py": "Fill mask",
     "pages/embeddings.py": "Embeddings & positions",
     "pages/attention.py": "Attention",
+    "pages/step_through.py": "Step through",
     "pages/interpret.py": "Interpret",
     "pages/layernorm.py": "Layer norm & residual stream",
     "pages/model.py": "Model",
@@ -104,6 +105,8 @@ def test_every_page_renders_with_a_narrow_embedding_masked_lm(server, page, titl
         assert any("attention_predictions_1" in c.proto.id for c in at.get("plotly_chart"))
     if page == "pages/fill_mask.py":
         assert any("fill_mask_1" in c.proto.id for c in at.get("plotly_chart"))
+    if page == "pages/step_through.py":  # the first layer's input: narrow embeddings projected up to the stream
+        assert any("8 numbers projected up to 16" in c.value for c in at.caption), [c.value for c in at.caption]
 
 
 def link_notice(at: AppTest) -> str:

@@ -160,7 +160,10 @@ def kept(
             link_problem_resolved(key)
         state[store] = state[key]
     elif store not in state:
-        state[store] = default
+        # This page's first run in the session reads the link as it stands, also a value another page of
+        # this session wrote under the same name (the Attention page's layer and query for Step through);
+        # one this control cannot read is that page's business, not a problem with the link.
+        state[store] = url_value(param, default, codec.decode) if param else default
     raw = link_value(param) if param else None  # a link this session did not write wins over what was kept
     if raw is not None:
         try:

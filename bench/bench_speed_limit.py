@@ -266,10 +266,10 @@ def _classify(hlo: str, tokens: int, width: int) -> dict[str, tuple[str, float]]
             kind = "softmax (reductions)"
         elif "reduce" in body:
             kind = "layer norm (reductions)"
+        elif name.startswith("stack") or "/stack" in where:  # jnp.stack is a concatenate too
+            kind = "stacking the [L, ...] outputs"
         elif op == "concatenate":
             kind = "concatenate (weights)"
-        elif "stack" in where or "concatenate" in name:
-            kind = "stacking the [L, ...] outputs"
         elif "attention" in where and any(w in where for w in ("select", "div", "exp", "sub", "mul")):
             kind = "softmax (elementwise)"
         elif "transpose" in where or "slice" in where:

@@ -138,7 +138,8 @@ class Encoder(hk.Module):
         layers = []
         for index in range(cfg.num_layers):
             queries = predict_at if index == cfg.num_layers - 1 else None  # [B, P] or None (all T)
-            layers.append(EncoderLayer(cfg, name=f"layer_{index}")(x, attend, head_mask[index], queries, rate))
+            layer = EncoderLayer(cfg, name=f"layer_{index}")
+            layers.append(layer(x, attend, head_mask[index], queries, rate, is_training=is_training))
             x = layers[-1].output  # [B, T, D]; [B, P, D] after the last layer with predict_at
         final = x
         if cfg.layer_norm == "pre":

@@ -11,21 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.common import server_models
-from tests.conftest import ROOT
+from tests.app.test_pages import APP, PAGES  # every page but Train, with its title
 from tests.hf_models import write_model
-
-APP = str(ROOT / "app.py")
-PAGES = {
-    "pages/tokens.py": "Tokens",
-    "pages/fill_mask.py": "Fill mask",
-    "pages/embeddings.py": "Embeddings & positions",
-    "pages/attention.py": "Attention",
-    "pages/step_through.py": "Step through",
-    "pages/interpret.py": "Interpret",
-    "pages/layernorm.py": "Layer norm & residual stream",
-    "pages/model.py": "Model",
-    "pages/compare.py": "Compare",
-}
 
 
 @pytest.fixture(scope="module")

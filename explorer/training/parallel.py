@@ -46,7 +46,7 @@ from explorer.training.step import (
     skipped_metrics,
     weighted_loss,
 )
-from explorer.training.tasks import Batch, sample_batch, sample_batches
+from explorer.training.tasks import Batch, sample_batches, sample_rows
 
 BATCH_AXIS = "batch"  # the mesh axis a training step splits its batch over
 
@@ -103,12 +103,11 @@ def _compile(model_config: ModelConfig, train_config: TrainConfig, devices: int 
 
     def sampled_step(state: TrainState, source: jax.Array, active: jax.Array):
         batch_rng, rng = jax.random.split(state.rng)
-        # Every device draws the whole batch and keeps its rows: the batches, and so the training run, are
-        # then the same on any number of devices (up to the order of float sums). Drawing costs ~0.5 ms
-        # of a ~20 ms step.
-        batch = sample_batch(spec, source, batch_rng)  # [B, ...]
-        start = jax.lax.axis_index(BATCH_AXIS) * rows
-        batch = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, rows), batch)  # [B / devices, ...]
+        # Each device draws only its rows of the batch, each row from its own index: the batches, and so
+        # the training run, are then the same on any number of devices and processes (up to the order of
+        # float sums).
+        first = jax.lax.axis_index(BATCH_AXIS) * rows
+        batch = sample_rows(spec, source, batch_rng, first + jnp.arange(rows))  # [B / devices, ...]
         return step(state._replace(rng=jnp.where(active, rng, state.rng)), batch, active)
 
     def chunk(state: TrainState, source: jax.Array, active: jax.Array):

@@ -6,6 +6,7 @@
   python -m explorer bench [--json] [--quick] [--model minilm]
   python -m explorer corpus
   python -m explorer train --task {mlm,causal,reverse,sort,copy} [--text english|grammar|FILE] --steps N --out PATH [--json]
+      [--processes N | --coordinator HOST:PORT --num-processes N --process-id I]
 
 Bad input exits with status 2 and one line on stderr; nothing ever ends in a traceback for a user error.
 """
@@ -302,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from explorer.text.tokenizer import EncodingUnavailable
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (train passes it on)
     try:
         return args.run(args)
     except (ValueError, CheckpointError, EncodingUnavailable, CorpusMissing, PretrainedUnavailable, OSError) as error:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -58,7 +60,8 @@ def join(cluster: Cluster) -> None:
     """Connects this process to its run; blocks until every process has (at most ``init_timeout``).
 
     Must run before anything else touches JAX's devices. Afterwards ``jax.devices()`` lists every process's
-    devices, ``jax.local_devices()`` this one's, and ``jax.process_index()`` is ``cluster.process_id``.
+    devices, ``jax.local_devices()`` this one's, and ``jax.process_index()`` is ``cluster.process_id``, and
+    the collectives are connected (``_connect_collectives``).
     """
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     host = cluster.coordinator.rpartition(":")[0]
@@ -75,6 +78,29 @@ def join(cluster: Cluster) -> None:
         # A loopback coordinator listens on loopback only (JAX's default is every interface).
         coordinator_bind_address=cluster.coordinator if host in LOOPBACK_HOSTS else None,
     )
+    _connect_collectives()
+
+
+def _connect_collectives() -> None:
+    """Runs one collective over every device while the processes are in step (they have just left
+    ``initialize`` together), and checks that each took part.
+
+    The first collective connects gloo's processes to each other, and that rendezvous waits only ~30 s for
+    a late peer (a limit inside XLA, not a setting). Left to the first training step, it would fail whenever
+    one process compiles for longer than that before it (process 0 also evaluates first). Once connected, a
+    collective waits for its peers as long as they take.
+    """
+    mesh = Mesh(np.array(jax.devices()), ("all",))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    count = jax.shard_map(
+        lambda x: jax.lax.psum(x, "all"), mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec()
+    )
+    ones = jax.make_array_from_process_local_data(replicated, np.ones((), np.int32))
+    total = int(jax.jit(count, in_shardings=replicated, out_shardings=replicated)(ones).addressable_data(0))
+    if total != len(jax.devices()):
+        raise RuntimeError(
+            f"A sum over the run's {len(jax.devices())} devices gave {total}: the collectives are broken."
+        )
 
 
 def leave() -> None:

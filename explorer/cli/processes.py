@@ -44,7 +44,6 @@ EXIT_STOPPED = 143  # a worker stopped by its supervisor (128 + SIGTERM)
 JOINED_MARK = "explorer: joined the run"  # written to a worker's log once every process has connected
 STOP_GRACE_SECONDS = 5.0  # a stopped worker's time to end by itself before it is killed
 POLL_SECONDS = 0.2
-WORKER_FLAGS = 12  # items the supervisor appends to the user's command (``_Worker.flags``)
 
 
 def free_loopback_port() -> int:
@@ -79,7 +78,7 @@ class _Worker:
 
     @staticmethod
     def flags(cluster: Cluster, log: Path | str) -> list[str]:
-        """What the supervisor adds to the user's command to make a worker (always ``WORKER_FLAGS`` items)."""
+        """What the supervisor adds to the user's command to make a worker (always as many items)."""
         return [
             "--coordinator",
             cluster.coordinator,
@@ -145,6 +144,9 @@ class _Worker:
         """The worker's exit status, an abrupt end counting as a clear failure."""
         code = self.process.returncode
         return EXIT_FAILED if code is not None and code < 0 and not self.stopped else code
+
+
+WORKER_FLAGS = len(_Worker.flags(Cluster("host:1", 1, 0), "log"))  # items the supervisor appends to a command
 
 
 def _status_text(log: str, start: int, limit: int = 140) -> str:

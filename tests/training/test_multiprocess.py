@@ -91,17 +91,23 @@ def test_rows_of_a_batch_are_the_same_however_the_batch_is_split():
         assert not np.array_equal(whole.inputs[0], whole.inputs[1])  # rows are drawn independently
 
 
-@pytest.mark.slow
-def test_two_processes_train_as_one(tmp_path):
-    """The issue's criterion: the same global batch and seed over two processes (2 CPU devices each, so the
-    batch is split four ways instead of two) gives the same losses at every step and the same parameters.
-    Process 0 alone prints the JSON summary and saves; process 1 says one line."""
-    steps = ["--steps", "30", "--eval-every", "30", "--init-timeout", str(INIT_TIMEOUT)]
-    one = start([*steps, "--out", "one.safetensors"], tmp_path, "one")
-    two = start([*steps, "--out", "two.safetensors", "--processes", "2"], tmp_path, "two")
-    for process, _, err in (one, two):
-        assert process.wait(timeout=3 * STARTUP) == 0, err.read_text()
-    alone, together = (json.loads(out.read_text()) for _, out, _ in (one, two))  # stdout: one JSON document
+# The run every equality test repeats over several processes: 30 steps, evaluated once at the end.
+EQUAL_RUN = ["--steps", "30", "--eval-every", "30", "--init-timeout", str(INIT_TIMEOUT)]
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> tuple[dict, np.ndarray]:
+    """The reference: ``EQUAL_RUN`` in one process (2 CPU devices, conftest): its JSON summary and parameters."""
+    folder = tmp_path_factory.mktemp("one-process")
+    process, out, err = start([*EQUAL_RUN, "--out", "one.safetensors"], folder, "one")
+    assert process.wait(timeout=STARTUP) == 0, err.read_text()
+    return json.loads(out.read_text()), flat_params(folder / "one.safetensors")
+
+
+def assert_same_run(alone: dict, params: np.ndarray, together: dict, path: Path) -> None:
+    """The issue's criterion: the run over two processes (2 CPU devices each, so the batch is split four ways
+    instead of two) has the same losses at every step, a final loss within 1e-4 relative, and fewer than
+    0.1% of its parameter values more than 1e-5 from the one-process run's."""
     assert (alone["processes"], together["processes"]) == (1, 2)
     assert (alone["devices"], together["devices"]) == (2, 4)
     assert together["steps"] == alone["steps"] == 30
@@ -109,13 +115,44 @@ def test_two_processes_train_as_one(tmp_path):
     np.testing.assert_allclose(np.array(together["loss_history"])[:, 1], losses, rtol=1e-4)
     assert abs(together["final_train_loss"] - alone["final_train_loss"]) <= 1e-4 * abs(alone["final_train_loss"])
     assert losses[-1] < losses[0]  # it trained
-    a, b = flat_params(tmp_path / "one.safetensors"), flat_params(tmp_path / "two.safetensors")
-    assert a.shape == b.shape
-    assert np.mean(np.abs(a - b) > 1e-5) < 1e-3  # fewer than 0.1% of the values differ by more than 1e-5
-    stderr = two[2].read_text()
+    other = flat_params(path)
+    assert other.shape == params.shape
+    assert np.mean(np.abs(other - params) > 1e-5) < 1e-3
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one(tmp_path, one_process):
+    """``--processes 2``: the same run as one process. Process 0 alone prints the JSON summary and saves;
+    process 1 says one line."""
+    process, out, err = start([*EQUAL_RUN, "--out", "two.safetensors", "--processes", "2"], tmp_path, "two")
+    assert process.wait(timeout=2 * STARTUP) == 0, err.read_text()
+    assert_same_run(*one_process, json.loads(out.read_text()), tmp_path / "two.safetensors")  # stdout: one JSON
+    stderr = err.read_text()
     assert "process 0 of 2: all 2 processes joined (4 devices)" in stderr
     assert "process 1 of 2: finished after 30 steps" in stderr and not error_lines(stderr)
-    assert sorted(p.name for p in tmp_path.glob("*.safetensors*")) == ["one.safetensors", "two.safetensors"]
+    assert [p.name for p in tmp_path.glob("*.safetensors*")] == ["two.safetensors"]
+
+
+@pytest.mark.slow
+def test_two_processes_started_by_hand_train_as_one(tmp_path, one_process):
+    """As on two hosts: ``--coordinator 127.0.0.1:PORT --num-processes 2 --process-id 0`` and then, a few
+    seconds later, ``--process-id 1`` (each with its own --out). Process 0 waits for process 1, both finish,
+    and process 0's checkpoint is the one-process run's; process 1 writes nothing and prints one line."""
+    cluster = ["--coordinator", f"127.0.0.1:{free_loopback_port()}", "--num-processes", "2"]
+    first, out0, err0 = start([*EQUAL_RUN, *cluster, "--process-id", "0", "--out", "p0.safetensors"], tmp_path, "p0")
+    wait_for(lambda: "waiting for 1 more process" in err0.read_text(), STARTUP, "process 0 to wait")
+    time.sleep(3)
+    assert first.poll() is None, err0.read_text()  # still waiting: it cannot train alone
+    second, out1, err1 = start([*EQUAL_RUN, *cluster, "--process-id", "1", "--out", "p1.safetensors"], tmp_path, "p1")
+    for process, err in ((first, err0), (second, err1)):
+        assert process.wait(timeout=2 * STARTUP) == 0, err.read_text()
+    assert_same_run(*one_process, json.loads(out0.read_text()), tmp_path / "p0.safetensors")
+    stderr0, stderr1 = err0.read_text(), err1.read_text()
+    assert "process 0 of 2: all 2 processes joined (4 devices)" in stderr0 and not error_lines(stderr0)
+    assert out1.read_text() == "" and not error_lines(stderr1)
+    (line,) = stderr1.strip().splitlines()
+    assert line.startswith("process 1 of 2: finished after 30 steps"), line
+    assert [p.name for p in tmp_path.glob("*.safetensors*")] == ["p0.safetensors"]
 
 
 @pytest.mark.slow

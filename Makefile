@@ -7,13 +7,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-pretrained.txt | cksum | cut -d' ' -f1)
 PORT ?= 8501
+# `make serve`: app replicas under supervisord behind HAProxy (see deploy/ and the README's "Serving a class").
+# PORT is HAProxy's there (default 8500; the replicas take the ports after it), BIND the address the class
+# connects to, MAX_TRAININGS the trainings at once per replica, BACKENDS replicas on other machines
+# (HOST:PORT,...), PROXY=no for a machine that only runs replicas (on BIND) for a proxy elsewhere.
+REPLICAS ?= 2
+BIND ?= 127.0.0.1
+MAX_TRAININGS ?=
+BACKENDS ?=
+PROXY ?= yes
+SERVE_ARGS = --replicas $(REPLICAS) --port $(if $(filter file,$(origin PORT)),8500,$(PORT)) --bind $(BIND) \
+  $(if $(MAX_TRAININGS),--max-trainings $(MAX_TRAININGS)) $(if $(BACKENDS),--backends $(BACKENDS)) \
+  $(if $(filter no,$(PROXY)),--no-proxy)
 
 # Large jitted training steps map fresh scratch memory on every call once buffers pass glibc's 32 MB
 # mmap threshold; raising it keeps that memory and made training steps ~40% faster here.
 export MALLOC_MMAP_THRESHOLD_ := 268435456
 export MALLOC_TRIM_THRESHOLD_ := 536870912
 
-.PHONY: install corpus run test bench lint chromium clean
+.PHONY: install corpus run serve test bench lint chromium haproxy clean
 
 $(STAMP): requirements.txt requirements-pretrained.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +44,12 @@ run: install
 	-@$(BIN)/python -m explorer corpus >/dev/null || echo "warning: no English training text; the app starts without it"
 	$(BIN)/python -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
 
+# exec: make's SIGTERM (and Ctrl-C) reach the launcher itself, which stops supervisord, the replicas and
+# HAProxy, and frees the ports.
+serve: install $(if $(filter no,$(PROXY)),,haproxy)
+	-@$(BIN)/python -m explorer corpus >/dev/null || echo "warning: no English training text; the app starts without it"
+	exec $(BIN)/python deploy/serve.py $(strip $(SERVE_ARGS))
+
 # The browser test needs Debian's chromium; install it when we can (root), say how when we cannot.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -39,7 +57,14 @@ chromium:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The browser test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-test: install chromium corpus
+# `make serve` and its test need Debian's HAProxy (2.6 on bookworm); installed the same way.
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+	  else echo "make serve needs HAProxy: sudo apt-get install haproxy" >&2; exit 1; fi; }
+
+test: install chromium haproxy corpus
 	$(BIN)/python -m pytest
 
 bench: install

@@ -15,6 +15,7 @@ pages = [
     st.Page("pages/fill_mask.py", title="Fill mask", icon=":material/edit_note:", url_path="fill_mask"),
     st.Page("pages/embeddings.py", title="Embeddings & positions", icon=":material/explore:", url_path="embeddings"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
+    st.Page("pages/step_through.py", title="Step through", icon=":material/stairs:", url_path="step_through"),
     st.Page("pages/interpret.py", title="Interpret", icon=":material/psychology:", url_path="interpret"),
     st.Page(
         "pages/layernorm.py", title="Layer norm & residual stream", icon=":material/straighten:", url_path="layernorm"

@@ -48,11 +48,18 @@ def free_port() -> int:
 class AppServer:
     """A running `streamlit run app.py`; use as a context manager."""
 
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None, theme: str | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        theme: str | None = None,
+        root: Path | str | None = None,
+    ):
         """``theme``: "light" or "dark" forces Streamlit's theme (default: the app's own, which follows the
-        browser)."""
+        browser). ``root``: the checkout whose app.py runs (default: this one; another, to compare two)."""
         self.port = port or free_port()
         self.theme = theme
+        self.root = Path(root) if root is not None else ROOT
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = env or {}
         self._log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
@@ -73,7 +80,7 @@ class AppServer:
                 "--server.fileWatcherType", "none",
                 *(["--theme.base", self.theme] if self.theme else []),
             ],
-            cwd=ROOT,
+            cwd=self.root,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self._env},

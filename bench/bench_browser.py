@@ -12,6 +12,7 @@
 
     .venv/bin/python bench/bench_browser.py [--edits N] [--json] [--model minilm] [--skip-cold]
     .venv/bin/python bench/bench_browser.py --sessions 3 [--edits N] [--rounds R] [--json]
+    .venv/bin/python bench/bench_browser.py --against ../other-checkout [--model minilm] [--rounds R]
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def edit_once(page, i: int) -> float:
     return page.evaluate("() => window.__lastChartMutation") - start
 
 
-def edit_latency(edits: int, model: str | None = None) -> list[float]:
-    with AppServer() as server, browser_page() as page:
+def edit_latency(edits: int, model: str | None = None, root: str | None = None) -> list[float]:
+    with AppServer(root=root) as server, browser_page() as page:
         page.set_default_timeout(120_000)
         open_attention(page, server.url, model)
         # The first two edits warm the browser's own caches and are dropped.
@@ -137,6 +138,17 @@ def shared_server(sessions: int, edits: int, rounds: int) -> dict[str, list[floa
     return latencies
 
 
+def against(other: str, edits: int, rounds: int, model: str | None) -> dict[str, list[float]]:
+    """Edit latency of this checkout's app and another's (``other``: a directory with its own app.py and
+    .venv link), in alternating rounds within one run (whichever went second goes first next round)."""
+    sides = [("this", None), ("other", other)]
+    latencies: dict[str, list[float]] = {"this": [], "other": []}
+    for round_ in range(rounds):
+        for name, root in sides if round_ % 2 == 0 else sides[::-1]:
+            latencies[name] += edit_latency(edits, model, root)
+    return latencies
+
+
 def summary(values: list[float]) -> dict:
     return {
         "median": statistics.median(values),
@@ -153,8 +165,21 @@ def main() -> int:
     parser.add_argument("--model", choices=["minilm"], help="edit on the Attention page of this model instead")
     parser.add_argument("--skip-cold", action="store_true", help="measure only the edit latency")
     parser.add_argument("--sessions", type=int, help="a shared server: this many sessions, one of them training")
-    parser.add_argument("--rounds", type=int, default=4, help="with --sessions: rounds of the three conditions")
+    parser.add_argument("--rounds", type=int, default=4, help="with --sessions or --against: rounds")
+    parser.add_argument("--against", metavar="DIR", help="edit latency of this app and the one in DIR, alternating")
     args = parser.parse_args()
+    if args.against:
+        both = against(args.against, args.edits, args.rounds, args.model)
+        report = {name: summary(values) for name, values in both.items()}
+        report["ratio_of_medians"] = report["this"]["median"] / report["other"]["median"]
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            for name in ("this", "other"):
+                r = report[name]
+                print(f"{name:5s} median {r['median']:.0f} ms, p90 {r['p90']:.0f} ms ({len(both[name])} edits)")
+            print(f"this / other (medians): {report['ratio_of_medians']:.2f}")
+        return 0
     if args.sessions:
         if args.sessions < 2:
             parser.error("--sessions needs at least 2: one training, the others editing")

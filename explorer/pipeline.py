@@ -9,6 +9,7 @@ May import: text, model, interpret.
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 from explorer.interpret import analysis, similarity
 from explorer.model.bundle import ModelBundle
 from explorer.model.inference import InferenceEngine, Inspection
-from explorer.text.tokenizer import MASK_TEXT, Tokenized
+from explorer.text.tokenizer import MASK_TEXT, Tokenized, bounded_text
 from explorer.text.vocab import MASK, SPECIAL_TOKENS, UNK
 
 
@@ -42,9 +43,34 @@ class PreparedText:
     unknown: np.ndarray
     notices: tuple[str, ...]
     mask_id: int = MASK  # the vocabulary's [MASK] row (WordPiece has its own)
+    special_texts: tuple[str, ...] = ()  # the tokens the tokenizer adds around the text ([CLS], [SEP])
 
     def __len__(self) -> int:
         return len(self.model_ids)
+
+    @property
+    def special(self) -> np.ndarray:
+        """``[T]`` True at the tokens the tokenizer added (``[CLS]``, ``[SEP]``): they cover no text. A user
+        typing "[CLS]" gets its characters as pieces, never these."""
+        return np.array(
+            [
+                piece in self.special_texts and count == 0
+                for piece, count in zip(self.tokens.pieces, self.tokens.byte_counts, strict=True)
+            ],
+            dtype=bool,
+        )
+
+    @property
+    def text_tokens(self) -> Tokenized:
+        """The tokens that cover the text: ``tokens`` without the ones the tokenizer added (``special``), to
+        compare with another tokenizer's cut of the same text."""
+        keep = np.flatnonzero(~self.special)
+        return dataclasses.replace(
+            self.tokens,
+            ids=tuple(self.tokens.ids[i] for i in keep),
+            pieces=tuple(self.tokens.pieces[i] for i in keep),
+            byte_counts=tuple(self.tokens.byte_counts[i] for i in keep),
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -61,11 +87,27 @@ class PreparedText:
         return [int(i) for i in np.flatnonzero(self.model_ids == self.mask_id)]
 
 
-def _unknown_message(tokens: Tokenized, unknown: np.ndarray, vocab_size: int) -> str | None:
+def token_texts(text: str, tokens: Tokenized, max_tokens: int, strip: bool = True) -> list[str]:
+    """The characters of ``text`` each token covers (a ``[UNK]`` token's characters, an emoji a vocabulary
+    lacks), the spaces around them stripped unless ``strip`` is False; "" for a token the tokenizer added.
+    Byte counts tile the text (``Tokenized``), so a running sum of them is each token's byte offset; a token
+    that ends inside a character shows the replacement mark."""
+    data = bounded_text(text, max_tokens)[0].encode("utf-8")  # the text as the tokenizer read it
+    out, offset = [], 0
+    for count in tokens.byte_counts:
+        covered = data[offset : offset + count].decode("utf-8", errors="replace")
+        out.append(covered.strip() if strip else covered)
+        offset += count
+    return out
+
+
+def _unknown_message(text: str, tokens: Tokenized, unknown: np.ndarray, vocab_size: int, max_tokens: int) -> str | None:
     count = int(unknown.sum())
     if not count:
         return None
-    shown = ", ".join(dict.fromkeys(repr(tokens.pieces[i]) for i in np.flatnonzero(unknown)[:5]))
+    texts = token_texts(text, tokens, max_tokens)
+    # Quote what the user typed, not the [UNK] it became (the piece itself, if it covers no characters).
+    shown = ", ".join(dict.fromkeys(repr(texts[i] or tokens.pieces[i]) for i in np.flatnonzero(unknown)[:5]))
     more = "…" if count > 5 else ""
     return (
         f"{count} of {len(unknown)} tokens are not in this model's {vocab_size}-token vocabulary and are read "
@@ -87,12 +129,17 @@ def prepare_text(bundle: ModelBundle, text: str) -> PreparedText:
     model_ids, unknown = bundle.vocab.to_model_ids(tokens.ids)
     notices = [
         tokens.truncation_message(),
-        _unknown_message(tokens, unknown, bundle.vocab.size),
+        _unknown_message(text, tokens, unknown, bundle.vocab.size, bundle.config.max_len),
     ]
     if any(unicodedata.category(c) == "Cc" and c not in "\n\t\r" for c in text[:100_000]):
         notices.append("The text contains control characters; tokens show them as <0x..> codes.")
     return PreparedText(
-        tokens, model_ids, unknown, tuple(n for n in notices if n), getattr(bundle.vocab, "mask_id", MASK)
+        tokens,
+        model_ids,
+        unknown,
+        tuple(n for n in notices if n),
+        getattr(bundle.vocab, "mask_id", MASK),
+        tuple(bundle.vocab.special_texts),
     )
 
 

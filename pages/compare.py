@@ -4,10 +4,12 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures import attention as figs
+from explorer.figures import attention_colour as colours
 from explorer.figures.similarity import token_similarity_figure
 from explorer.interpret import analysis
 from explorer.interpret.similarity import cosine_similarity, sentence_embedding, token_similarity
-from explorer.model.bundle import SENTENCE_SIMILARITY
+from explorer.model import describe
+from explorer.model.bundle import SENTENCE_SIMILARITY, training_window
 from pages.common import (
     INT,
     INTS,
@@ -52,6 +54,11 @@ if not heads:
     st.stop()
 
 runs = [(a, a.run(), "a"), (b, b.run(), "b")]
+trained, longest = training_window(bundle), max(len(a), len(b))
+if longest > colours.RELATIVE_FROM:
+    st.caption(describe.colouring_sentence(longest, chosen=False))
+if trained is not None and longest > trained:
+    st.caption(describe.training_window_sentence(config, trained, longest))
 for (sentence, out, name), column in zip(runs, st.columns(2), strict=True):
     with column:
         view = slice(0, min(len(sentence), WINDOW))
@@ -67,6 +74,9 @@ for (sentence, out, name), column in zip(runs, st.columns(2), strict=True):
                 title=f"Sentence {name.upper()}"
                 + (f" (first {WINDOW} of {len(sentence)} tokens)" if len(sentence) > WINDOW else ""),
                 width=COLUMN_WIDTH,
+                colouring=colours.default_colouring(len(sentence)),
+                total=len(sentence),
+                trained=trained,
             ),
             f"compare_{name}",
             csv=lambda s=stack, n=names, labels=sentence.labels: export.attention_rows_csv(s, n, labels),

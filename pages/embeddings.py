@@ -5,14 +5,11 @@ The views live in ``pages.common.embedding_views``; the open view and its choice
 
 import streamlit as st
 
+from explorer.model import describe
 from pages.common import TEXT, kept, one_of, open_page, window_control
 from pages.common.embedding_views import VIEWS, EmbeddingView
 
-sentence = open_page(
-    "Embeddings & positions",
-    "Layer 1 receives, for every token, its embedding row (scaled by √D) plus a positional encoding. "
-    "Attention alone cannot tell positions apart; the added encoding is what makes word order visible.",
-)
+sentence = open_page("Embeddings & positions", lambda bundle: describe.embedding_caption(bundle.config))
 out = sentence.run()
 window = window_control(len(sentence), "embeddings_window")
 names = list(VIEWS)

@@ -9,7 +9,7 @@ from explorer import export
 from explorer.figures import interpret as figs
 from explorer.interpret import analysis
 from explorer.interpret.logit_lens import lens_rows, logit_lens
-from explorer.interpret.pos_probe import tag_tokens
+from explorer.interpret.pos_probe import tag_tokens, untagged
 from explorer.interpret.qk_map import align, attention_input, queries_and_keys, query_key_map
 from explorer.interpret.rollout import attention_rollout
 from explorer.model.encoder import hidden_state_names
@@ -21,10 +21,11 @@ from pages.common import (
     chart,
     kept,
     model_head_roles,
-    model_pos_probe,
     one_of,
     open_page,
+    pos_probe_job,
     position_picker,
+    wait_for,
 )
 
 VIEWS = ("Head roles", "Rollout", "Logit lens", "Query/key map", "Part of speech")
@@ -98,9 +99,8 @@ elif view == "Query/key map":
     )
     chart(figs.query_key_map_figure(qk, labels, analysis.head_label(layer, head)), "interpret_qk")
 else:
-    probe, problem = model_pos_probe(bundle)
-    if probe is None:
-        st.info(problem)
+    probe = wait_for(pos_probe_job(bundle), "Fitting a part-of-speech probe at every depth")
+    if probe is None:  # still fitting (a progress bar follows it), or it could not be (a message says why)
         st.stop()
     st.markdown(
         f"A linear probe per depth predicts each token's part of speech (12 universal tags) from the residual "
@@ -123,5 +123,6 @@ else:
         key="interpret_snapshot",
         format_func=lambda i: snapshot_names[i],
     )
-    tags, confidence = tag_tokens(probe, out.hidden_states[:, shown], snapshot)
+    skip = untagged(sentence.tokenized.pieces[shown], sentence.prepared.special[shown])
+    tags, confidence = tag_tokens(probe, out.hidden_states[:, shown], snapshot, skip=skip)
     chart(figs.tag_strip_figure(labels, tags, confidence, snapshot_names[snapshot]), "interpret_tags")

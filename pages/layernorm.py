@@ -6,25 +6,21 @@ import streamlit as st
 from explorer import export
 from explorer.figures import layernorm as figs
 from explorer.interpret import analysis
+from explorer.model import describe
 from explorer.model.encoder import hidden_state_names, layer_norm_names, layer_norm_param_names
 from pages.common import TEXT, chart, kept, one_of, open_page
 
 sentence = open_page(
     "Layer norm & residual stream",
-    "Every sub-layer adds its output to the residual stream; layer norm then rescales each token's vector to mean 0 "
-    "and standard deviation 1 across the model width, before a learned per-dimension scale γ and offset β.",
+    "Every sub-layer adds its output to the residual stream; a layer norm rescales each token's vector to mean 0 "
+    "and standard deviation 1 across the model width, then applies a learned per-dimension scale γ and offset β.",
 )
 config = sentence.bundle.config
 out = sentence.run()
 labels = sentence.labels
 names = layer_norm_names(config)
 stats = analysis.layer_norm_stats(out.layer_norm_inputs, out.layer_norm_outputs)
-placement = (
-    "after each sub-layer's residual add (post-LN, as in the paper)"
-    if config.layer_norm == "post"
-    else "before each sub-layer (pre-LN), with a final LN at the end"
-)
-st.markdown(f"This model normalises **{placement}**: {len(names)} layer norms.")
+st.markdown(describe.layer_norm_sentence(config, len(names)))
 
 kept("layernorm_which", names[0], "norm", TEXT, fix=one_of(names))
 which = st.selectbox("Layer norm", names, key="layernorm_which")

@@ -7,7 +7,8 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures import model as figs
-from explorer.interpret import analysis
+from explorer.interpret import shapes
+from explorer.model import describe
 from explorer.model.encoder import count_parameters
 from explorer.model.inference import bucket_for
 from pages.common import chart, current_bundle, current_sentence, get_engine, sidebar, warmup_report
@@ -23,7 +24,7 @@ length = len(sentence) if sentence is not None else 1
 if sentence is None:
     st.info("The text is empty, so shapes are shown for a single token.")
 
-steps = analysis.shape_walk(config, length)
+steps = shapes.shape_walk(config, length)
 st.markdown(
     f"**T** = {length} tokens · **D** = {config.d_model} · **H** = {config.num_heads} heads of **K** = {config.key_size} · "
     f"**F** = {config.ffn_size} · **L** = {config.num_layers} layers · **V** = {config.vocab_size}"
@@ -38,7 +39,7 @@ chart(
 
 left, right = st.columns([3, 2])
 with left:
-    rows = analysis.parameter_groups(count_parameters(bundle.params))
+    rows = shapes.parameter_groups(count_parameters(bundle.params))
     chart(
         figs.parameter_figure(rows),
         "model_parameters",
@@ -54,7 +55,21 @@ with right:
     st.markdown(f"**Source:** {bundle.source}  \n**Task:** {bundle.task or 'none (untrained)'}")
     if bundle.info:
         with st.expander("Training info"):
-            st.json(bundle.info)
+            facts = describe.training_summary(bundle.info)
+            st.dataframe(
+                {"fact": [f for f, _ in facts], "value": [v for _, v in facts]},
+                key="model_training_info",
+                hide_index=True,
+            )
+            st.download_button(
+                "All recorded facts (JSON)",
+                lambda: export.to_json(bundle.info),
+                file_name="training_info.json",
+                key="model_info_json",
+                on_click="ignore",
+                type="tertiary",
+                icon=":material/download:",
+            )
 
 st.subheader("What jit made of it")
 engine = get_engine(config)

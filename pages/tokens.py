@@ -5,7 +5,8 @@ import streamlit as st
 
 from explorer import export
 from explorer.figures.tokens import token_bytes_figure, token_chips_html
-from explorer.text.tokenizer import available_encodings, differences, display_text, is_offline
+from explorer.model import describe
+from explorer.text.tokenizer import DEFAULT_ENCODING, available_encodings, differences, display_text, is_offline
 from pages.common import (
     BOOL,
     OPTIONAL_TEXT,
@@ -18,22 +19,24 @@ from pages.common import (
     one_of,
     prepare,
     sidebar,
+    start_here,
 )
 
 sidebar()
 st.title("Tokens")
+bundle = current_bundle()
 st.caption(
-    "The encoder never sees characters: the text is cut into byte-level BPE tokens, and each token is a row "
-    "of the model's embedding table. Edit the **Text** box in the sidebar; every page follows it. "
-    "Write **[MASK]** where a word is missing and the **Fill mask** page shows what the model guesses."
+    f"{describe.tokenization_sentence(bundle.vocab)} Edit the **Text** box in the sidebar; every page follows it. "
+    f"Write **{bundle.vocab.mask_text}** where a word is missing and the **Fill mask** page shows what the model "
+    "guesses."
 )
 
-bundle = current_bundle()
+start_here()
+
 sentence = prepare(current_text(), bundle)
 if sentence is None:
     st.stop()
 tokenized, labels, unknown = sentence.tokenized, sentence.labels, sentence.unknown
-closed = getattr(bundle.vocab, "closed", False)
 
 text_bytes = len(current_text().encode("utf-8", errors="replace"))
 col1, col2, col3, col4 = st.columns(4)
@@ -43,17 +46,10 @@ col3.metric("UTF-8 bytes", text_bytes)
 col4.metric("Bytes per token", f"{sum(tokenized.byte_counts) / max(len(tokenized), 1):.2f}")
 
 st.subheader("The model's tokens")
-if closed:
-    st.caption(
-        f"This model keeps {bundle.vocab.size:,} tokens of {bundle.vocab.encoding} (all 256 bytes, its training "
-        "text's most frequent tokens and the pieces BPE builds them from), so any text reaches it with no "
-        "unknown token. Colours only separate neighbours; hover a chip for its position, id and bytes. "
-        "␣ is a space, ↵ a newline."
-    )
-else:
-    st.caption(
-        f"This model's vocabulary ({bundle.vocab.size:,} tokens) is not closed: a token outside it is read as [UNK]."
-    )
+st.caption(
+    f"{describe.vocabulary_sentence(bundle.vocab)} Colours only separate neighbours; hover a chip for its position, "
+    "id and bytes. ␣ is a space, ↵ a newline."
+)
 ids = [tid if tid >= 0 else None for tid in tokenized.ids]
 st.html(token_chips_html(labels, ids, list(tokenized.byte_counts), unknown))
 rows = [
@@ -93,9 +89,11 @@ if st.toggle("Show the model ids (rows of the embedding table)", key="tokens_tab
 
 st.subheader("Against a full tiktoken encoding")
 encodings = available_encodings()
+# A model of a tiktoken subset compares with its own full encoding; any other with the default one.
+compare_with = bundle.vocab.encoding if bundle.vocab.encoding in encodings else DEFAULT_ENCODING
 kept(
     "tokens_encoding",
-    bundle.vocab.encoding if bundle.vocab.encoding in encodings else None,
+    compare_with,
     "encoding",
     OPTIONAL_TEXT,
     fix=lambda name: name if name is None else one_of(encodings)(name),
@@ -115,19 +113,16 @@ if encoding is not None:
     full = tokenizer.encode(current_text(), bundle.config.max_len)
     full_ids = [tid if tid >= 0 else None for tid in full.ids]
     st.html(token_chips_html(full.labels, full_ids, list(full.byte_counts), None))
-    if encoding == bundle.vocab.encoding and not (tokenized.truncated or full.truncated):
-        changed = differences(full, tokenized)
+    if not (tokenized.truncated or full.truncated):
+        # tokenizer.name: the encoding actually used (one that needs a download falls back to cl100k_base).
+        changed = differences(full, sentence.prepared.text_tokens)
         if not changed:
-            st.success(f"The model reads exactly the {encoding} tokens of this text.")
+            st.success(describe.same_cuts_sentence(bundle.vocab, tokenizer.name))
         else:
-            st.info(
-                f"{len(changed)} place(s) are cut differently: those {encoding} tokens are not in the model's "
-                "vocabulary, so BPE over its smaller vocabulary stops at pieces it knows. The model sees the "
-                "pieces; nothing is lost or unknown."
-            )
+            st.info(describe.differences_sentence(bundle.vocab, tokenizer.name, len(changed)))
             st.dataframe(
                 {
-                    encoding: [" ".join(display_text(p) for p in a) for a, _ in changed],
+                    tokenizer.name: [" ".join(display_text(p) for p in a) for a, _ in changed],
                     "model": [" ".join(display_text(p) for p in b) for _, b in changed],
                 },
                 key="tokens_differences",

@@ -2,6 +2,7 @@
 
   python -m explorer inspect "TEXT" [--checkpoint PATH | --model minilm] [--json]
   python -m explorer predict "The cat sat on the [MASK]." [--top 5] [--checkpoint PATH] [--json]
+  python -m explorer trace "TEXT" --layer L --head H --position P [--model minilm] [--causal] [--json]
   python -m explorer similarity "A" "B" [--model minilm] [--json]
   python -m explorer bench [--json] [--quick] [--model minilm]
   python -m explorer corpus
@@ -247,6 +248,20 @@ def _cmd_similarity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from explorer.cli.trace import format_trace, trace_payload
+
+    notices: list[str] = []
+    bundle = _load_model(args.checkpoint, notices, args.model)
+    payload = trace_payload(bundle, args.text, args.layer, args.head, args.position, args.causal)
+    payload["notices"] = notices + payload["notices"]
+    if args.json:
+        _print_json(payload)
+    else:
+        print(format_trace(payload))
+    return 0
+
+
 def _cmd_corpus(args: argparse.Namespace) -> int:
     from explorer.text import brown
 
@@ -279,6 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
     bench.add_argument("--model", choices=MODELS, default="default", help="minilm: forward latency of MiniLM-L6")
+
+    trace = commands.add_parser("trace", help="one layer for one token and one head, every step with its numbers")
+    trace.add_argument("text", help="the sentence to run through the encoder")
+    trace.add_argument("--layer", type=int, required=True, help="the layer, from 1")
+    trace.add_argument("--head", type=int, required=True, help="the head, from 1")
+    trace.add_argument("--position", type=int, required=True, help="the query token's position, from 0")
+    trace.add_argument("--causal", action="store_true", help="with the causal mask (each token sees only earlier ones)")
+    trace.add_argument("--model", choices=MODELS, default="default", help="minilm: the pretrained MiniLM-L6")
+    trace.add_argument("--checkpoint", help="a checkpoint saved by this app (default: the shipped model)")
+    trace.add_argument("--json", action="store_true", help="print JSON instead of a list of steps")
+    trace.set_defaults(run=_cmd_trace)
 
     similarity = commands.add_parser("similarity", help="cosine similarity of two sentences' embeddings")
     similarity.add_argument("a", help="the first sentence")

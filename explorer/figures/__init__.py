@@ -34,9 +34,37 @@ _AXIS_STYLE = {"gridcolor": GRID_COLOUR, "zerolinecolor": GRID_COLOUR, "linecolo
 _SCENE_AXIS_STYLE = {"gridcolor": GRID_COLOUR, "backgroundcolor": "rgba(0,0,0,0)"}
 
 
-def finish(fig: go.Figure | dict, title: str, height: int) -> go.Figure:
+TITLE_PX = 34  # the title's strip at the top of a figure
+LEGEND_ROW_PX = 22
+
+
+def legend_rows(names: list[str], width: int) -> int:
+    """Rows a horizontal legend of ``names`` wraps to in ``width`` px: plotly places entries left to right,
+    each its symbol and its text (~7 px a character at the legend's size), and starts a row when one does
+    not fit. An overestimate only leaves a blank strip; an underestimate would cover the title."""
+    rows, used = 1, 0
+    for name in names:
+        entry = 48 + 7 * len(name)
+        if used and used + entry > width:
+            rows, used = rows + 1, 0
+        used += entry
+    return rows
+
+
+def _legend_names(data: list) -> list[str]:
+    """The names a figure's legend lists: one per trace shown in it (heatmaps are not, unless asked)."""
+    names = []
+    for trace in data:
+        shown = trace.get("showlegend", trace.get("type", "scatter") not in ("heatmap", "histogram2d", "contour"))
+        if shown and trace.get("name"):
+            names.append(str(trace["name"]))
+    return names
+
+
+def finish(fig: go.Figure | dict, title: str, height: int, legend_width: int = 420) -> go.Figure:
     """The layout every figure shares: a title, tight margins, a fixed height, transparent backgrounds
-    and neutral text and grid colours that work on a light and a dark page.
+    and neutral text and grid colours that work on a light and a dark page. ``legend_width``: the pixels a
+    legend above the plot may use (the narrowest column such a figure is drawn in; a figure's own width wins).
 
     Works on the figure's plain-dict form: plotly's ``update_*`` methods cost ~60 ms per figure here, a
     dict edit and one validated ``go.Figure(spec)`` a few ms, which matters when a figure is rebuilt on
@@ -54,10 +82,13 @@ def finish(fig: go.Figure | dict, title: str, height: int) -> go.Figure:
     layout["hoverlabel"] = {"namelength": -1}
     legend = layout.get("legend", {})
     if legend.get("orientation") == "h" and legend.get("y", 1.0) >= 1:
-        # A legend above the plot starts on the left, under the title: on the right it would sit under
-        # plotly's toolbar, which appears over the figure's top-right corner.
-        legend.update(x=0.0, xanchor="left", y=1.02, yanchor="bottom")
-        layout["margin"] = {**layout["margin"], "t": max(layout["margin"].get("t", 40), 72)}
+        # A legend above the plot starts on the left, under the title (on the right it would sit under
+        # plotly's toolbar, which appears over the figure's top-right corner), in a strip of the top margin
+        # of its own: as many rows as its entries wrap to, so a long legend never covers the title.
+        rows = legend_rows(_legend_names(spec.get("data", [])), layout.get("width") or legend_width)
+        layout["title"].update(yref="container", y=1.0, yanchor="top", pad={"t": 10})
+        legend.update(x=0.0, xanchor="left", yref="container", y=1.0 - TITLE_PX / height, yanchor="top")
+        layout["margin"] = {**layout["margin"], "t": max(layout["margin"].get("t", 40), TITLE_PX + 8 + 22 * rows)}
     axes = [k for k in layout if k.startswith(("xaxis", "yaxis"))] or ["xaxis", "yaxis"]
     counts = _category_counts(spec.get("data", []))
     for key in axes:

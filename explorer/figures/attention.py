@@ -1,5 +1,6 @@
-"""Attention figures: per-head heatmaps, the all-heads overview grid, the head view (token→token lines)
-and the query/key view for one query. Measures of heads (entropy, ablation) are in ``head_measures``.
+"""Attention figures: per-head heatmaps, the all-heads overview grid and the query/key view for one query.
+Measures of heads (entropy, ablation) are in ``head_measures``; the head view (token→token lines) in
+``head_view``.
 
 Every builder checks that the attention and the token labels describe the same sentence and raises a
 ``ValueError`` when they do not (BertViz's rule: a mismatch is an error, not a broken picture).
@@ -13,8 +14,6 @@ from plotly.subplots import make_subplots
 
 from explorer.figures import (
     PALETTE,
-    TEXT_COLOUR,
-    WEIGHT_SCALE,
     add_to_pair,
     finish,
     heatmap_height,
@@ -23,20 +22,20 @@ from explorer.figures import (
     stacked_pair,
     token_font,
 )
+from explorer.figures.attention_colour import WEIGHT, colour_axis, coloured, window_lines
 from explorer.interpret.analysis import (
-    HeadViewLines,
+    RELATIVE_LIMIT,
     apply_threshold,
     block_mean,
     check_attention,
+    relative_to_uniform,
     unique_labels,
 )
 
 # The overview grid pools long sentences to this many positions per axis.
 GRID_MAX_POSITIONS = 48
-# Opacity levels of head-view lines, by weight relative to the head's strongest line: a broad head (all
-# weights small) still shows its strongest lines in full instead of disappearing. One trace per level keeps
-# the figure to a handful of traces.
-LINE_LEVELS = (0.15, 0.3, 0.5, 0.75, 1.0)
+# The outline of a chosen query's row: red stands out against all of Viridis (purple, blue, green, yellow).
+QUERY_OUTLINE = "#ff4b4b"
 
 
 def attention_heatmap(
@@ -49,12 +48,18 @@ def attention_heatmap(
     signed: bool = False,
     start: int = 0,
     key_start: int | None = None,
+    colouring: str = WEIGHT,
+    causal: bool = False,
+    total: int = 0,
+    trained: int | None = None,
 ) -> go.Figure:
     """One head's ``[T, T]`` attention: queries down, keys across; hover ``query → key: weight``.
 
     Cells below ``threshold`` are left empty. ``key_labels`` (default: ``labels``) label the columns when
     queries and keys differ (a window of queries over all keys). ``signed`` uses a diverging scale (for
     pre-softmax scores). ``start``/``key_start`` are the positions of the first query/key (when paging).
+    ``colouring`` (``COLOURINGS``; ``causal`` and ``total``, the sentence's length, for the relative one) and
+    ``trained`` (the end of the model's training windows, drawn dashed) as in ``heads_figure``.
     """
     weights = np.asarray(weights, np.float32)
     key_labels = labels if key_labels is None else key_labels
@@ -65,25 +70,31 @@ def attention_heatmap(
             f"Attention of shape {weights.shape} does not match {len(labels)} query and {len(key_labels)} key "
             f"labels; pass the labels of the same sentence."
         )
-    z = apply_threshold(weights, threshold) if threshold > 0 else weights
     rows = unique_labels(labels, start)
     cols = unique_labels(key_labels, start if key_start is None else key_start)
-    scale = (
-        dict(colorscale="RdBu", zmid=0.0, reversescale=True)
-        if signed
-        else dict(colorscale=WEIGHT_SCALE, zmin=0.0, zmax=1.0)
-    )
+    if signed:
+        z, customdata, number = apply_threshold(weights, threshold) if threshold > 0 else weights, None, "%{z:.2f}"
+        scale = dict(colorscale="RdBu", zmid=0.0, reversescale=True, colorbar={"title": {"text": value_name}})
+    else:
+        z, customdata, number = coloured(weights, colouring, threshold, causal, start, total)
+        axis = colour_axis(colouring)
+        scale = dict(colorscale=axis["colorscale"], zmin=axis["cmin"], zmax=axis["cmax"], colorbar=axis["colorbar"])
+        if colouring == WEIGHT and value_name != "weight":
+            scale["colorbar"] = {"title": {"text": value_name}}
+    scale["colorbar"] = {**scale["colorbar"], "thickness": 12}
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=cols,
             y=rows,
-            colorbar={"title": {"text": value_name}, "thickness": 12},
-            hovertemplate="%{y} → %{x}: %{z:.2f}<extra></extra>",
+            customdata=customdata,
+            hovertemplate=f"%{{y}} → %{{x}}: {number}<extra></extra>",
             hoverongaps=False,
             **scale,
         )
     )
+    if key_start is None or key_start == start:
+        fig.update_layout(shapes=window_lines(trained, start, len(rows)))
     font = {"size": token_font(max(len(rows), len(cols)))}
     fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", tickfont=font)
     fig.update_yaxes(type="category", autorange="reversed", title="query", tickfont=font)
@@ -94,6 +105,12 @@ def attention_heatmap(
 PAGE_WIDTH = 900
 SMALLEST_CELL = 11  # px per token below which angled labels of neighbours overlap
 LARGEST_CELL = 36  # px per token above which a short sentence's heatmap is mostly empty colour
+
+
+def fitting_font(cell: float) -> int:
+    """The largest tick font (px, 6 at the least) whose labels angled at 60° clear their neighbours
+    ``cell`` px apart: a label's height across its slant is about its font size."""
+    return max(6, int(cell * 0.85))
 
 
 def _domain(low: float, high: float) -> list[float]:
@@ -110,15 +127,24 @@ def heads_figure(
     columns: int = 4,
     title: str = "Attention weights: rows are queries, columns the keys they attend to",
     width: int = PAGE_WIDTH,
+    colouring: str = WEIGHT,
+    causal: bool = False,
+    total: int = 0,
+    trained: int | None = None,
+    query: int | None = None,
 ) -> go.Figure:
     """Several heads' ``[n, T, T]`` attention as small multiples in ONE figure, with hover
-    ``head · query → key: weight``.
+    ``head · query → key: weight``. ``query`` (a position) outlines that query's row in every panel.
 
     Every token is labelled on the outer axes (queries left of each row, keys under the bottom row). Up to
     ``columns`` panels sit side by side, fewer when a panel would get less than ``SMALLEST_CELL`` px per
     token in ``width`` px; the figure's own width and height are set so cells stay square. One figure with
     n panels draws markedly faster in a browser than n separate figures, which is what keeps the Attention
     page's default view quick to update while typing.
+
+    ``colouring``: ``WEIGHT`` (0-1) or ``RELATIVE`` (to uniform attention; hover keeps the weight), with
+    ``causal`` and ``total`` (the sentence's length, when the panels show a window of it) saying how many
+    keys each query had. ``trained``: the position where the model's training windows ended, drawn dashed.
     """
     weights = np.asarray(weights, np.float32)
     if weights.ndim != 3 or weights.shape[1] != weights.shape[2]:
@@ -143,6 +169,10 @@ def heads_figure(
     while cols > 1 and (room - gap * (cols - 1)) / (cols * length) < SMALLEST_CELL:
         cols -= 1
     cell = int(min(LARGEST_CELL, max(8, (room - gap * (cols - 1)) / (cols * length))))
+    # Key labels are angled at 60°: neighbours clear each other while the font is under ~0.85 of a cell
+    # (a half-width Compare panel of 21 tokens overlapped at 11 px on 12 px cells).
+    font = min(font, fitting_font(cell))
+    label_px = label_margin(axis, font)
     rows = -(-count // cols)
     panel = cell * length
     # One panel per row (a narrow column): every panel names its keys, so each reads on its own.
@@ -151,8 +181,9 @@ def heads_figure(
     plot_w = cols * panel + (cols - 1) * gap
     plot_h = rows * panel + (rows - 1) * row_gap
     tick_font = {"size": font}
-    layout: dict = {"annotations": []}
+    layout: dict = {"annotations": [], "shapes": []}
     data = []
+    colours, customdata, number = coloured(weights, colouring, threshold, causal, start, total)
     for index in range(count):
         row, col = divmod(index, cols)
         x_name = "x" if index == 0 else f"x{index + 1}"
@@ -177,6 +208,19 @@ def heads_figure(
                 "tickfont": tick_font,
                 "automargin": False,
             }
+        if query is not None and 0 <= query - start < length:
+            layout["shapes"].append(
+                {
+                    "type": "rect",
+                    "xref": f"{x_name} domain",
+                    "yref": y_name,
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": query - start - 0.5,
+                    "y1": query - start + 0.5,
+                    "line": {"color": QUERY_OUTLINE, "width": 2},
+                }
+            )
         layout["annotations"].append(
             {
                 "text": names[index],
@@ -190,13 +234,10 @@ def heads_figure(
                 "font": {"size": 13},
             }
         )
-        z = weights[index]
-        if threshold > 0:
-            z = apply_threshold(z, threshold)
         data.append(
             {
                 "type": "heatmap",
-                "z": z,
+                "z": colours[index],
                 "x": axis,
                 "y": axis,
                 "xaxis": x_name,
@@ -204,14 +245,15 @@ def heads_figure(
                 "coloraxis": "coloraxis",
                 "hoverongaps": False,
                 "name": names[index],
-                "hovertemplate": f"{names[index]}<br>%{{y}} → %{{x}}: %{{z:.2f}}<extra></extra>",
+                "hovertemplate": f"{names[index]}<br>%{{y}} → %{{x}}: {number}<extra></extra>",
+                **({"customdata": customdata[index]} if customdata is not None else {}),
             }
         )
+        layout["shapes"] += window_lines(trained, start, length, x_name, y_name)
+    scale = colour_axis(colouring)
     layout["coloraxis"] = {
-        "colorscale": WEIGHT_SCALE,
-        "cmin": 0.0,
-        "cmax": 1.0,
-        "colorbar": {"title": {"text": "weight"}, "thickness": 12, "len": min(1.0, 320 / plot_h)},
+        **scale,
+        "colorbar": {**scale["colorbar"], "thickness": 12, "len": min(1.0, 320 / plot_h)},
     }
     top = 40 + title_px
     layout["margin"] = {"l": label_px, "r": colorbar_px, "t": top, "b": label_px}
@@ -225,12 +267,20 @@ def attention_grid(
     max_positions: int = GRID_MAX_POSITIONS,
     layer_numbers: list[int] | None = None,
     badges: list[list[str]] | None = None,
+    colouring: str = WEIGHT,
+    causal: bool = False,
+    trained: int | None = None,
+    start: int = 0,
+    total: int = 0,
 ) -> go.Figure:
     """Every layer x every head in one figure (rows: layers, columns: heads).
 
     Sentences longer than ``max_positions`` are block-averaged (hover then names the position range), so
     the grid stays light at 512 tokens. ``layer_numbers`` (1-based) name the rows when ``weights`` holds a
     subset of the layers; ``badges`` ``[L][H]`` (e.g. head-role badges) follow each panel's name.
+    ``colouring``, ``causal``, ``trained``, ``start`` (the position of ``labels[0]``) and ``total`` (the
+    sentence's length when ``weights`` cover a part of it) as in ``heads_figure``; a block's weights are
+    compared with uniform attention one by one, then averaged.
     """
     check_attention(weights, labels, ndim=4)
     weights = np.asarray(weights, np.float32)
@@ -250,112 +300,77 @@ def attention_grid(
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if layers < 6 else 0.02,
     )
+    ranges = [(start + p, start + p) for p in range(length)]
     for layer in range(layers):
         for head in range(heads):
             matrix = weights[layer, head]
             if pooled:
-                matrix, ranges = block_mean(matrix, max_positions)
+                z, customdata, number = _pooled(matrix, max_positions, colouring, causal, start, total)
+                ranges = [(start + a, start + b) for a, b in block_mean(matrix, max_positions)[1]]
                 names = [f"{a}–{b}" for a, b in ranges]
             else:
-                names = unique_labels(labels)
+                z, customdata, number = coloured(matrix, colouring, causal=causal, start=start, total=total)
+                names = unique_labels(labels, start)
             fig.add_trace(
                 go.Heatmap(
-                    z=matrix,
+                    z=z,
                     x=names,
                     y=names,
+                    customdata=customdata,
                     coloraxis="coloraxis",
-                    hovertemplate=f"L{numbers[layer]} H{head + 1}<br>%{{y}} → %{{x}}: %{{z:.2f}}<extra></extra>",
+                    hovertemplate=f"L{numbers[layer]} H{head + 1}<br>%{{y}} → %{{x}}: {number}<extra></extra>",
                 ),
                 row=layer + 1,
                 col=head + 1,
             )
-    # Token labels on the outer axes only: keys under the bottom row, queries left of the first column.
-    axis_names = names if pooled else unique_labels(labels)
+    # Token labels on the outer axes only: keys under the bottom row, queries left of the first column. Keys
+    # are named only while each gets SMALLEST_CELL px (12 narrow panels of 17 tokens would pile them up);
+    # hover names every cell's tokens either way.
+    axis_names = names if pooled else unique_labels(labels, start)
     font = {"size": max(7, token_font(len(axis_names)) - 2)}
+    margin = label_margin(axis_names, font["size"])
+    panel_width = (PAGE_WIDTH - margin - 80) / heads
+    keys_named = panel_width / len(axis_names) >= SMALLEST_CELL
+    font = {"size": min(font["size"], fitting_font(panel_width / len(axis_names)))}
     fig.update_xaxes(type="category", showticklabels=False, tickangle=-60, tickfont=font)
     fig.update_yaxes(type="category", autorange="reversed", showticklabels=False, tickfont=font)
-    fig.update_xaxes(showticklabels=True, row=layers)
+    fig.update_xaxes(showticklabels=keys_named, row=layers)
     fig.update_yaxes(showticklabels=True, col=1)
+    # Where training windows ended: between the block that holds the last trained position and the next.
+    boundary = None if trained is None else next((i for i, (a, _) in enumerate(ranges) if a >= trained), None)
+    shapes = []
+    for index in range(layers * heads):
+        suffix = "" if index == 0 else str(index + 1)
+        shapes += window_lines(boundary, 0, len(ranges), f"x{suffix}", f"y{suffix}")  # in block indices
+    scale = colour_axis(colouring)
     fig.update_layout(
-        coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"thickness": 12}},
+        coloraxis={**scale, "colorbar": {**scale["colorbar"], "thickness": 12}},
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        shapes=shapes,
     )
     title = "All layers × all heads: rows are queries, columns keys" + (
         f" (averaged over blocks of ~{length / max_positions:.1f} positions)" if pooled else ""
     )
+    if not keys_named:
+        title += " (hover a cell for its tokens)"
     panel = max(160, 900 // max(heads, 1), (font["size"] + 1) * len(axis_names))
-    return finish(fig, title, int(min(2400, 60 + layers * panel + label_margin(axis_names, font["size"]))))
+    bottom = margin if keys_named else 20
+    return finish(fig, title, int(min(2400, 60 + layers * panel + bottom)))
 
 
-def head_view_figure(
-    lines: list[HeadViewLines], labels: list[str], focus: int | None = None, start: int = 0
-) -> go.Figure:
-    """BertViz-style lines from query tokens (left) to key tokens (right), one colour per head.
-
-    Line opacity follows the weight relative to the head's strongest line, in a few levels (one trace per
-    head and level), so every head shows. Hover on a line shows
-    ``query → key: weight``; hover on a token shows the token. ``start`` is the position of ``labels[0]``
-    when the view shows a window of a long sentence (line positions are relative to the window).
-    """
-    length = len(labels)
-    for item in lines:
-        if len(item.queries) and (item.queries.max() >= length or item.keys.max() >= length):
-            raise ValueError(
-                f"{item.head} has lines to position {max(item.queries.max(), item.keys.max())} but the "
-                f"sentence has {length} tokens; pass the labels of the same sentence."
-            )
-    fig = go.Figure()
-    for h, item in enumerate(lines):
-        colour = PALETTE[h % len(PALETTE)]
-        strongest = float(np.max(item.weights)) if len(item.weights) else 1.0
-        levels = np.digitize(np.asarray(item.weights) / max(strongest, 1e-9), [0.15, 0.35, 0.6, 0.85])
-        for level, opacity in enumerate(LINE_LEVELS):
-            pick = np.nonzero(levels == level)[0]
-            if not len(pick):
-                continue
-            xs, ys, hover = [], [], []
-            for i in pick:
-                q, k, w = int(item.queries[i]), int(item.keys[i]), float(item.weights[i])
-                text = f"{item.head}: {q + start} {labels[q]} → {k + start} {labels[k]}: {w:.2f}"
-                xs += [0.0, 1.0, None]
-                ys += [q, k, None]
-                hover += [text, text, None]
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": colour, "width": 1 + 2.5 * opacity},
-                    opacity=opacity,
-                    hovertext=hover,
-                    hovertemplate="%{hovertext}<extra></extra>",
-                    name=item.head,
-                    legendgroup=item.head,
-                    showlegend=level == int(levels.max()),
-                )
-            )
-    token_colours = ["#d62728" if focus == i else TEXT_COLOUR for i in range(length)]
-    positions = list(range(length))
-    for x, anchor, side in ((0.0, "left", "query"), (1.0, "right", "key")):
-        fig.add_trace(
-            go.Scatter(
-                x=[x] * length,
-                y=positions,
-                mode="markers+text",
-                text=labels,
-                textposition="middle left" if anchor == "left" else "middle right",
-                marker={"size": 6, "color": token_colours},
-                showlegend=False,
-                hovertext=[f"{side} {i}: {label}" for i, label in enumerate(labels, start)],
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
-        )
-    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
-    fig.update_yaxes(visible=False, autorange="reversed")
-    dropped = sum(item.dropped for item in lines)
-    title = "Head view: queries (left) → keys (right)" + (f" — {dropped} weakest lines not drawn" if dropped else "")
-    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
-    return finish(fig, title, int(min(1600, max(300, 60 + 20 * length))))
+def _pooled(
+    matrix: np.ndarray, size: int, colouring: str, causal: bool, start: int = 0, total: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """A long head's ``[T, T]`` attention averaged over blocks, coloured: the mean weight, or the mean of
+    the weights' (clipped) ratios to uniform; hover gives the block's mean weight either way."""
+    weights, _ = block_mean(matrix, size)
+    if colouring == WEIGHT:
+        return weights.astype(np.float32), None, "%{z:.2f}"
+    relative = relative_to_uniform(matrix, causal, start, max(total, matrix.shape[-1]))
+    relative = np.where(np.isnan(relative), -RELATIVE_LIMIT, relative)  # keys a causal query could not see
+    z, _ = block_mean(relative, size)
+    customdata = np.stack([weights, np.exp2(z)], axis=-1).astype(np.float32)
+    return z.astype(np.float32), customdata, "%{customdata[0]:.2f} (%{customdata[1]:.2g}× uniform)"
 
 
 def query_key_figure(

@@ -125,7 +125,7 @@ def projection_figure(
     explained = projection.explained
     axis_titles = [f"PC{i + 1} ({explained[i]:.0%})" for i in range(dims)]
 
-    def trace(points: np.ndarray, names: list[str], series: str, size: int, colour: str, text: bool):
+    def trace(points: np.ndarray, names: list[str], series: str, size: int, colour: str, text: bool, faint: bool):
         mode = "markers+text" if text else "markers"
         common = dict(
             mode=mode,
@@ -133,11 +133,17 @@ def projection_figure(
             text=names if text else None,
             hovertext=names,
             hovertemplate="%{hovertext}<extra>" + series + "</extra>",
-            marker={"size": size, "color": colour, "opacity": 0.85 if text else 0.45},
+            marker={"size": size, "color": colour, "opacity": 0.3 if faint else 0.9},
+            # Labels in the points' own colour, bold, with an outline of the page's contrast colour: legible
+            # over a dense cloud on a light and a dark theme.
+            textfont={"color": colour, "size": 12},
         )
         if dims == 3:
             return go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], **common)
-        return go.Scatter(x=points[:, 0], y=points[:, 1], textposition="top center", **common)
+        common["textfont"].update(weight="bold", shadow="auto")  # 2D only: plotly's 3D text has neither
+        # Neighbours' labels alternate above and below their points, so close tokens do not print on each other.
+        positions = ["top center" if i % 2 == 0 else "bottom center" for i in range(len(points))]
+        return go.Scatter(x=points[:, 0], y=points[:, 1], textposition=positions, **common)
 
     fig = go.Figure()
     background = highlight is not None
@@ -146,9 +152,10 @@ def projection_figure(
             coords,
             labels,
             "vocabulary" if background else "tokens",
-            5 if background else 9,
+            4 if background else 9,
             "#7f7f7f" if background else PALETTE[0],
             text=not background and len(labels) <= LABELLED_POINTS,
+            faint=background,
         )
     )
     if highlight is not None:
@@ -163,6 +170,7 @@ def projection_figure(
                 10,
                 PALETTE[3],
                 text=len(highlight_labels) <= LABELLED_POINTS,
+                faint=False,
             )
         )
     if dims == 3:

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish, heatmap_height, layer_head_grid
+from explorer.figures import (
+    GRID_COLOUR,
+    PALETTE,
+    WEIGHT_SCALE,
+    check_labels,
+    finish,
+    heatmap_height,
+    layer_head_grid,
+)
 from explorer.interpret.analysis import head_label, unique_labels
 from explorer.interpret.head_roles import ROLES, role_badge
 from explorer.interpret.qk_map import QueryKeyMap
@@ -152,6 +160,26 @@ def rollout_figure(rollout: np.ndarray, labels: list[str]) -> go.Figure:
 # Logit lens
 
 
+# Viridis is dark below about this value and light above: cell text flips from white to black there.
+LIGHT_FROM = 0.6
+
+
+def cell_labels(values: np.ndarray, x: list[str], y: list[str], texts: list[list[str]]) -> go.Scatter:
+    """Each cell's text of a 0-1 Viridis heatmap, 12 px, white on its dark cells and black on its light
+    ones (a heatmap's own cell text takes the figures' mid-grey, which reads on neither)."""
+    values = np.asarray(values, np.float64)
+    cells = [(i, j) for i in range(len(y)) for j in range(len(x))]
+    return go.Scatter(
+        x=[x[j] for _, j in cells],
+        y=[y[i] for i, _ in cells],
+        text=[texts[i][j] for i, j in cells],
+        mode="text",
+        textfont={"size": 12, "color": ["#000000" if values[i, j] >= LIGHT_FROM else "#ffffff" for i, j in cells]},
+        hoverinfo="skip",
+        showlegend=False,
+    )
+
+
 def _check_lens(rows: list[list[dict]], snapshot_names: list[str], labels: list[str]) -> None:
     if len(rows) != len(snapshot_names):
         raise ValueError(f"{len(rows)} lens rows but {len(snapshot_names)} snapshot names; give one per snapshot.")
@@ -177,11 +205,12 @@ def logit_lens_figure(rows: list[list[dict]], snapshot_names: list[str], labels:
             zmax=1.0,
             colorscale=WEIGHT_SCALE,
             text=top,
-            texttemplate="%{text}" if len(axis) <= 32 else None,
             colorbar={"title": {"text": "probability"}, "thickness": 12},
             hovertemplate="%{y}<br>%{x}: %{text} (%{z:.2f})<extra></extra>",
         )
     )
+    if len(axis) <= 32:
+        fig.add_trace(cell_labels(probability, axis, list(snapshot_names), top))
     fig.update_xaxes(tickangle=-60, **_token_axis(len(axis)))
     fig.update_yaxes(type="category", autorange="reversed")
     return finish(fig, "Logit lens: the most likely token at every depth", 140 + 34 * len(snapshot_names))
@@ -198,20 +227,21 @@ def logit_lens_position_figure(
     k = len(cells[0])
     tokens = [[display_text(entry["token"]) for entry in cell] for cell in cells]  # [S][k]
     probability = np.array([[entry["probability"] for entry in cell] for cell in cells])  # [S, k]
+    ranks = [f"#{r + 1}" for r in range(k)]
     fig = go.Figure(
         go.Heatmap(
             z=probability,
-            x=[f"#{r + 1}" for r in range(k)],
+            x=ranks,
             y=list(snapshot_names),
             zmin=0.0,
             zmax=1.0,
             colorscale=WEIGHT_SCALE,
             text=tokens,
-            texttemplate="%{text}",
             colorbar={"title": {"text": "probability"}, "thickness": 12},
             hovertemplate="%{y} · %{x}: %{text} (%{z:.2f})<extra></extra>",
         )
     )
+    fig.add_trace(cell_labels(probability, ranks, list(snapshot_names), tokens))
     fig.update_xaxes(type="category", title="rank")
     fig.update_yaxes(type="category", autorange="reversed")
     title = f"Logit lens at {unique_labels(labels)[position]}: top tokens at every depth"
@@ -262,9 +292,15 @@ def probe_accuracy_figure(
     return finish(fig, "Part of speech: how well a linear probe reads it at each depth", 360)
 
 
-def tag_strip_figure(labels: list[str], tags: list[str], confidence: np.ndarray, snapshot_name: str) -> go.Figure:
+NO_TAG = "no tag"  # the legend entry of tokens the probe does not tag ([CLS], [SEP], whitespace)
+
+
+def tag_strip_figure(
+    labels: list[str], tags: list[str | None], confidence: np.ndarray, snapshot_name: str
+) -> go.Figure:
     """The sentence as a strip of tokens, each coloured by the tag the probe gives it; one legend entry
-    per tag, hover ``token: tag (probability)``."""
+    per tag, hover ``token: tag (probability)``. A None tag (a token the probe does not tag) is drawn as a
+    faint "no tag" bar."""
     confidence = np.asarray(confidence, np.float64)
     check_labels(len(tags), labels, "The tags")
     check_labels(len(confidence), labels, "The tag probabilities")
@@ -272,17 +308,18 @@ def tag_strip_figure(labels: list[str], tags: list[str], confidence: np.ndarray,
     fig = go.Figure()
     for tag in dict.fromkeys(tags):
         where = [i for i, t in enumerate(tags) if t == tag]
+        hover = f"%{{x}}: {tag} (%{{customdata:.2f}})" if tag is not None else "%{x}: no tag (not a word of the text)"
         fig.add_trace(
             go.Bar(
                 x=[axis[i] for i in where],
                 y=[1] * len(where),
-                name=tag,
-                marker_color=TAG_COLOURS.get(tag, PALETTE[7]),
+                name=NO_TAG if tag is None else tag,
+                marker_color=GRID_COLOUR if tag is None else TAG_COLOURS.get(tag, PALETTE[7]),
                 text=[labels[i] for i in where],
                 textposition="inside",
                 insidetextanchor="middle",
                 customdata=confidence[where],
-                hovertemplate=f"%{{x}}: {tag} (%{{customdata:.2f}})<extra></extra>",
+                hovertemplate=hover + "<extra></extra>",
             )
         )
     fig.update_xaxes(categoryorder="array", categoryarray=axis, tickangle=-60, **_token_axis(len(axis)))

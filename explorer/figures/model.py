@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from explorer.figures import PALETTE, finish
-from explorer.interpret.analysis import ShapeStep
+from explorer.interpret.shapes import ShapeStep
 
 
 def architecture_figure(steps: list[ShapeStep]) -> go.Figure:

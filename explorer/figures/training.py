@@ -1,17 +1,22 @@
-"""Training figures: loss curves, gradient telemetry, closeness to the ideal attention, and the
-embedding plane of a snapshot. Pure builders for the Train page (arrays in, a Plotly figure out)."""
+"""Training figures: loss curves, the probe's attention beside the ideal pattern, gradient telemetry,
+closeness to the ideal attention, and the embedding plane of a snapshot. Pure builders for the Train page
+(arrays in, a Plotly figure out)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.figures import PALETTE, check_labels, finish, layer_head_grid
-from explorer.interpret.analysis import head_label
+from explorer.figures import PALETTE, WEIGHT_SCALE, check_labels, finish, label_margin, layer_head_grid, token_font
+from explorer.interpret.analysis import check_attention, head_label, unique_labels
 
 # A live curve redraws every couple of seconds, in the server and in every watching browser: a few hundred
 # points per trace keep its shape (each stretch's lowest and highest value are kept) at a fraction of the cost.
 MAX_CURVE_POINTS = 400
+# Earlier runs' lines: dashed in turn, so each reads apart from this run's solid lines and from each other.
+EARLIER_DASHES = ("dash", "dot", "dashdot", "longdash")
 
 
 def _thin(steps: np.ndarray, values: np.ndarray, limit: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -50,12 +55,16 @@ def loss_figure(
     title: str = "Loss",
     baseline: float | None = None,
     earlier: list[dict] | tuple = (),
+    run_label: str | None = None,
+    height: int = 320,
 ) -> go.Figure:
     """Training loss per step (thin line) and held-out loss at each evaluation (markers).
 
     ``baseline`` (text tasks): the held-out loss of always guessing the training text's token frequencies,
     drawn as a dashed line, so a learner sees when the model starts to use context.
-    ``earlier``: earlier runs to compare with, each ``{"label", "steps", "loss"}``, drawn faintly below.
+    ``earlier``: earlier runs to compare with, each ``{"label", "steps", "loss"}`` (the label names the run
+    and what differs from this one), each in a colour and dash of its own under this run's solid lines.
+    ``run_label``: names this run's two lines ("train · run 3") when earlier runs are drawn.
     Non-finite losses (a blow-up) are not plotted: a red cross at the top of the chart marks each step.
 
     Built as a plain dict (see ``finish``): it is redrawn every couple of seconds while a run goes on.
@@ -77,9 +86,13 @@ def loss_figure(
                 run_steps,
                 np.where(np.isfinite(run_loss), run_loss, np.nan),
                 mode="lines",
-                name=f"earlier: {run['label']}",
-                opacity=0.55,
-                line={"color": PALETTE[(index + 2) % len(PALETTE)], "width": 1, "dash": "dot"},
+                name=run["label"],
+                opacity=0.8,
+                line={
+                    "color": PALETTE[(index + 2) % len(PALETTE)],
+                    "width": 1.5,
+                    "dash": EARLIER_DASHES[index % len(EARLIER_DASHES)],
+                },
                 hovertemplate=f"{run['label']} · step %{{x}}: loss %{{y:.4f}}<extra></extra>",
             )
         )
@@ -89,7 +102,7 @@ def loss_figure(
             shown_steps,
             np.where(np.isfinite(shown_loss), shown_loss, np.nan),
             mode="lines",
-            name="train",
+            name=f"train · {run_label}" if run_label else "train",
             line={"color": PALETTE[0], "width": 1.5},
             hovertemplate="step %{x}: train loss %{y:.4~g}<extra></extra>",
         )
@@ -99,7 +112,7 @@ def loss_figure(
             eval_steps,
             np.where(np.isfinite(eval_loss), eval_loss, np.nan),
             mode="lines+markers",
-            name="held-out",
+            name=f"held-out · {run_label}" if run_label else "held-out",
             line={"color": PALETTE[1], "width": 2},
             hovertemplate="step %{x}: held-out loss %{y:.4~g}<extra></extra>",
         )
@@ -125,7 +138,7 @@ def loss_figure(
         "yaxis": {"title": {"text": "cross-entropy (nats)"}, "type": "log", "tickformat": ".3~g"},
         "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
     }
-    if baseline is not None and np.isfinite(baseline):
+    if baseline is not None and np.isfinite(baseline) and baseline > 0:
         layout["shapes"] = [
             {
                 "type": "line",
@@ -146,11 +159,111 @@ def loss_figure(
                 "x": 0,
                 "xanchor": "left",
                 "yref": "y",
-                "y": baseline,
+                # On a log axis plotly places a shape at its data value but an annotation at the value's
+                # log10: given 7.11 as it is, the label sat at 10^7.11 and stretched the axis to 1e7.
+                "y": math.log10(baseline),
                 "yanchor": "top",
             }
         ]
-    return finish({"data": data, "layout": layout}, title, 320)
+    return finish({"data": data, "layout": layout}, title, height)
+
+
+# The probe grid's geometry, in pixels: the Train page shows it in a column beside the loss chart.
+PROBE_GAP = 6  # between panels of a row
+PROBE_TITLE = 18  # a panel's title above it
+PROBE_COLORBAR = 46  # the colour bar and its ticks on the right
+MAX_PROBE_PANEL = 150  # a panel no larger than this, however wide the column: a small model stays small
+
+
+def probe_attention_figure(
+    weights: np.ndarray,
+    labels: list[str] | tuple[str, ...],
+    title: str,
+    ideal: np.ndarray | None = None,
+    badges: list[list[str]] | None = None,
+    width: int = 520,
+) -> go.Figure:
+    """The Train page's probe: every layer x head (rows: layers, columns: heads), and for a toy task the
+    ideal pattern as one more panel at the end of the first row, drawn at the same size on the same colour
+    scale, so a learner sees how far each head is from it.
+
+    Args:
+      weights: ``[L, H, T, T]`` attention on the probe (a probe is short: no pooling).
+      labels: ``[T]`` the probe's tokens.
+      ideal: ``[T, T]`` the task's ideal attention, or None (text tasks).
+      badges: ``[L][H]`` text after each panel's name (head-role badges in the replay).
+      width: the pixels the figure is drawn in: panels are square at this width, and only as many token
+        labels are written as fit side by side (every second or third one otherwise; hover names each).
+    """
+    check_attention(weights, list(labels), ndim=4)
+    weights = np.asarray(weights, np.float32)
+    layers, heads, length, _ = weights.shape
+    if ideal is not None and np.shape(ideal) != (length, length):
+        raise ValueError(f"The ideal pattern is {np.shape(ideal)} but the probe has {length} tokens.")
+    names = unique_labels(list(labels))
+    font = min(10, token_font(length))
+    left = bottom = label_margin(names, font)
+    columns = heads + (ideal is not None)
+    panel = (width - left - PROBE_COLORBAR - (columns - 1) * PROBE_GAP) / columns
+    panel = float(min(MAX_PROBE_PANEL, max(panel, 24)))
+    plot_width = columns * panel + (columns - 1) * PROBE_GAP
+    plot_height = layers * panel + (layers - 1) * PROBE_TITLE
+    # Rotated x labels and stacked y labels each need a line of the font: write every ``every``-th one.
+    every = max(1, math.ceil((font + 2) / (panel / length)))
+    ticks = {"tickmode": "array", "tickvals": names[::every], "ticktext": names[::every], "tickfont": {"size": font}}
+    data, layout, annotations = [], {}, []
+    panels = [(layer, head) for layer in range(layers) for head in range(heads)]
+    panels += [(0, heads)] if ideal is not None else []
+    for index, (layer, head) in enumerate(panels, 1):
+        is_ideal = head == heads
+        name = "ideal" if is_ideal else f"L{layer + 1} H{head + 1}" + (f" {badges[layer][head]}" if badges else "")
+        suffix = "" if index == 1 else str(index)
+        x0 = head * (panel + PROBE_GAP) / plot_width
+        y1 = 1 - layer * (panel + PROBE_TITLE) / plot_height
+        # Rounded into [0, 1]: the last panel's edge computed in floats may land a hair outside.
+        domain_x = [max(0.0, round(x0, 6)), min(1.0, round(x0 + panel / plot_width, 6))]
+        domain_y = [max(0.0, round(y1 - panel / plot_height, 6)), min(1.0, round(y1, 6))]
+        data.append(
+            {
+                "type": "heatmap",
+                "z": np.asarray(ideal if is_ideal else weights[layer, head], np.float32),
+                "x": names,
+                "y": names,
+                "coloraxis": "coloraxis",
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+                "hovertemplate": f"{name}<br>%{{y}} → %{{x}}: %{{z:.2f}}<extra></extra>",
+            }
+        )
+        bottom_row = layer == layers - 1 or is_ideal and layers == 1
+        layout[f"xaxis{suffix}"] = {
+            "type": "category", "domain": domain_x, "anchor": f"y{suffix}", "automargin": False,
+            "showticklabels": bottom_row, "tickangle": -90, **ticks,
+        }  # fmt: skip
+        layout[f"yaxis{suffix}"] = {
+            "type": "category", "domain": domain_y, "anchor": f"x{suffix}", "automargin": False,
+            "autorange": "reversed", "showticklabels": head == 0, **ticks,
+        }  # fmt: skip
+        annotations.append(
+            {
+                "text": f"<b>{name}</b>" if is_ideal else name,
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": (domain_x[0] + domain_x[1]) / 2,
+                "y": domain_y[1],
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "font": {"size": 11},
+            }
+        )
+    layout.update(
+        coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0.0, "cmax": 1.0, "colorbar": {"thickness": 10, "len": 1.0}},
+        annotations=annotations,
+        margin={"l": left, "r": width - left - plot_width, "t": 40 + PROBE_TITLE, "b": bottom},
+    )
+    height = int(40 + PROBE_TITLE + plot_height + bottom)
+    return finish({"data": data, "layout": layout}, title, height)
 
 
 def telemetry_figure(

@@ -1,4 +1,4 @@
-"""Pure numpy maths behind the explorer's views: projections, attention summaries, statistics, shapes.
+"""Pure numpy maths behind the explorer's views: projections, attention summaries, statistics.
 
 Pages call these and hand the results to ``explorer.figures``; nothing here draws or knows about
 Streamlit, so every function is tested directly.
@@ -42,6 +42,17 @@ def token_window(length: int, start: int, size: int) -> slice:
         raise ValueError(f"A window needs at least one position, got size={size}.")
     start = int(min(max(start, 0), max(length - size, 0)))
     return slice(start, min(start + size, length))
+
+
+def content_span(special: np.ndarray) -> slice:
+    """The positions from the first to the last token that is not ``special`` (``[CLS] … [SEP]`` becomes
+    ``1 … T-2``): the attention views' rows and columns without the tokens a tokenizer adds at the ends.
+    Special tokens inside the span stay. All special (or none at all): every position."""
+    special = np.asarray(special, bool)
+    content = np.flatnonzero(~special)
+    if not len(content):
+        return slice(0, len(special))
+    return slice(int(content[0]), int(content[-1]) + 1)
 
 
 def block_mean(matrix: np.ndarray, max_size: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -107,7 +118,15 @@ def pca(points: np.ndarray, components: int = 2) -> Projection:
     if not np.all(np.isfinite(centred)):  # weights near overflow (a run about to blow up): nothing to show
         return Projection(coords, explained, axes, np.nan_to_num(mean))
     try:
-        _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, D), D]
+        if count > 4 * dims:
+            # Many more points than dimensions (a 30k-row vocabulary): the axes are the eigenvectors of the
+            # [D, D] scatter matrix, several times faster than the SVD of the [N, D] points, same axes.
+            eigenvalues, vectors = np.linalg.eigh(centred.T @ centred)  # ascending
+            order = np.argsort(eigenvalues)[::-1]
+            singular = np.sqrt(np.maximum(eigenvalues[order], 0.0))  # [D]
+            vt = vectors[:, order].T  # [D, D]
+        else:
+            _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # vt: [min(N, D), D]
     except np.linalg.LinAlgError:
         return Projection(coords, explained, axes, mean)
     k = min(components, vt.shape[0])
@@ -120,6 +139,15 @@ def pca(points: np.ndarray, components: int = 2) -> Projection:
     if total > 0:
         explained[:k] = singular[:k] ** 2 / total
     return Projection(coords, explained, axes, mean)
+
+
+def vocabulary_projection(params: dict, config: ModelConfig, components: int = 2) -> Projection:
+    """Every row of the model's token-embedding table, scaled as the encoder scales it (by sqrt(D) when
+    ``config.scale_embeddings``), on its top ``components`` principal axes: the vocabulary's cloud, in which
+    a sentence's token embeddings can be placed with ``project_onto``."""
+    table = np.asarray(params["encoder/token_embedding"]["embeddings"], np.float64)  # [V, D]
+    scale = np.sqrt(config.d_model) if config.scale_embeddings else 1.0
+    return pca(table * scale, components)
 
 
 def position_similarity(encodings: np.ndarray, cosine: bool = False) -> np.ndarray:
@@ -184,6 +212,49 @@ def apply_threshold(weights: np.ndarray, threshold: float) -> np.ndarray:
     """Weights below ``threshold`` become NaN (drawn as empty cells), the rest are unchanged."""
     weights = np.asarray(weights, np.float64)
     return np.where(weights >= threshold, weights, np.nan)
+
+
+# Colouring attention relative to uniform: log2(weight x keys) is 0 for a key that gets exactly its even
+# share, +3 for eight times that; beyond +-6 (64x) the colour saturates.
+RELATIVE_LIMIT = 6.0
+
+
+def relative_to_uniform(
+    weights: np.ndarray,
+    causal: bool = False,
+    start: int = 0,
+    total: int | None = None,
+    limit: float | None = RELATIVE_LIMIT,
+) -> np.ndarray:
+    """Each weight relative to uniform attention, ``log2(weight x keys)``, clipped to +-``limit`` (None: not
+    clipped; a zero weight is then -inf).
+
+    A query spreading evenly over ``keys`` keys gives each ``1 / keys``: 0 here, whatever the length, so a
+    broad head over 512 tokens reads as grey rather than as the bottom of a 0-1 scale, and the keys a head
+    singles out stand out at any length.
+
+    Args:
+      weights: ``[..., Q, K]``, rows ``start .. start + Q - 1`` of a ``total``-key attention (a window of a
+        long sentence; ``total`` defaults to ``K``).
+      causal: each query could see only the keys up to itself (``start + row + 1`` of them); the keys it
+        could not see become NaN (drawn empty). Keys are numbered from ``start`` too (a square window).
+    """
+    weights = np.asarray(weights, np.float64)
+    if weights.ndim < 2:
+        raise ValueError(f"Attention ends in [queries, keys]; got shape {weights.shape}.")
+    queries, keys = weights.shape[-2:]
+    total = keys if total is None else int(total)
+    if total < keys or start < 0:
+        raise ValueError(f"A window of {keys} keys from position {start} does not fit {total} keys.")
+    rows = np.arange(start, start + queries)[:, None]  # [Q, 1] each query's position
+    counts = np.minimum(rows + 1, total) if causal else np.full((queries, 1), total)  # [Q, 1] keys it could see
+    with np.errstate(divide="ignore"):
+        relative = np.log2(weights * counts)
+    if limit is not None:
+        relative = np.clip(relative, -limit, limit)
+    if causal:
+        relative = np.where(np.arange(start, start + keys)[None, :] > rows, np.nan, relative)  # [Q, K]
+    return relative
 
 
 @dataclass(frozen=True)
@@ -329,82 +400,3 @@ def layer_norm_parameters(params: dict, module: str) -> tuple[np.ndarray, np.nda
         raise ValueError(f"The parameters have no layer norm called {module!r}.")
     leaves = params[module]
     return np.asarray(leaves["scale"]), np.asarray(leaves["offset"])
-
-
-# ----------------------------------------------------------------------------------------------------
-# The model's shape walk and parameter groups
-
-
-@dataclass(frozen=True)
-class ShapeStep:
-    stage: str  # where in the model ("input", "layer 1", "output")
-    operation: str  # what happens
-    symbol: str  # the shape in glossary letters, e.g. "[T, D]"
-    shape: tuple[int, ...]  # the same shape with this input's numbers
-
-
-def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
-    """Every step of one forward pass with the tensor shape it makes, for a ``length``-token input.
-
-    Shapes are for one sentence (batch axis dropped); inside jit the sentence is padded to its bucket.
-    """
-    t, d, h, k, f, v = length, config.d_model, config.num_heads, config.key_size, config.ffn_size, config.vocab_size
-    steps = [
-        ShapeStep("input", "token ids (model vocabulary)", "[T]", (t,)),
-        ShapeStep("input", f"token embedding lookup x sqrt(D={d})", "[T, D]", (t, d)),
-        ShapeStep("input", f"positional encoding ({config.positional})", "[T, D]", (t, d)),
-        ShapeStep("input", "sum: the residual stream enters layer 1", "[T, D]", (t, d)),
-    ]
-    pre = config.layer_norm == "pre"
-    for layer in range(config.num_layers):
-        stage = f"layer {layer + 1}"
-        if pre:
-            steps.append(ShapeStep(stage, "layer norm (attention)", "[T, D]", (t, d)))
-        steps += [
-            ShapeStep(stage, "queries, keys, values: linear D -> H x K, split heads", "3 x [T, H, K]", (3, t, h, k)),
-            ShapeStep(stage, "scores q·kᵀ / sqrt(K)", "[H, T, T]", (h, t, t)),
-            ShapeStep(stage, "softmax over keys: attention weights", "[H, T, T]", (h, t, t)),
-            ShapeStep(stage, "weights x values", "[T, H, K]", (t, h, k)),
-            ShapeStep(stage, "concatenate heads, output linear H x K -> D", "[T, D]", (t, d)),
-            ShapeStep(stage, "add to the residual stream", "[T, D]", (t, d)),
-        ]
-        if not pre:
-            steps.append(ShapeStep(stage, "layer norm (attention)", "[T, D]", (t, d)))
-        if pre:
-            steps.append(ShapeStep(stage, "layer norm (feed-forward)", "[T, D]", (t, d)))
-        steps += [
-            ShapeStep(stage, "feed-forward expand D -> F, GELU", "[T, F]", (t, f)),
-            ShapeStep(stage, "feed-forward contract F -> D", "[T, D]", (t, d)),
-            ShapeStep(stage, "add to the residual stream", "[T, D]", (t, d)),
-        ]
-        if not pre:
-            steps.append(ShapeStep(stage, "layer norm (feed-forward)", "[T, D]", (t, d)))
-    if pre:
-        steps.append(ShapeStep("output", "final layer norm", "[T, D]", (t, d)))
-    if not config.output_head:
-        return steps  # a sentence encoder: its output is the final hidden states
-    head = "output head: hidden · embeddingᵀ + bias (tied)" if config.tie_embeddings else "output head: linear D -> V"
-    steps.append(ShapeStep("output", f"{head} (logits)", "[T, V]", (t, v)))
-    return steps
-
-
-def parameter_groups(counts: dict[str, int]) -> list[tuple[str, str, int]]:
-    """``(group, module, count)`` rows from ``count_parameters``: group is "embedding", "layer 1", ..."""
-    rows = []
-    for module, count in counts.items():
-        parts = module.split("/")
-        group = "other"
-        for part in parts:
-            if part.startswith("layer_") and part[6:].isdigit():
-                group = f"layer {int(part[6:]) + 1}"
-                break
-        else:
-            if "embedding" in module:
-                group = "embedding"
-            elif "output_head" in module or "output_bias" in module:
-                group = "output head"
-            elif "final_norm" in module:
-                group = "final layer norm"
-        short = "/".join(p for p in parts if p != "encoder" and not p.startswith("layer_")) or module
-        rows.append((group, short, int(count)))
-    return rows

@@ -33,7 +33,7 @@ tokens, M held-out tokens, T tokens of a sentence, D model width, C tags.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jax
@@ -262,9 +262,13 @@ def _logits(standardised: np.ndarray, snapshot: int, weights: np.ndarray, biases
 
 
 def tagged_features(
-    bundle: ModelBundle, engine: InferenceEngine, sentences: Sequence[TaggedSentence]
+    bundle: ModelBundle,
+    engine: InferenceEngine,
+    sentences: Sequence[TaggedSentence],
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every snapshot's vector of every tagged token of ``sentences``.
+    """Every snapshot's vector of every tagged token of ``sentences`` (``progress(done, total)`` hears every
+    ``tagged_sentences.PROGRESS_EVERY`` sentences).
 
     Returns:
       ``(features [S, N, D], labels [N] indices into UNIVERSAL_TAGS, ids [N] model ids)``; tokens of only
@@ -275,9 +279,11 @@ def tagged_features(
     index_of = {tag: i for i, tag in enumerate(UNIVERSAL_TAGS)}
     features: list[np.ndarray] = [np.empty(0)] * len(sentences)
     runs = run_in_batches(engine, bundle.params, [s.model_ids for s in sentences], causal=bundle.task == "causal")
-    for index, result in runs:
+    for done, (index, result) in enumerate(runs, start=1):
         keep = np.array([tag is not None for tag in sentences[index].tags])  # [T]
         features[index] = result.hidden_states[:, keep]  # [S, T', D], a copy (boolean index)
+        if progress is not None and (done % tagged_sentences.PROGRESS_EVERY == 0 or done == len(sentences)):
+            progress(done, len(sentences))
     labels = [index_of[t] for s in sentences for t in s.tags if t is not None]
     ids = [int(i) for s in sentences for i, t in zip(s.model_ids, s.tags, strict=True) if t is not None]
     return np.concatenate(features, axis=1), np.asarray(labels, np.int32), np.asarray(ids, np.int64)
@@ -289,31 +295,63 @@ def probe_bundle(
     train_sentences: int = TRAIN_SENTENCES,
     held_out_sentences: int = HELD_OUT_SENTENCES,
     seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
 ) -> PosProbe:
-    """Fits and scores the probe of one model on Brown sentences (the app caches this per model).
+    """Fits and scores the probe of one model on Brown sentences (the app computes this once per model).
+
+    ``progress(fraction, stage)`` hears how far it is (fractions rising to 1.0, a sentence per stage), for
+    a progress bar: the first fit takes from seconds to a minute.
 
     Raises ``brown.CorpusMissing`` when the corpus is not on this machine.
     """
     if engine.config != bundle.config:
         raise ValueError("The engine was compiled for another model configuration.")
-    train = tagged_sentences.sample_sentences(bundle.vocab, train_sentences, held_out=False, seed=seed)
-    held_out = tagged_sentences.sample_sentences(bundle.vocab, held_out_sentences, held_out=True, seed=seed)
-    return fit_probe(
-        *tagged_features(bundle, engine, train),
-        *tagged_features(bundle, engine, held_out),
-        snapshot_names=hidden_state_names(bundle.config),
+    report = progress or (lambda fraction, stage: None)
+
+    def stage(low: float, high: float, what: str) -> Callable[[int, int], None]:
+        return lambda done, total: report(low + (high - low) * done / max(total, 1), f"{what}: {done:,} of {total:,}")
+
+    report(0.0, "Reading the tagged Brown Corpus")
+    train = tagged_sentences.sample_sentences(
+        bundle.vocab, train_sentences, False, seed, stage(0.02, 0.25, "Tokenizing training sentences")
     )
+    held_out = tagged_sentences.sample_sentences(
+        bundle.vocab, held_out_sentences, True, seed, stage(0.25, 0.33, "Tokenizing held-out sentences")
+    )
+    features = tagged_features(bundle, engine, train, stage(0.33, 0.7, "Running the model over training sentences"))
+    held_out_features = tagged_features(
+        bundle, engine, held_out, stage(0.7, 0.82, "Running the model over held-out sentences")
+    )
+    report(0.82, f"Fitting a probe at each of {len(hidden_state_names(bundle.config))} depths")
+    probe = fit_probe(*features, *held_out_features, snapshot_names=hidden_state_names(bundle.config))
+    report(1.0, "Done")
+    return probe
+
+
+def untagged(pieces: Sequence[str], special: np.ndarray) -> np.ndarray:
+    """``[T]`` True for the tokens the probe gives no tag, as none was given in its training
+    (``tagged_sentences``): tokens the tokenizer added (``special``: ``[CLS]``, ``[SEP]``, no word of the
+    text) and tokens of only whitespace."""
+    special = np.asarray(special, bool)
+    if special.shape != (len(pieces),):
+        raise ValueError(f"{len(pieces)} tokens but {special.shape} special flags; give one per token.")
+    return special | np.array([not piece.strip() for piece in pieces], dtype=bool)
 
 
 def tag_tokens(
-    probe: PosProbe, hidden_states: np.ndarray, snapshot: int, given_embedding: bool = True
-) -> tuple[list[str], np.ndarray]:
+    probe: PosProbe,
+    hidden_states: np.ndarray,
+    snapshot: int,
+    given_embedding: bool = True,
+    skip: np.ndarray | None = None,
+) -> tuple[list[str | None], np.ndarray]:
     """The probe's tag for every token of one sentence at one snapshot.
 
     Args:
       hidden_states: ``[S, T, D]`` (an ``Inspection``'s ``hidden_states``).
       snapshot: which residual-stream snapshot to read.
       given_embedding: read it with the probe given the embedding (else the probe of the snapshot alone).
+      skip: ``[T]`` True for tokens left untagged (``untagged``): their tag is None, their probability NaN.
 
     Returns:
       ``(tags [T], probabilities [T] of those tags)``.
@@ -330,4 +368,11 @@ def tag_tokens(
     weights, biases = (probe.given_weights, probe.given_biases) if given_embedding else (probe.weights, probe.biases)
     probabilities = softmax(_logits(standardised, snapshot, weights[snapshot], biases[snapshot]))  # [T, C]
     best = probabilities.argmax(axis=-1)  # [T]
-    return [probe.tags[i] for i in best], probabilities[np.arange(len(best)), best]
+    confidence = probabilities[np.arange(len(best)), best]  # [T]
+    if skip is None:
+        return [probe.tags[i] for i in best], confidence
+    skip = np.asarray(skip, bool)
+    if skip.shape != best.shape:
+        raise ValueError(f"{len(best)} tokens but {skip.shape} skip flags; give one per token.")
+    tags = [None if s else probe.tags[i] for i, s in zip(best, skip, strict=True)]
+    return tags, np.where(skip, np.nan, confidence)

@@ -13,7 +13,7 @@ once with ``explorer.model.inference.run_in_batches``.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,7 @@ from explorer.text.vocab import Vocab
 # here train on 64-token windows, and nine in ten Brown sentences are shorter than that.
 MAX_TOKENS = 64
 _WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
+PROGRESS_EVERY = 50  # sentences between two progress reports
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,11 @@ def tag_sentence(sentence: brown.Sentence, vocab: Vocab, tokenizer: Tokenizer) -
     return TaggedSentence(text=text, tokens=tokens, model_ids=model_ids, tags=tags)
 
 
-def sample_sentences(vocab: Vocab, count: int, held_out: bool, seed: int = 0) -> list[TaggedSentence]:
+def sample_sentences(
+    vocab: Vocab, count: int, held_out: bool, seed: int = 0, progress: Callable[[int, int], None] | None = None
+) -> list[TaggedSentence]:
     """``count`` sentences of the corpus's training or held-out texts, drawn at random (seeded) among
-    those of at most ``MAX_TOKENS`` tokens.
+    those of at most ``MAX_TOKENS`` tokens. ``progress(done, count)`` hears every ``PROGRESS_EVERY``.
 
     Raises:
       brown.CorpusMissing: the corpus is not on this machine (the message says how to fetch it).
@@ -101,6 +104,8 @@ def sample_sentences(vocab: Vocab, count: int, held_out: bool, seed: int = 0) ->
         tagged = tag_sentence(pool[index], vocab, tokenizer)
         if tagged is not None:
             out.append(tagged)
+            if progress is not None and (len(out) % PROGRESS_EVERY == 0 or len(out) == count):
+                progress(len(out), count)
             if len(out) == count:
                 break
     return out

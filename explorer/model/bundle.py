@@ -60,3 +60,12 @@ class ModelBundle:
         """An untrained model: useful to compare against, and labelled as such everywhere."""
         params = jax.device_put(init_params(config, seed))
         return cls(config=config, params=params, vocab=vocab, source=f"random weights (seed {seed}, untrained)")
+
+
+def training_window(bundle: ModelBundle) -> int | None:
+    """The token windows the model was trained on (``info["train_config"]["seq_len"]``: 64 for the default
+    model), or None when the bundle does not say (a pretrained model, an untrained one). Past that position
+    a model meets positions it never saw in training."""
+    train_config = bundle.info.get("train_config") if isinstance(bundle.info, dict) else None
+    length = train_config.get("seq_len") if isinstance(train_config, dict) else None
+    return length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None

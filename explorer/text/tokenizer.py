@@ -204,7 +204,8 @@ class Tokenized:
       ids: tiktoken ids of the base encoding, at most ``max_tokens`` of them; ``-1`` where the text says
         ``[MASK]``.
       pieces: the readable text of each token (see ``token_text``).
-      byte_counts: the number of UTF-8 bytes each token covers.
+      byte_counts: the number of UTF-8 bytes of the text each token covers (a ``[MASK]`` the space it takes
+        too), so they tile the text: a running sum is a byte offset.
       total_tokens: how many tokens the (possibly cut) text had before truncation.
       truncated: True when the text had more than ``max_tokens`` tokens and was cut.
       chars_cut: True when the text was so long that it was cut before tokenizing.
@@ -284,20 +285,26 @@ class Tokenizer:
         text, chars_cut = bounded_text(text, max_tokens)
         segments = text.split(MASK_TEXT) if mask else [text]
         ids: list[int] = []
+        mask_bytes: list[bytes] = []  # the text each [MASK] stands for, in order
         for i, segment in enumerate(segments):
             if i:
                 ids.append(-1)
+            mask_text = MASK_TEXT
             if i < len(segments) - 1 and segment.endswith(" "):
                 # The mask stands for a whole token, leading space included (" mat"), as RoBERTa's
                 # mask token takes the space before it: "on the [MASK]" must not end in a lone " ".
-                segment = segment[:-1]
+                segment, mask_text = segment[:-1], " " + MASK_TEXT
+            if i < len(segments) - 1:
+                mask_bytes.append(mask_text.encode())
             if segment:
                 ids += self._encode_plain(segment)
         kept = ids[:max_tokens]
-        token_bytes = [MASK_TEXT.encode() if tid < 0 else self.base.decode_single_token_bytes(tid) for tid in kept]
+        masks = iter(mask_bytes)
+        # Byte counts tile the text: a mask counts the space it took (a running sum is a byte offset).
+        token_bytes = [next(masks) if tid < 0 else self.base.decode_single_token_bytes(tid) for tid in kept]
         return Tokenized(
             ids=tuple(kept),
-            pieces=tuple(token_text(b) for b in token_bytes),
+            pieces=tuple(MASK_TEXT if tid < 0 else token_text(b) for tid, b in zip(kept, token_bytes, strict=True)),
             byte_counts=tuple(len(b) for b in token_bytes),
             total_tokens=len(ids),
             truncated=len(ids) > max_tokens,
@@ -324,8 +331,10 @@ class Tokenizer:
 
 def differences(a: Tokenized, b: Tokenized) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """Where two tokenizations of the same text cut it differently: ``(pieces of a, pieces of b)`` for
-    every stretch of text between boundaries both share, when the pieces differ (``" pizza"`` against
-    ``" p", "izz", "a"``). Both must cover the same bytes (compare before truncation cuts either)."""
+    every stretch of text between boundaries both share, when either side cuts it into more than one piece
+    (``" pizza"`` against ``" p", "izz", "a"``). Boundaries decide, not the pieces' spelling, so a WordPiece
+    ``door`` and a BPE `` door`` over the same bytes agree. Both must cover the same bytes (compare before
+    truncation cuts either; leave out tokens a tokenizer adds, which cover none)."""
     out = []
     i = j = 0
     end_a = end_b = 0
@@ -341,7 +350,7 @@ def differences(a: Tokenized, b: Tokenized) -> list[tuple[tuple[str, ...], tuple
             group_b.append(b.pieces[j])
             j += 1
         if end_a == end_b and group_a and group_b:
-            if group_a != group_b:
+            if len(group_a) > 1 or len(group_b) > 1:
                 out.append((tuple(group_a), tuple(group_b)))
             group_a, group_b = [], []
     return out

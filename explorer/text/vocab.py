@@ -19,6 +19,7 @@ import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -61,6 +62,12 @@ class Vocab:
             raise ValueError("A closed vocabulary lists its tiktoken ids in ascending (merge) order.")
         index = {tid: NUM_SPECIAL + row for row, tid in enumerate(self.tiktoken_ids)}
         object.__setattr__(self, "_index", index)
+
+    # What the views say about the tokens (explorer.model.describe): tiktoken is byte-level BPE; our models
+    # add no opening or closing token.
+    kind = "byte-level BPE"
+    mask_text = SPECIAL_TOKENS[MASK]
+    special_texts: ClassVar[tuple[str, ...]] = ()
 
     @property
     def size(self) -> int:

@@ -91,8 +91,9 @@ class WordPieceTokenizer:
           mask: read ``[MASK]`` in the text as the mask token, not as the characters ``[``, ``mask``, ``]``.
 
         Returns a ``Tokenized`` whose ids are WordPiece ids (the model's rows, ``[MASK]`` included), pieces
-        the WordPiece strings (``##ing``), and byte counts the UTF-8 length of the text each piece covers
-        (0 for ``[CLS]``, ``[SEP]``). A text with no pieces at all (empty, or only spaces) gives no ids,
+        the WordPiece strings (``##ing``), and byte counts the UTF-8 length of the text each piece covers,
+        with the spaces before it (0 for ``[CLS]``, ``[SEP]``): they add up to the text's bytes, bar any
+        trailing spaces and a cut. A text with no pieces at all (empty, or only spaces) gives no ids,
         not a bare ``[CLS] [SEP]``, so that callers' empty-text check applies.
         """
         if max_tokens < 2:
@@ -110,9 +111,12 @@ class WordPieceTokenizer:
             return Tokenized(ids=(), pieces=(), byte_counts=(), total_tokens=0, truncated=False, chars_cut=chars_cut)
         kept = pieces[: max_tokens - 2]
         byte_counts, covered = [], 0
-        for _, _, begin, end in kept:
-            # Normalisation can make two pieces of one character; count each character's bytes once.
-            byte_counts.append(len(text[max(begin, covered) : end].encode("utf-8")))
+        for _, _, _, end in kept:
+            # Each piece counts the text from the end of the one before, the spaces before it included (as
+            # tiktoken's " door" does), so the counts tile the text and a running sum is a byte offset
+            # (explorer.tagged_sentences finds each token's word that way). Normalisation can make two
+            # pieces of one character: its bytes are counted once.
+            byte_counts.append(len(text[covered:end].encode("utf-8")) if end > covered else 0)
             covered = max(covered, end)
         return Tokenized(
             ids=(self.cls_id, *(p[0] for p in kept), self.sep_id),
@@ -152,11 +156,16 @@ class WordPieceVocab:
       tokenizer_file: the model's ``tokenizer.json``.
       encoding: a display name; also the ``name`` of its tokenizer.
       closed: False: a character outside the vocabulary is ``[UNK]``.
+      kind, mask_text, special_texts: what the views say about its tokens (``explorer.model.describe``).
     """
 
     tokenizer_file: str
     encoding: str = WORDPIECE_ENCODING
     closed: ClassVar[bool] = False
+    # What the views say about the tokens (explorer.model.describe), as ``explorer.text.vocab.Vocab`` says it.
+    kind: ClassVar[str] = "WordPiece"
+    mask_text: ClassVar[str] = MASK_TEXT
+    special_texts: ClassVar[tuple[str, ...]] = (CLS_TEXT, SEP_TEXT)
     _tokenizer: WordPieceTokenizer = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,8 @@
 - ``runner``: the ``Trainer`` (Play/Pause/Step/Reset, in the caller's thread or a worker thread);
   ``history``: ``RunHistory``, what a run has recorded (metrics, evaluations, snapshots, speed);
 - ``workers``: ``TrainingPool``, worker processes that many sessions' trainers share, with a limit on
-  trainings at once and a queue (``worker_process``: the worker's side);
+  trainings at once and a queue, and runs kept for a reloaded page (``worker_link``: one worker process
+  seen from the server; ``worker_process``: the worker's side);
 - ``remote_trainer``: ``RemoteTrainer``, the proxy a page uses for a trainer in a worker.
 
 The snapshots a run records for replay use the views' own maths (``interpret.analysis``: the embeddings'

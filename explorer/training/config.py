@@ -240,6 +240,37 @@ class LiveSettings:
             f"lr {self.learning_rate:g} · seed {self.seed}"
         )
 
+    def differences(self, other: LiveSettings) -> str:
+        """This run's values of the settings that differ from ``other`` (another run), as a short label
+        ("lr 0.01 · seed 3"), or "same settings": what tells two runs on one loss chart apart."""
+        names = {"num_layers": "layers", "num_heads": "heads", "batch_size": "batch", "learning_rate": "lr"}
+        parts = []
+        for f in dataclasses.fields(self):
+            mine = getattr(self, f.name)
+            if mine == getattr(other, f.name) or (f.name == "text" and self.task not in TEXT_TASKS):
+                continue
+            value = f"{mine:g}" if isinstance(mine, float) else (f"{mine}-LN" if f.name == "layer_norm" else mine)
+            parts.append(str(value) if f.name in ("task", "layer_norm") else f"{names.get(f.name, f.name)} {value}")
+        return " · ".join(parts) or "same settings"
+
+    @classmethod
+    def from_configs(cls, model: ModelConfig, train: TrainConfig) -> LiveSettings:
+        """The settings a trainer was built with, read back from its configs (a page that reattaches to a
+        run after a reload). A run on an uploaded text gets the default text: the upload is not kept."""
+        return cls(
+            task=train.task,
+            text=train.text if train.text in TEXT_NAMES else DEFAULT_TEXT,
+            steps=train.steps,
+            batch_size=train.batch_size,
+            num_layers=model.num_layers,
+            num_heads=model.num_heads,
+            d_model=model.d_model,
+            positional=model.positional,
+            layer_norm=model.layer_norm,
+            learning_rate=float(train.learning_rate),
+            seed=train.seed,
+        )
+
     def replace(self, **changes) -> LiveSettings:
         return dataclasses.replace(self, **changes)
 

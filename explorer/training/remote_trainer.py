@@ -23,6 +23,10 @@ class TrainingLost(RuntimeError):
     """The worker process that held a trainer is gone (killed, crashed) or the trainer was closed."""
 
 
+class RunOpenElsewhere(RuntimeError):
+    """A run asked for by its id is still shown by another connected session (another window or tab)."""
+
+
 class Pool(Protocol):
     """What a proxy needs of the pool that made it (``workers.TrainingPool``): the pool makes proxies and
     imports this module; a proxy only calls back into the pool, so it knows it by these methods alone."""
@@ -45,9 +49,10 @@ class RemoteTrainer:
     ``TrainingLost``.
     """
 
-    def __init__(self, pool: Pool, trainer_id: int):
+    def __init__(self, pool: Pool, trainer_id: int, run_id: str | None = None):
         self._pool = pool
         self._id = trainer_id
+        self.run_id = run_id  # names the run in a link, so a reloaded page can attach to it again
         self._attributes: dict[str, Any] = {}
         self._methods: set[str] = set()  # names known to be methods (a bound partial would be a cycle)
         self._last_status: TrainerStatus | None = None  # what status() shows once the trainer is gone

@@ -10,7 +10,8 @@ only its own trainings with it.
   running is unsafe), each niced and under ``SCHED_IDLE`` (see ``idle``), with JAX's persistent
   compilation cache on and ``explorer`` imported, so the first chunk after Start pays neither the process
   start nor the imports, and (``warm_up``) with the app's default setup already compiled. What runs
-  inside a worker is ``explorer/training/worker_process.py``.
+  inside a worker is ``explorer/training/worker_process.py``; its process and pipe, seen from here,
+  ``worker_link.py``.
   ``explorer/__init__.py`` runs in every worker too, so the data-parallel step gets its CPU devices
   (``EXPLORER_CPU_DEVICES``) there as in the server.
 - At most ``max_trainings`` trainings run at once (``EXPLORER_MAX_TRAININGS``, by default half the
@@ -22,8 +23,12 @@ only its own trainings with it.
   crosses without its parameters (they stay in the worker; ``bundle(step)`` makes a model of them).
 - One trainer per ``owner`` (a browser session): making a new one closes the owner's previous one.
 - An ``alive`` callable per trainer (the page passes one that asks the web framework whether the session
-  is still connected) is checked every ``check_every`` seconds; once it has said False for
-  ``abandon_after`` seconds the trainer is closed, which stops its training and frees its memory.
+  is still connected) is checked every ``check_every`` seconds. A training that runs while its session is
+  gone is closed after ``abandon_after`` seconds (which stops it and frees its memory); one that is not
+  running (paused, finished) is kept for ``keep_paused`` seconds, so a reloaded page can take it up again.
+- Every trainer has a run id (``RemoteTrainer.run_id``, random, safe in a link). ``attach(run_id, …)``
+  gives a new session a proxy of a kept run whose session is gone (a reload); while that session is still
+  connected (the run is open in another window) it raises ``RunOpenElsewhere``.
 - A worker that dies is noticed at once (its pipe closes): its trainers report ``FAILED``, their slots
   free up, and a fresh worker replaces it.
 """
@@ -35,18 +40,17 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
-import sys
+import secrets
 import threading
 import time
-import types
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from explorer import available_cores
-from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
-from explorer.training.worker_process import serve
+from explorer.training.remote_trainer import RemoteTrainer, RunOpenElsewhere, TrainingLost
+from explorer.training.worker_link import Reply, Worker
 
 ENV_MAX_TRAININGS = "EXPLORER_MAX_TRAININGS"
 # Calls that make a trainer train need a slot; a single Step too: it runs in the worker like Play.
@@ -76,103 +80,18 @@ def default_max_trainings() -> int:
     return max(1, available_cores() // 2)
 
 
-# "spawn" re-runs the parent's ``__main__`` in the child before anything else. Under ``streamlit run`` that
-# module is the app script itself (Streamlit runs every script as ``__main__``), so a worker would run the
-# app in bare mode: pages, model loading, even another pool. A worker needs nothing from ``__main__``.
-_BARE_MAIN = types.ModuleType("__main__")  # no __file__, no __spec__: spawn leaves main alone
-_MAIN_LOCK = threading.Lock()
-
-
-def _start_without_main(process: Any) -> None:
-    with _MAIN_LOCK:
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = _BARE_MAIN
-        try:
-            process.start()
-        finally:
-            if sys.modules.get("__main__") is _BARE_MAIN:  # unless a script run has set its own meanwhile
-                sys.modules["__main__"] = main
-
-
-class _Reply:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.ok = False
-        self.value: Any = None
-
-
-class _Worker:
-    """One worker process, its pipe, and the replies it owes."""
-
-    def __init__(self, pool: TrainingPool, context: Any, settings: tuple):
-        self.pool = pool
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child, *settings), name="explorer-training", daemon=True)
-        _start_without_main(self.process)
-        child.close()  # only the worker holds its end, so the pipe closes when the worker dies
-        self.lock = threading.Lock()
-        self.replies: dict[int, _Reply] = {}
-        self.ready = threading.Event()
-        self.warmed = threading.Event()
-        self.warm_up_report: tuple[float, str | None] | None = None  # (seconds, error or None)
-        self.dead = False
-        self.trainers: set[int] = set()
-        threading.Thread(target=self._read, name="explorer-training-reader", daemon=True).start()
-
-    def request(self, message: tuple) -> _Reply:
-        reply = _Reply()
-        with self.lock:
-            if self.dead:
-                raise TrainingLost("The training process has stopped.")
-            self.replies[message[0]] = reply
-            try:
-                self.conn.send(message)
-            except OSError as error:  # the worker died; the reader thread reports it
-                self.replies.pop(message[0], None)
-                raise TrainingLost("The training process has stopped.") from error
-        return reply
-
-    def _read(self) -> None:
-        while True:
-            try:
-                message = self.conn.recv()
-            except (EOFError, OSError):
-                break
-            kind = message[0]
-            if kind == "reply":
-                _, request_id, ok, value = message
-                with self.lock:
-                    reply = self.replies.pop(request_id, None)
-                if reply is not None:
-                    reply.ok, reply.value = ok, value
-                    reply.done.set()
-            elif kind == "ended":
-                self.pool._ended(message[1])
-            elif kind == "ready":
-                self.ready.set()
-            elif kind == "warm":
-                self.warm_up_report = message[1:]
-                self.warmed.set()
-        with self.lock:
-            self.dead = True
-            pending, self.replies = list(self.replies.values()), {}
-        self.process.join(timeout=5)
-        lost = TrainingLost(f"The training process stopped unexpectedly (exit code {self.process.exitcode}).")
-        self.pool._worker_died(self, str(lost))  # before the callers hear of it: their slots are free then
-        for reply in pending:
-            reply.ok, reply.value = False, lost
-            reply.done.set()
-
-
 @dataclasses.dataclass
 class _Entry:
     """The pool's record of one remote trainer."""
 
     trainer_id: int
-    worker: _Worker
+    worker: Worker
     owner: Any
     alive: Callable[[], bool] | None
-    proxy: weakref.ref
+    proxy: weakref.ref  # the newest proxy: a session that attaches gets a new one
+    run_id: str
+    proxy_serial: int = 0  # which proxy is the newest: an older one's collection does not count
+    proxy_dropped: bool = False  # the newest proxy was garbage-collected (its session's state went)
     gone_since: float | None = None
 
 
@@ -188,7 +107,10 @@ class TrainingPool:
         nothing else wants. Niceness is relative: a server that itself runs at nice 19 (or shares the
         machine with other niced work) gets no head start from a niced worker, but always does over an
         idle-policy one.
-      abandon_after: seconds a trainer's ``alive`` may say False before the trainer is closed.
+      abandon_after: seconds a running (or queued) trainer's ``alive`` may say False before the trainer is
+        closed.
+      keep_paused: seconds a trainer that is not running is kept after its session is gone (its ``alive``
+        says False or its proxy was collected), for a reloaded page to ``attach`` to.
       check_every: seconds between liveness checks.
       cache_dir: JAX's persistent compilation cache directory (None: ``enable_compilation_cache``'s).
       warm_up: Trainer arguments (model config, train config) of a setup every worker compiles as soon
@@ -202,6 +124,7 @@ class TrainingPool:
         nice: int = 10,
         idle: bool = True,
         abandon_after: float = 20.0,
+        keep_paused: float = 600.0,
         check_every: float = 5.0,
         cache_dir: str | None = None,
         starting_methods: tuple[str, ...] = STARTING_METHODS,
@@ -211,6 +134,7 @@ class TrainingPool:
         if self.max_trainings < 1:
             raise ValueError("max_trainings must be at least 1.")
         self.abandon_after = abandon_after
+        self.keep_paused = keep_paused
         self.check_every = check_every
         self.starting_methods = starting_methods
         self._context = multiprocessing.get_context("spawn")  # never fork a process running JAX
@@ -222,7 +146,8 @@ class TrainingPool:
         self._running: set[int] = set()  # trainers holding a training slot
         self._queue: deque[tuple[int, str, tuple, dict]] = deque()  # starts waiting for a slot
         self._closed = threading.Event()
-        self._dropped: deque[int] = deque()  # trainers whose proxy was garbage-collected
+        self._dropped: deque[tuple[int, int]] = deque()  # (trainer, proxy serial) of garbage-collected proxies
+        self._serials = itertools.count(1)
         _POOLS.add(self)
         self._workers = [self._spawn() for _ in range(workers or self.max_trainings)]
         threading.Thread(target=self._monitor, name="explorer-training-monitor", daemon=True).start()
@@ -249,18 +174,48 @@ class TrainingPool:
             with self._lock:
                 worker.trainers.discard(trainer_id)
             raise
-        proxy = RemoteTrainer(self, trainer_id)
+        run_id = secrets.token_urlsafe(9)
+        proxy = RemoteTrainer(self, trainer_id, run_id)
         with self._lock:
             previous = [e.proxy() for e in self._entries.values() if owner is not None and e.owner == owner]
-            self._entries[trainer_id] = _Entry(trainer_id, worker, owner, alive, weakref.ref(proxy))
+            entry = _Entry(trainer_id, worker, owner, alive, weakref.ref(proxy), run_id)
+            self._entries[trainer_id] = entry
+            self._watch(entry, proxy)
         for old in previous:
             if old is not None:
                 old.close()
         proxy.status()  # a first status, so a proxy whose worker dies at once still has one to show
-        # A session that drops its proxy without closing it must not keep a trainer alive in the worker. The
-        # garbage collector may run this in any thread, even one holding a lock of ours: only a note here,
-        # the monitor thread closes it.
-        weakref.finalize(proxy, self._dropped.append, trainer_id).atexit = False
+        return proxy
+
+    def attach(
+        self, run_id: str, owner: Any = None, alive: Callable[[], bool] | None = None, wait: float = 3.0
+    ) -> RemoteTrainer | None:
+        """A new proxy of the kept trainer with this ``run_id``, now owned by ``owner`` (checked with
+        ``alive``), or None if this pool has no such run (it ended and was closed, or it ran elsewhere).
+
+        Raises ``RunOpenElsewhere`` while the run's session is still connected: one run, one window. A
+        reloaded page's old session may take a moment to disconnect, so its ``alive`` is asked again for
+        up to ``wait`` seconds first.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                entry = next((e for e in self._entries.values() if e.run_id == run_id), None)
+                if entry is None:
+                    return None
+                elsewhere = entry.owner != owner and not entry.proxy_dropped and self._is_alive(entry)
+                if not elsewhere:
+                    proxy = RemoteTrainer(self, entry.trainer_id, run_id)
+                    entry.owner, entry.alive, entry.proxy = owner, alive, weakref.ref(proxy)
+                    entry.proxy_dropped, entry.gone_since = False, None
+                    self._watch(entry, proxy)
+                    break
+            if time.monotonic() >= deadline:
+                raise RunOpenElsewhere(
+                    "This run is open in another window or tab: a run is shown in one window at a time."
+                )
+            time.sleep(0.2)
+        proxy.status()
         return proxy
 
     def queue_position(self, trainer_id: int) -> int | None:
@@ -368,14 +323,31 @@ class TrainingPool:
         return next(self._request_ids)
 
     @staticmethod
-    def _wait(reply: _Reply) -> Any:
+    def _wait(reply: Reply) -> Any:
         reply.done.wait()
         if not reply.ok:
             raise reply.value
         return reply.value
 
-    def _spawn(self) -> _Worker:
-        return _Worker(self, self._context, self._settings)
+    def _spawn(self) -> Worker:
+        return Worker(self, self._context, self._settings)
+
+    def _watch(self, entry: _Entry, proxy: RemoteTrainer) -> None:
+        """Makes ``proxy`` the entry's newest (the caller holds the lock). A session that drops its proxy
+        without closing it must not keep a trainer in the worker for ever. The garbage collector may run
+        the note in any thread, even one holding a lock of ours: only a note there, the monitor acts."""
+        entry.proxy_serial = next(self._serials)
+        weakref.finalize(proxy, self._dropped.append, (entry.trainer_id, entry.proxy_serial)).atexit = False
+
+    @staticmethod
+    def _is_alive(entry: _Entry) -> bool:
+        """Whether the entry's session is connected (True without a check: nothing disconnects then)."""
+        if entry.alive is None:
+            return True
+        try:
+            return bool(entry.alive())
+        except Exception:  # noqa: BLE001 - a broken check must not end someone's training
+            return True
 
     def _ended(self, *trainer_ids: int) -> None:
         """Trainings ended (or never started): free their slots and start the next queued ones."""
@@ -396,7 +368,7 @@ class TrainingPool:
             except TrainingLost:
                 self._ended(queued_id)
 
-    def _worker_died(self, worker: _Worker, message: str) -> None:
+    def _worker_died(self, worker: Worker, message: str) -> None:
         with self._lock:
             lost = [self._entries.pop(t) for t in list(worker.trainers) if t in self._entries]
             worker.trainers.clear()
@@ -411,25 +383,32 @@ class TrainingPool:
                 proxy._lost = message
 
     def _monitor(self) -> None:
-        """Closes trainers whose proxy is gone, or whose session has been for ``abandon_after`` seconds."""
+        """Closes trainers whose session is gone: a running one after ``abandon_after`` seconds, one that is
+        not running after ``keep_paused`` (a reload may attach to it meanwhile), and at once one whose proxy
+        was collected when no session can come back for it (no ``alive`` check: not a web server)."""
         while not self._closed.wait(self.check_every):
             while self._dropped:
-                self._close(self._dropped.popleft())
+                trainer_id, serial = self._dropped.popleft()
+                with self._lock:
+                    entry = self._entries.get(trainer_id)
+                    if entry is None or entry.proxy_serial != serial:
+                        continue  # a newer proxy (an attached session) holds it
+                    entry.proxy_dropped = True
+                if entry.alive is None:
+                    self._close(trainer_id)
             now = time.monotonic()
             with self._lock:
                 entries = list(self._entries.values())
             for entry in entries:
-                if entry.alive is None:
+                if entry.alive is None and not entry.proxy_dropped:
                     continue
-                try:
-                    alive = bool(entry.alive())
-                except Exception:  # noqa: BLE001 - a broken check must not end someone's training
-                    alive = True
-                if alive:
+                if not entry.proxy_dropped and self._is_alive(entry):
                     entry.gone_since = None
                     continue
                 entry.gone_since = entry.gone_since or now
-                if now - entry.gone_since >= self.abandon_after:
+                with self._lock:
+                    training = entry.trainer_id in self._running or any(q[0] == entry.trainer_id for q in self._queue)
+                if now - entry.gone_since >= (self.abandon_after if training else self.keep_paused):
                     proxy = entry.proxy()
                     if proxy is not None:
                         proxy._closed_message = "Training stopped: the browser session that started it went away."

@@ -8,24 +8,29 @@
 - ``text``: the shared sentence, tokenized for the current model by ``explorer.pipeline``;
 - ``widgets``: the page opening, the sidebar, charts with downloads, the window over long inputs;
 - ``attention_views`` / ``embedding_views``: the views the Attention and Embeddings pages open;
-- ``train_controls``, ``train_views``, ``checkpoints``: the Train page's settings and buttons, its live
-  views, and checkpoint download/upload.
+- ``train_controls``, ``train_runs``, ``train_views``, ``train_replay``, ``checkpoints``: the Train
+  page's settings and buttons, this session's runs (and the run in the link), its live views, the replay
+  of the snapshots, and checkpoint download/upload;
+- ``lessons``: the "Start here" path of lesson links on the first page;
+- ``jobs``: slow first computations in the background, with a progress bar that follows them.
 
 Pages import what they use from here (this file exports exactly that; the modules of this package import
 each other directly). Anything a user can change lives in ``st.session_state``.
 """
 
+from pages.common.jobs import wait_for
+from pages.common.lessons import start_here
 from pages.common.resources import (
     get_engine,
     get_tokenizer,
     head_roles_if_ready,
     model_head_roles,
-    model_pos_probe,
+    pos_probe_job,
     warmup_report,
 )
 from pages.common.session import TRAINER_KEY, current_bundle
 from pages.common.text import TEXT_KEY, current_sentence, current_text, prepare
-from pages.common.url_state import BOOL, FLOAT, INT, INTS, OPTIONAL_TEXT, TEXT, kept, one_of, some_of
+from pages.common.url_state import BOOL, FLOAT, INT, INTS, OPTIONAL_TEXT, TEXT, choose, kept, one_of, some_of
 from pages.common.widgets import WINDOW, chart, open_page, position_picker, sidebar, window_control
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "TRAINER_KEY",
     "WINDOW",
     "chart",
+    "choose",
     "current_bundle",
     "current_sentence",
     "current_text",
@@ -47,13 +53,15 @@ __all__ = [
     "head_roles_if_ready",
     "kept",
     "model_head_roles",
-    "model_pos_probe",
+    "pos_probe_job",
     "one_of",
     "open_page",
     "position_picker",
     "prepare",
     "sidebar",
     "some_of",
+    "start_here",
+    "wait_for",
     "warmup_report",
     "window_control",
 ]

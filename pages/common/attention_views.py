@@ -12,12 +12,13 @@ import streamlit as st
 from explorer import export
 from explorer.figures import attention as figs
 from explorer.figures import head_measures, predictions
+from explorer.figures.head_view import head_view_height, head_view_html
 from explorer.interpret import analysis
 from explorer.interpret.head_roles import role_badge
 from explorer.pipeline import DEFAULT_MEANING, NO_OUTPUT_HEAD, PREDICTION_MEANING, prediction_at
 from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import INT, TEXTS, kept, one_of, some_of
-from pages.common.widgets import chart, position_picker
+from pages.common.widgets import chart, download_row, position_picker
 
 GRID_MAX_PANELS = 48  # beyond this the overview grid shows only the chosen layers
 HEAD_VIEW_MAX_HEADS = 6
@@ -34,12 +35,17 @@ class AttentionView(SentenceView):
     threshold: float
     window: slice
     roles: list[list[dict]] | None  # head roles, when already known
+    colouring: str  # explorer.figures.attention_colour.COLOURINGS
+    trained: int | None  # where the model's training windows ended (explorer.model.bundle.training_window)
+    span: slice  # the positions the views show: all, or without the tokens the tokenizer adds at the ends
+    query: int  # the query token the page outlines (and the Step through page follows)
 
 
 def overview_grid(v: AttentionView) -> None:
     config = v.config
     st.markdown("Every layer × every head at once (long inputs are averaged over blocks of positions).")
-    grid, numbers = v.out.attention_weights, None
+    span = v.span
+    grid, numbers = v.out.attention_weights[:, :, span, span], None  # [L, H, T', T']
     if config.num_layers * config.num_heads > GRID_MAX_PANELS:
         # A big model's grid would be hundreds of heatmaps; show the chosen layers' heads instead.
         numbers = v.layers or [1]
@@ -54,7 +60,17 @@ def overview_grid(v: AttentionView) -> None:
         badges = [[role_badge(v.roles[ly - 1][h]["role"]) for h in range(config.num_heads)] for ly in rows]
         st.caption("Badges: each head's role over held-out sentences (the Interpret page explains them).")
     chart(
-        figs.attention_grid(grid, v.labels, layer_numbers=numbers, badges=badges),
+        figs.attention_grid(
+            grid,
+            v.labels[span],
+            layer_numbers=numbers,
+            start=span.start,
+            total=len(v.labels),
+            badges=badges,
+            colouring=v.colouring,
+            causal=v.causal,
+            trained=v.trained,
+        ),
         "attention_grid",
         json=lambda: export.to_json({"tokens": v.labels, "causal": v.causal, "weights": v.out.attention_weights}),
     )
@@ -90,8 +106,14 @@ def head_view(v: AttentionView) -> None:
         )
         for ly, h in chosen
     ]
-    chart(
-        figs.head_view_figure(line_sets, shown, focus=query, start=window.start),
+    st.caption("Hover a token to see only its lines, a line for its weight.")
+    dropped = sum(s.dropped for s in line_sets)
+    # An iframe: Streamlit's sanitised HTML drops SVG. The token text in it is escaped (head_view_html).
+    st.iframe(
+        head_view_html(line_sets, shown, focus=query, start=window.start, dropped=dropped),
+        height=head_view_height(len(shown), dropped),
+    )
+    download_row(
         "attention_head_view",
         csv=lambda: export.rows_csv(
             ["head", "query", "key", "weight"],
@@ -134,6 +156,10 @@ def mean_and_entropy(v: AttentionView) -> None:
                     f"Layer {layer}: mean over heads",
                     threshold=v.threshold,
                     start=window.start,
+                    colouring=v.colouring,
+                    causal=v.causal,
+                    total=len(labels),
+                    trained=v.trained,
                 ),
                 f"attention_mean_{layer}",
                 csv=lambda m=mean[layer - 1]: export.matrix_csv(m, labels, labels, "query \\ key"),
@@ -153,8 +179,7 @@ def query_key(v: AttentionView) -> None:
     if not v.selected:
         st.info("Choose layers and heads above to compare their scores.")
         return
-    labels = v.labels
-    query = position_picker("Query token", "attention_query", "query", labels, 0)
+    labels, query = v.labels, v.query
     chosen = v.selected[:QUERY_KEY_MAX_HEADS]
     names = [analysis.head_label(ly, h) for ly, h in chosen]
     scores = np.stack([v.out.attention_scores[ly, h, query] for ly, h in chosen]).astype(np.float64)  # [h, T]

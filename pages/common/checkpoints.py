@@ -9,22 +9,23 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.model import checkpoint
-from pages.common.session import current_bundle, set_bundle
+from pages.common.session import UPLOADED, current_bundle, set_bundle
 
 UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload
 
 
 def open_checkpoint(data: bytes, name: str) -> str | None:
-    """Makes an uploaded checkpoint this user's model; the reason it cannot, or None."""
+    """Makes an uploaded checkpoint the model this user's pages show (an entry of its own in the picker); the
+    reason it cannot, or None."""
     try:
-        set_bundle(checkpoint.from_bytes(data, source=f"uploaded {name}"))
+        set_bundle(checkpoint.from_bytes(data, source=f"uploaded {name}"), kind=UPLOADED)
     except checkpoint.CheckpointError as error:
         return str(error)
     return None
 
 
 def checkpoint_section() -> None:
-    st.subheader("Checkpoints")
+    """Download the model the pages show; open a saved one (the Train page's Checkpoints tab)."""
     c1, c2 = st.columns(2)
     with c1:
         bundle = current_bundle()

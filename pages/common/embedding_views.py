@@ -12,7 +12,10 @@ import streamlit as st
 from explorer import export
 from explorer.figures.embeddings import positional_curves, projection_figure, similarity_heatmap, vector_heatmap
 from explorer.interpret import analysis
+from explorer.model import describe
 from explorer.model.positional import default_curve_dimensions, sinusoidal_encoding, wavelengths
+from pages.common.jobs import wait_for
+from pages.common.resources import vocabulary_projection_job
 from pages.common.text import SentenceView, model_token_labels
 from pages.common.url_state import BOOL, INTS, TEXT, kept, one_of, some_of
 from pages.common.widgets import chart
@@ -35,28 +38,16 @@ class EmbeddingView(SentenceView):
 
 
 def token_embeddings(v: EmbeddingView) -> None:
-    st.markdown(
-        "One row per token: the model's embedding of that token, times √D. Identical tokens have identical rows; "
-        "[UNK] tokens all share one row."
-    )
+    st.markdown(describe.token_embedding_sentence(v.config, v.sentence.bundle.vocab))
     v.matrix(v.out.token_embeddings, "Token embeddings [T, D]", "embeddings_tokens", "token_embeddings")
 
 
 def positional_encoding(v: EmbeddingView) -> None:
     config, out, labels = v.config, v.out, v.labels
     if config.positional == "none":
-        st.info("This model uses no positional encoding: it sees the sentence as a bag of tokens.")
+        st.info(describe.positional_sentence(config))
         return
-    if config.positional == "sinusoidal":
-        st.markdown(
-            "Positional encoding: **sinusoidal (fixed)**. Each pair of dimensions is a sine/cosine clock with its "
-            "own period; low dimensions tick fast, high ones slowly."
-        )
-    else:
-        st.markdown(
-            "Positional encoding: **learned**. A table with one trained row per position, added to the token "
-            "embedding; nothing forces its dimensions into clocks, so each curve is whatever training made it."
-        )
+    st.markdown(describe.positional_sentence(config))
     v.matrix(out.positional_encodings, "Positional encodings [T, D]", "embeddings_positions", "positional_encodings")
     dims = list(range(config.d_model))
     kept("embeddings_dims", default_curve_dimensions(config.d_model), "dims", INTS, fix=some_of(dims))
@@ -75,23 +66,20 @@ def positional_encoding(v: EmbeddingView) -> None:
 
 
 def embedding_sum(v: EmbeddingView) -> None:
-    st.markdown("Token embedding + positional encoding: the residual stream that layer 1 reads.")
-    v.matrix(v.out.embedding_sum, "Token + position [T, D]", "embeddings_sum", "embedding_sum")
+    st.markdown(describe.embedding_sum_sentence(v.config))
+    v.matrix(v.out.embedding_sum, describe.embedding_sum_title(v.config), "embeddings_sum", "embedding_sum")
 
 
 def position_similarity(v: EmbeddingView) -> None:
     config, window = v.config, v.window
     if config.positional == "none":
-        st.info("This model uses no positional encoding, so every position looks the same.")
+        st.info(describe.position_similarity_sentence(config))
         return
     kept("embeddings_cosine", False, "cosine", BOOL)
     cosine = st.toggle("Cosine similarity (divide by the norms)", key="embeddings_cosine")
     shown = v.labels[window]
     similarity = analysis.position_similarity(v.out.positional_encodings[window], cosine=cosine)
-    st.markdown(
-        "PE·PEᵀ: each cell compares two positions. For sinusoids it depends only on their distance and falls "
-        "off with it, so nearby positions look alike and the model can attend by relative position."
-    )
+    st.markdown(describe.position_similarity_sentence(config))
     chart(
         similarity_heatmap(similarity, shown, start=window.start),
         "embeddings_similarity",
@@ -132,15 +120,15 @@ def projection(v: EmbeddingView) -> None:
             csv=lambda: export.matrix_csv(pca.coords, labels, axes, "token"),
         )
         return
-    scale = np.sqrt(config.d_model) if config.scale_embeddings else 1.0  # as the encoder scales them
-    table = np.asarray(bundle.params["encoder/token_embedding"]["embeddings"]) * scale
-    vocab_labels = model_token_labels(bundle)
-    pca = analysis.pca(table, components=n_dims)
-    here = analysis.project_onto(out.token_embeddings, pca)
     st.markdown(
-        f"All {table.shape[0]} rows of the embedding table (grey) projected on their top principal axes, with "
+        f"All {config.vocab_size:,} rows of the embedding table (grey) projected on their top principal axes, with "
         "this sentence's tokens on top (red). Tokens used alike in training end up close together."
     )
+    pca = wait_for(vocabulary_projection_job(bundle, n_dims), "Projecting the vocabulary", patience=0.5)
+    if pca is None:
+        return
+    vocab_labels = model_token_labels(bundle)
+    here = analysis.project_onto(out.token_embeddings, pca)
     chart(
         projection_figure(
             pca, vocab_labels, "PCA of the whole vocabulary", highlight=here, highlight_labels=labels, dims=n_dims

@@ -1,6 +1,6 @@
 """Resources built once per process and shared by every session (``st.cache_resource``/``st.cache_data``),
-never mutated: tokenizers, compiled engines, the default and pretrained models, per-model analyses, and
-the pool of training worker processes.
+never mutated: tokenizers, compiled engines, the default and pretrained models, per-model analyses (the slow
+ones as background jobs with progress, ``pages.common.jobs``), and the pool of training worker processes.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,9 @@ import jax.numpy as jnp
 import streamlit as st
 
 from explorer import DEFAULT_CHECKPOINT
+from explorer.interpret.analysis import Projection, vocabulary_projection
 from explorer.interpret.head_roles import bundle_head_roles
-from explorer.interpret.pos_probe import PosProbe, probe_bundle
+from explorer.interpret.pos_probe import probe_bundle
 from explorer.model import checkpoint, pretrained
 from explorer.model.bundle import ModelBundle
 from explorer.model.config import ModelConfig
@@ -28,6 +30,7 @@ from explorer.text.brown import CorpusMissing
 from explorer.text.tokenizer import Tokenizer
 from explorer.training.config import LiveSettings
 from explorer.training.workers import TrainingPool
+from pages.common.jobs import Job, background_job
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
@@ -173,15 +176,38 @@ def head_roles_if_ready(bundle: ModelBundle) -> list[list[dict]] | None:
     return None
 
 
-@st.cache_data(
-    show_spinner="Fitting a part-of-speech probe at every depth…", max_entries=8, hash_funcs={ModelBundle: _bundle_key}
-)
-def model_pos_probe(bundle: ModelBundle) -> tuple[PosProbe | None, str | None]:
-    """The part-of-speech probe of ``bundle`` (``explorer.interpret.pos_probe``), or None and why not."""
-    try:
-        return probe_bundle(bundle, get_engine(bundle.config)), None
-    except (CorpusMissing, ValueError) as error:
-        return None, f"The probe needs the tagged English corpus: {error}"
+def _needs_corpus(what: str) -> Callable[[Exception], str | None]:
+    def problem(error: Exception) -> str | None:
+        return (
+            f"{what} needs the tagged English corpus: {error}"
+            if isinstance(error, (CorpusMissing, ValueError))
+            else None
+        )
+
+    return problem
+
+
+def pos_probe_job(bundle: ModelBundle) -> Job:
+    """The part-of-speech probe of ``bundle`` (``explorer.interpret.pos_probe``), fitted once per model in the
+    background (``pages.common.jobs``), with its stages for a progress bar."""
+    engine, report = get_engine(bundle.config), warmup_report(bundle.config)
+    return background_job(
+        ("part-of-speech probe", *_bundle_key(bundle)),
+        lambda progress: probe_bundle(bundle, engine, progress=progress),
+        _needs_corpus("The probe"),
+        after=report.done if report is not None else None,
+    )
+
+
+def vocabulary_projection_job(bundle: ModelBundle, components: int) -> Job:
+    """Every row of the embedding table on its top principal axes (``explorer.interpret.analysis``), once per
+    model and number of axes, in the background: 30k rows of MiniLM take seconds."""
+
+    def work(progress: Callable[[float, str], None]) -> Projection:
+        progress(0.1, f"Projecting {bundle.config.vocab_size:,} rows of the embedding table on their principal axes")
+        return vocabulary_projection(bundle.params, bundle.config, components)
+
+    return background_job(("vocabulary projection", components, *_bundle_key(bundle)), work, lambda error: None)
 
 
 @st.cache_resource(show_spinner=False)

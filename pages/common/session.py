@@ -1,6 +1,9 @@
-"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM or their
-own), this user's trainer (built in one place, ``make_trainer``), and handing a finished training's model
-to every page.
+"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM or one of
+their own: trained here or uploaded), this user's trainer (built in one place, ``make_trainer``, or taken up
+again after a reload, ``attach_run``), and offering an ended training's model in the picker.
+
+Only the user switches the model: the picker, "Use the model of step N" or an upload. A training that ends
+or pauses adds its model to the picker and says it is ready; the pages keep showing the chosen one.
 
 Nothing here is shared between sessions: it all lives in ``st.session_state``.
 """
@@ -21,17 +24,20 @@ from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
 from pages.common.resources import default_bundle, pretrained_bundle, training_pool
-from pages.common.url_state import url_value
+from pages.common.url_state import link_value, report_link_problem, url_value
 
-MODEL_KEY = "model_bundle"  # this user's own model (trained here or uploaded), if any
-CHOICE_KEY = "model_choice"  # which model every page shows: one of MODEL_CHOICES (the sidebar picker)
+OWN_KEY = "model_own"  # this user's own models in the picker, {choice: ModelBundle}, oldest first
+OWN_COUNT_KEY = "model_own_count"  # numbers own models' choices ("trained-3"): a choice never names two models
+READY_KEY = "model_ready"  # the choice of an ended training's model the user has not picked yet
+CHOICE_KEY = "model_choice"  # which model every page shows: one of ``model_choices()`` (the sidebar picker)
 CHOICE_WIDGET_KEY = "sidebar_model"  # the picker's own widget key
-DEFAULT, PRETRAINED, OWN = "default", "minilm", "own"
-MODEL_CHOICES = {
+DEFAULT, PRETRAINED = "default", "minilm"
+MODEL_CHOICES = {  # the models every user has; their own follow (``model_choices``)
     DEFAULT: "English MLM (default)",
     PRETRAINED: "MiniLM-L6 (pretrained)",
-    OWN: "Your model",
 }
+TRAINED, UPLOADED = "trained", "uploaded"  # the kinds of a user's own models: separate entries in the picker
+OWN_KEPT = 2  # own models of each kind the picker keeps (besides the one shown): each holds its parameters
 TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
 
@@ -74,11 +80,45 @@ def _mark_published(trainer: Any, step: int) -> None:
     st.session_state[PUBLISHED_KEY] = (weakref.ref(trainer), step)
 
 
+def own_label(bundle: ModelBundle) -> str:
+    """How the picker names one of the user's own models: from where it came ("Trained here: reverse, step
+    200", "Uploaded encoder-copy.safetensors")."""
+    return bundle.source[:1].upper() + bundle.source[1:]
+
+
+def model_choices() -> dict[str, str]:
+    """What this user's picker offers, ``{choice: label}``: the default, MiniLM, then their own models. Two
+    own models of the same name (a run repeated after Reset) are told apart by their order."""
+    own = st.session_state.get(OWN_KEY, {})
+    labels = [own_label(bundle) for bundle in own.values()]
+    named = [
+        label if labels.count(label) == 1 else f"{label} (#{labels[: i + 1].count(label)})"
+        for i, label in enumerate(labels)
+    ]
+    return {**MODEL_CHOICES, **dict(zip(own, named, strict=True))}
+
+
+def _add_own_model(kind: str, bundle: ModelBundle) -> str:
+    """Adds ``bundle`` to the user's own models as a new choice of ``kind`` and returns that choice. Of
+    each kind the newest ``OWN_KEPT`` stay, and always the one on screen: an addition never takes away the
+    model a page shows."""
+    state = st.session_state
+    own = state.setdefault(OWN_KEY, {})
+    state[OWN_COUNT_KEY] = state.get(OWN_COUNT_KEY, 0) + 1
+    choice = f"{kind}-{state[OWN_COUNT_KEY]}"
+    own[choice] = bundle
+    same_kind = [c for c in own if c.startswith(f"{kind}-")]
+    for old in same_kind[:-OWN_KEPT]:
+        if old != state.get(CHOICE_KEY):
+            del own[old]
+    return choice
+
+
 def publish_trained() -> bool:
-    """Makes the result of this user's training the model every page shows, once, as soon as any page
-    runs after training has ended: not only the Train page, so a user who went on to another page sees
-    it there. A model the user chose after that (an upload, a snapshot) is not overridden, because
-    ``set_bundle`` marks the ended training as seen. True if a new bundle was published."""
+    """Offers the result of this user's training in the model picker, once, as soon as any page runs after
+    the training has ended or paused: not only the Train page, so a user who went on to another page finds
+    it there. The pages keep the model they show (the sidebar says the new one is ready to pick). True if a
+    new model was offered."""
     ended = _ended_training()
     if ended is None or _is_published(*ended):
         return False
@@ -87,43 +127,62 @@ def publish_trained() -> bool:
         bundle = trainer.bundle()
     except TrainingLost:
         return False  # its worker went away just now: the Train page shows the run as failed
-    st.session_state[MODEL_KEY] = bundle
-    st.session_state[CHOICE_KEY] = OWN
+    st.session_state[READY_KEY] = _add_own_model(TRAINED, bundle)
     _mark_published(trainer, step)
     return True
 
 
-def model_choice() -> str:
-    """Which model this user looks at: their own once they have one, else the default, unless they chose."""
+def ready_model() -> str | None:
+    """The label of the ended training's model the user has not picked yet, or None (picked, or none)."""
     state = st.session_state
-    if CHOICE_KEY not in state:
-        state[CHOICE_KEY] = url_value("model", OWN if MODEL_KEY in state else DEFAULT)
-    if state[CHOICE_KEY] not in MODEL_CHOICES or (state[CHOICE_KEY] == OWN and MODEL_KEY not in state):
+    ready = state.get(READY_KEY)
+    if ready is None or ready not in state.get(OWN_KEY, {}) or ready == state.get(CHOICE_KEY):
+        state.pop(READY_KEY, None)
+        return None
+    return model_choices()[ready]
+
+
+def pick_model(choice: str) -> None:
+    """The user's choice of model for every page (the picker): an offer waiting to be picked is settled."""
+    st.session_state[CHOICE_KEY] = choice
+    st.session_state.pop(READY_KEY, None)
+
+
+def model_choice() -> str:
+    """Which model this user looks at: the one they chose (or the link's), else the default."""
+    state = st.session_state
+    if CHOICE_KEY not in state or link_value("model") is not None:  # first visit, or a link followed
+        state[CHOICE_KEY] = url_value("model", DEFAULT)
+        if state[CHOICE_KEY] not in model_choices():
+            # A link names a shared model by its picker value; a user's own models live in one session.
+            options = ", ".join(MODEL_CHOICES)
+            report_link_problem(
+                CHOICE_WIDGET_KEY, f"**model={state[CHOICE_KEY]}** is not a model a link can open ({options})."
+            )
+    if state[CHOICE_KEY] not in model_choices():
         state[CHOICE_KEY] = DEFAULT
     return state[CHOICE_KEY]
 
 
 def current_bundle() -> ModelBundle:
-    """The model this user's pages show: the default, the pretrained MiniLM, or their own. (A finished
-    training's model is published by the sidebar, which every page draws first: asking its worker here
-    again would cost another round trip per rerun.)"""
+    """The model this user's pages show: the default, the pretrained MiniLM, or one of their own. (An ended
+    training's model is offered by the sidebar, which every page draws first: asking its worker here again
+    would cost another round trip per rerun.)"""
     choice = model_choice()
     if choice == PRETRAINED:
         bundle, _ = pretrained_bundle()
         if bundle is not None:
             return bundle
-    if choice == OWN:
-        return st.session_state[MODEL_KEY]
+    own = st.session_state.get(OWN_KEY, {})
+    if choice in own:
+        return own[choice]
     return default_bundle()[0]
 
 
-def set_bundle(bundle: ModelBundle) -> None:
-    """Makes ``bundle`` (an upload or a chosen snapshot) this user's own model, shown on every page."""
-    st.session_state[MODEL_KEY] = bundle
-    st.session_state[CHOICE_KEY] = OWN
-    ended = _ended_training()
-    if ended is not None:  # the user's choice comes after the training's end: it must stay
-        _mark_published(*ended)
+def set_bundle(bundle: ModelBundle, kind: str = TRAINED) -> None:
+    """Makes ``bundle`` (a chosen snapshot, ``TRAINED``, or an ``UPLOADED`` checkpoint) one of this user's own
+    models and the one every page shows: the user asked for it."""
+    pick_model(_add_own_model(kind, bundle))
 
 
 def reports_lost_training(report: Callable[[str], None]):
@@ -141,6 +200,14 @@ def reports_lost_training(report: Callable[[str], None]):
         return guarded
 
     return decorate
+
+
+def attach_run(run_id: str) -> RemoteTrainer | None:
+    """This session's proxy of the kept run ``run_id`` (a reloaded page), or None if the server has no such
+    run (it ended and was dropped, or the server it ran on stopped). Raises ``RunOpenElsewhere`` while
+    another window shows it, ``TrainingLost`` if its worker cannot be reached."""
+    session_id, connected = browser_session()
+    return training_pool().attach(run_id, owner=session_id, alive=connected)
 
 
 def make_trainer(settings: LiveSettings, text: str | None = None) -> RemoteTrainer:

@@ -15,9 +15,10 @@ from explorer.model.inference import InferenceEngine, Inspection
 from explorer.pipeline import EmptyText, PreparedText, prepare_text, run_text
 from explorer.text.tokenizer import Tokenized, display_text
 from explorer.text.vocab import Vocab
+from explorer.text.wordpiece import WordPieceVocab
 from pages.common.resources import get_engine
 from pages.common.session import current_bundle
-from pages.common.url_state import URL_MAX_CHARS, sync_url, url_value
+from pages.common.url_state import URL_MAX_CHARS, link_value, sync_url, url_value
 
 TEXT_KEY = "text"  # the sentence every page shows; also its URL query parameter (?text=...)
 TEXT_WIDGET_KEY = "sidebar_text"  # the text area's own widget key
@@ -42,6 +43,8 @@ def text_box() -> None:
     state = st.session_state
     if TEXT_KEY not in state:
         state[TEXT_KEY] = url_value(TEXT_KEY, DEFAULT_TEXT)
+    elif link_value(TEXT_KEY) is not None:  # a link with another text was followed (a lesson)
+        state[TEXT_KEY] = link_value(TEXT_KEY)
     state[TEXT_WIDGET_KEY] = state[TEXT_KEY]
     st.sidebar.text_area(
         "Text",
@@ -144,8 +147,15 @@ def model_token_labels(bundle: ModelBundle) -> list[str]:
     return _vocab_labels(bundle.vocab)
 
 
+# A vocabulary is keyed by what defines it: Streamlit would otherwise pickle it to hash it, and a WordPiece
+# vocabulary holds a `tokenizers` object that cannot be pickled.
 @st.cache_data(
-    show_spinner=False, max_entries=8, hash_funcs={Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids)}
+    show_spinner=False,
+    max_entries=8,
+    hash_funcs={
+        Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids),
+        WordPieceVocab: lambda vocab: (vocab.encoding, vocab.tokenizer_file),
+    },
 )
-def _vocab_labels(vocab: Vocab) -> list[str]:
+def _vocab_labels(vocab: Vocab | WordPieceVocab) -> list[str]:
     return [display_text(vocab.token_text(i)) for i in range(vocab.size)]

@@ -1,5 +1,6 @@
-"""The Train page's live views: progress, loss (with earlier runs), attention forming, gradient
-telemetry, and the "Watch attention form" replay of the snapshots.
+"""The Train page's live views: progress, loss (with earlier runs), the probe's attention forming beside
+the ideal pattern, and, in tabs below, closeness to the ideal and gradient telemetry (the replay of the
+snapshots and head roles are ``pages.common.train_replay``).
 
 Everything is drawn from one ``trainer.status()`` copy and the trainer's snapshots; nothing here waits
 for training. While a run goes on (or waits for a training slot), these views are fragments that redraw
@@ -13,20 +14,18 @@ import weakref
 
 import streamlit as st
 
-from explorer.figures import attention as attention_figs
-from explorer.figures import interpret as interpret_figs
 from explorer.figures import training as figs
-from explorer.interpret.head_roles import role_badge, roles_over_training, scores_over_snapshots
-from explorer.training.remote_trainer import LIVE_STATES, QUEUED, TrainingLost
-from explorer.training.status import DIVERGED, FAILED, FINISHED
-from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_training, set_bundle
-from pages.common.train_controls import PAST_RUNS_KEY
+from explorer.training.remote_trainer import LIVE_STATES, QUEUED
+from explorer.training.status import DIVERGED, FAILED, FINISHED, RUNNING
+from pages.common.session import TRAINER_KEY, publish_trained, reports_lost_training
+from pages.common.train_runs import past_runs, run_number
 from pages.common.widgets import chart
 
-SCRUB_KEY = "train_scrub"
-FOLLOW_KEY = "train_scrub_follows"  # the scrubber follows the latest snapshot until the user moves it
 LIVE_FIGURES_KEY = "train_live_figures"  # name -> (weak ref to the trainer, the figure's inputs, figure)
 STATE_WORDS = {"stopped": "paused", "idle": "ready"}
+# The width the probe's attention is drawn at: the page's right-hand column at 1400 px (wider windows just
+# leave room beside it).
+PROBE_WIDTH = 540
 
 
 def _rerun_when_ended(ticking: bool, status) -> None:
@@ -37,22 +36,29 @@ def _rerun_when_ended(ticking: bool, status) -> None:
 
 
 def progress() -> None:
-    """Step counter, steps/s, epochs (text tasks) and the latest numbers."""
+    """The latest numbers (the held-out ones name the step they were evaluated at: they lag the train
+    loss), and the step counter with steps/s and epochs (text tasks)."""
     trainer = st.session_state.get(TRAINER_KEY)
     if trainer is None:
         st.info("Choose a task and settings above, then press **Play** (or **Step** for one update at a time).")
         return
     status = trainer.status()
-    epoch = f" · epoch {status.epoch:.2f}" if status.epoch is not None else ""
-    word = STATE_WORDS.get(status.state, status.state)
-    st.progress(status.progress, text=f"Step {status.step} of {status.total_steps}{epoch} · {word}")
+    # The held-out numbers come from the latest evaluation: its step under them, grey, not a change.
+    evaluated = (
+        {"delta": f"step {status.eval_steps[-1]}", "delta_color": "off", "delta_arrow": "off"}
+        if status.eval_steps
+        else {}
+    )
     m1, m2, m3, m4, m5, m6 = st.columns(6)
     m1.metric("Step", f"{status.step}")
     m2.metric("Steps / s", f"{status.steps_per_second:.0f}" if status.steps_per_second else "–")
     m3.metric("Train loss", f"{status.loss[-1]:.3g}" if status.loss else "–")
-    m4.metric("Held-out loss", f"{status.eval_loss[-1]:.3g}" if status.eval_loss else "–")
-    m5.metric("Held-out accuracy", f"{status.eval_accuracy[-1]:.1%}" if status.eval_accuracy else "–")
+    m4.metric("Held-out loss", f"{status.eval_loss[-1]:.3g}" if status.eval_loss else "–", **evaluated)
+    m5.metric("Held-out accuracy", f"{status.eval_accuracy[-1]:.1%}" if status.eval_accuracy else "–", **evaluated)
     m6.metric("Learning rate now", f"{status.learning_rate[-1]:.2g}" if status.learning_rate else "–")
+    epoch = f" · epoch {status.epoch:.2f}" if status.epoch is not None else ""
+    word = STATE_WORDS.get(status.state, status.state)
+    st.progress(status.progress, text=f"Step {status.step} of {status.total_steps}{epoch} · {word}")
     if status.state in (DIVERGED, FAILED):
         st.error(status.message)
         if status.state == DIVERGED:
@@ -61,35 +67,49 @@ def progress() -> None:
                 f"step ({status.step}) under **Watch attention form** and use it."
             )
     elif status.state == FINISHED:
-        st.success(status.message + " This model is now the one every page shows.")
+        st.success(
+            f"{status.message} Its model is offered under **Model** in the sidebar: pick it there to see it "
+            "on every page."
+        )
     elif status.state == QUEUED:
         st.info(status.message)  # its place in the queue for a training slot
-    else:
+    elif status.state != RUNNING:  # running, the counter says it all
         st.caption(status.message)
 
 
+def probe_figure(snapshot, info, badges=None):
+    """A snapshot's attention on the probe, beside the task's ideal pattern (toy tasks)."""
+    what = "Replay" if badges else "Live"
+    return figs.probe_attention_figure(
+        snapshot.attention,
+        list(info.probe.labels),
+        f"{what}: attention on the probe at step {snapshot.step} (rows: queries, columns: keys)",
+        ideal=info.probe.ideal,
+        badges=badges,
+        width=PROBE_WIDTH,
+    )
+
+
 def _live_attention(trainer, status, info):
-    """The latest snapshot's attention figure and its step, or None. Built again only when a snapshot is
-    added (with its evaluation: the latest evaluation names it), not on every redraw of the charts."""
+    """The latest snapshot's attention figure, or None. Built again only when a snapshot is added (with its
+    evaluation: the latest evaluation names it), not on every redraw of the charts."""
     if not status.snapshot_steps:
         return None
 
     def build():
         snapshot = trainer.snapshot()
-        if snapshot is None:
-            return None
-        return attention_figs.attention_grid(snapshot.attention, list(info.probe.labels)), snapshot.step
+        return None if snapshot is None else probe_figure(snapshot, info)
 
-    return _cached("live attention", trainer, _latest_evaluation(status), build)
+    return cached("live attention", trainer, latest_evaluation(status), build)
 
 
-def _latest_evaluation(status):
+def latest_evaluation(status):
     """What names the latest evaluation: its step and loss (after a Reset the same steps come back with
     new numbers)."""
     return (status.eval_steps[-1], status.eval_loss[-1]) if status.eval_steps else None
 
 
-def _cached(name: str, trainer, inputs, build):
+def cached(name: str, trainer, inputs, build):
     """``build()``, or the figure it gave last time for this trainer and these ``inputs``: a paused or
     finished run, or one whose evaluation has not moved, redraws without building again."""
     cache = st.session_state.setdefault(LIVE_FIGURES_KEY, {})
@@ -102,160 +122,109 @@ def _cached(name: str, trainer, inputs, build):
     return figure
 
 
-@reports_lost_training(st.error)
-def charts(ticking: bool, hide_telemetry: bool) -> None:
-    """Loss (this run over the earlier ones), live attention, closeness to the ideal, and telemetry."""
+def running_trainer(ticking: bool):
+    """This user's trainer and its status, or (None, None): none yet, or (for a ticking view) a run that has
+    just ended, which reruns the page instead (the buttons and the sidebar change)."""
     trainer = st.session_state.get(TRAINER_KEY)
     if trainer is None:
-        return
+        return None, None
     status = trainer.status()
     _rerun_when_ended(ticking, status)
-    past = st.session_state.get(PAST_RUNS_KEY, [])
+    return trainer, status
+
+
+@reports_lost_training(st.error)
+def loss_chart(ticking: bool) -> None:
+    """This run's loss over the earlier runs'."""
+    trainer, status = running_trainer(ticking)
+    if trainer is None:
+        return
+    past = past_runs()
+    name = f"run {run_number()}" if past else None
     if status.state == FAILED:  # its worker may be gone: only what the status holds
-        loss = figs.loss_figure(status.steps, status.loss, status.eval_steps, status.eval_loss, earlier=past)
+        loss = figs.loss_figure(
+            status.steps, status.loss, status.eval_steps, status.eval_loss, earlier=past, run_label=name
+        )
         chart(loss, key="train_loss_chart")
         return
     info = trainer.info()
     # Only what changes the figures keys them: the step and the number of points stand for the curves.
-    curves = (status.step, len(status.steps), len(status.eval_steps), _latest_evaluation(status))
-    loss = _cached(
+    curves = (status.step, len(status.steps), len(status.eval_steps), latest_evaluation(status))
+    loss = cached(
         "loss",
         trainer,
-        (curves, len(past), info.unigram_loss),
+        (curves, tuple(run["label"] for run in past), name, info.unigram_loss),
         lambda: figs.loss_figure(
-            status.steps, status.loss, status.eval_steps, status.eval_loss, baseline=info.unigram_loss, earlier=past
+            status.steps,
+            status.loss,
+            status.eval_steps,
+            status.eval_loss,
+            baseline=info.unigram_loss,
+            earlier=past,
+            run_label=name,
         ),
     )
     chart(loss, key="train_loss_chart")
-    live = _live_attention(trainer, status, info)
-    left, right = st.columns([3, 2])
-    if live is not None:
-        figure, step = live
-        with left:
-            st.markdown(f"**Attention on the probe input at step {step}**")
-            chart(figure, key="train_live_attention")
-    with right:
-        if status.closeness is not None:
-            closeness = _cached(
-                "closeness",
-                trainer,
-                (len(status.closeness_steps), _latest_evaluation(status)),  # it changes with each snapshot
-                lambda: figs.closeness_figure(status.closeness, "Attention vs the ideal pattern (held-out batch)"),
-            )
-            chart(closeness, key="train_closeness_chart")
-        else:
-            st.caption(
-                "The toy tasks (reverse, sort, copy) have a known ideal attention pattern; training one shows "
-                "here how close each head gets to it."
-            )
-    if status.closeness_history is not None and len(status.closeness_steps) > 1:
-        timeline = _cached(
-            "closeness timeline",
-            trainer,
-            (len(status.closeness_steps), _latest_evaluation(status)),
-            lambda: figs.closeness_timeline_figure(status.closeness_steps, status.closeness_history),
-        )
-        chart(timeline, key="train_closeness_timeline")
-    if len(status.steps) and not hide_telemetry:
-        telemetry = _cached(
-            "telemetry",
-            trainer,
-            curves,
-            lambda: figs.telemetry_figure(
-                status.steps, status.groups, status.group_grad_norms, status.group_update_ratios
-            ),
-        )
-        chart(telemetry, key="train_telemetry_chart")
-
-
-def _stop_following() -> None:
-    st.session_state[FOLLOW_KEY] = False
-
-
-def _use_snapshot(step: int) -> None:
-    try:
-        set_bundle(st.session_state[TRAINER_KEY].bundle(step=step))
-    except TrainingLost as error:
-        st.toast(f"{error} The model every page shows is unchanged.")
-
-
-def _role_history(trainer, info, steps: list[int]):
-    """Every saved snapshot's head roles, and the role timeline drawn from them: what scoring costs most
-    in the replay, and what does not depend on the scrubber's position."""
-    probe = info.probe
-    history = roles_over_training(
-        [trainer.snapshot(s).attention for s in steps], probe.inputs.tolist(), list(probe.pieces), info.spec.causal
-    )
-    roles = interpret_figs.role_timeline_figure(
-        steps, scores_over_snapshots(history), "Each head's score for the role it ends with", roles=history[-1]
-    )
-    return history, roles
-
-
-def _replay_figures(trainer, info, step: int, roles_then: list[list[dict]]):
-    """The replay at ``step`` (whose head roles are ``roles_then``): attention with role badges, the
-    embedding plane, the prediction rows and the snapshot's step."""
-    snapshot, probe = trainer.snapshot(step), info.probe
-    badges = [[role_badge(cell["role"]) for cell in row] for row in roles_then]
-    attention = attention_figs.attention_grid(snapshot.attention, list(probe.labels), badges=badges)
-    rows = [
-        {"position": int(p), "input": probe.labels[int(p)], "target": t, "predicted": pred, "confidence": float(c), "right": pred == t}
-        for p, t, pred, c in zip(probe.positions, probe.target_labels, snapshot.predicted, snapshot.confidence, strict=True)
-    ]  # fmt: skip
-    title = f"Token embeddings at step {snapshot.step} (principal plane)"
-    embeddings = figs.embedding_plane_figure(snapshot.embedding_points, snapshot.embedding_labels, title)
-    return attention, embeddings, rows, snapshot.step
 
 
 @reports_lost_training(st.error)
-def replay(ticking: bool) -> None:
-    """The step scrubber: attention, head roles, predictions and embeddings at any saved step. While it
-    follows a running training, it moves to each new snapshot."""
-    trainer = st.session_state.get(TRAINER_KEY)
-    if trainer is None:
+def live_attention(ticking: bool) -> None:
+    """The probe's attention at the latest snapshot, beside the ideal pattern of a toy task."""
+    trainer, status = running_trainer(ticking)
+    if trainer is None or status.state == FAILED:
         return
-    status = trainer.status()
-    _rerun_when_ended(ticking, status)
-    if status.state == FAILED:
-        return  # its snapshots went with its worker
-    state, info = st.session_state, trainer.info()
-    steps = list(trainer.snapshot_steps())
-    st.subheader("Watch attention form")
-    if len(steps) < 2:
-        st.caption("Snapshots appear here as training saves them.")
+    figure = _live_attention(trainer, status, trainer.info())
+    if figure is None:
+        st.caption("The probe's attention appears here at the first snapshot.")
         return
-    state.setdefault(FOLLOW_KEY, True)
-    if state[FOLLOW_KEY] or state.get(SCRUB_KEY) not in steps:
-        state[SCRUB_KEY] = steps[-1]
-    c1, c2 = st.columns([6, 1])
-    step = c1.select_slider("Snapshot step", options=steps, key=SCRUB_KEY, on_change=_stop_following)
-    c2.button(
-        "Follow live", key="train_follow", disabled=state[FOLLOW_KEY], on_click=lambda: state.update({FOLLOW_KEY: True})
-    )
-    # Following a run, most redraws add no snapshot and leave the scrubber where it was, so nothing is rebuilt.
-    # Reading every snapshot and scoring the head roles, the replay's main cost, waits for a new snapshot;
-    # moving the scrubber rebuilds only the figures of that step.
-    saved = (tuple(steps), _latest_evaluation(status))
-    history, roles = _cached("replay roles", trainer, saved, lambda: _role_history(trainer, info, steps))
-    attention, embeddings, rows, shown = _cached(
-        "replay", trainer, (*saved, step), lambda: _replay_figures(trainer, info, step, history[steps.index(step)])
-    )
-    chart(attention, key="train_replay_attention")
-    chart(roles, key="train_role_timeline")
-    c1, c2 = st.columns(2)
-    with c1:
-        st.markdown(f"**Predictions on the probe at step {shown}**")
-        st.dataframe(
-            rows,
-            key="train_replay_predictions",
-            hide_index=True,
-            column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
+    chart(figure, key="train_live_attention")
+
+
+@reports_lost_training(st.error)
+def closeness(ticking: bool) -> None:
+    """Toy tasks: each head's closeness to the ideal pattern now (held-out batch) and over the snapshots."""
+    trainer, status = running_trainer(ticking)
+    if trainer is None or status.state == FAILED:
+        return
+    if status.closeness is None:
+        st.caption(
+            "The toy tasks (reverse, sort, copy) have a known ideal attention pattern; training one shows "
+            "here how close each head gets to it."
         )
-    with c2:
-        chart(embeddings, key="train_replay_embeddings")
-    st.button(
-        f"Use the model of step {shown} on every page",
-        key="train_use_snapshot",
-        on_click=_use_snapshot,
-        args=(shown,),
+        return
+    evaluated = (len(status.closeness_steps), latest_evaluation(status))  # it changes with each snapshot
+    now, timeline = st.columns([2, 3])
+    with now:
+        figure = cached(
+            "closeness",
+            trainer,
+            evaluated,
+            lambda: figs.closeness_figure(status.closeness, "Attention vs the ideal pattern (held-out batch)"),
+        )
+        chart(figure, key="train_closeness_chart")
+    if status.closeness_history is not None and len(status.closeness_steps) > 1:
+        with timeline:
+            figure = cached(
+                "closeness timeline",
+                trainer,
+                evaluated,
+                lambda: figs.closeness_timeline_figure(status.closeness_steps, status.closeness_history),
+            )
+            chart(figure, key="train_closeness_timeline")
+
+
+@reports_lost_training(st.error)
+def telemetry(ticking: bool) -> None:
+    """Gradient norm and update/weight ratio per parameter group."""
+    trainer, status = running_trainer(ticking)
+    if trainer is None or status.state == FAILED or not len(status.steps):
+        st.caption("Gradient norms and update sizes per parameter group appear here as the model trains.")
+        return
+    curves = (status.step, len(status.steps))
+    figure = cached(
+        "telemetry",
+        trainer,
+        curves,
+        lambda: figs.telemetry_figure(status.steps, status.groups, status.group_grad_norms, status.group_update_ratios),
     )
+    chart(figure, key="train_telemetry_chart")

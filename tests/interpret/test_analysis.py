@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.interpret import analysis
+from explorer.interpret import analysis, shapes
 from explorer.model.config import ModelConfig
 from explorer.model.positional import sinusoidal_encoding
 
@@ -57,6 +57,20 @@ def test_pca_matches_covariance_eigenvectors(count, dims, components):
         np.testing.assert_allclose(np.abs(projection.axes[:k] @ top), np.eye(k), atol=1e-6)
     # Projecting the same points again reproduces the coordinates.
     np.testing.assert_allclose(analysis.project_onto(points, projection).coords, projection.coords, atol=1e-9)
+
+
+def test_pca_of_many_points_matches_their_svd():
+    """A 30k-row vocabulary takes the [D, D] scatter-matrix route: the same axes, coordinates and shares as the
+    SVD of the points themselves (an independent computation)."""
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(3000, 12)) * np.linspace(4, 0.5, 12) + 7.0
+    projection = analysis.pca(points, 3)
+    centred = points - points.mean(0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    signs = np.sign(np.sum(projection.axes * vt[:3], axis=1))
+    np.testing.assert_allclose(projection.axes, vt[:3] * signs[:, None], atol=1e-9)
+    np.testing.assert_allclose(projection.coords, centred @ (vt[:3] * signs[:, None]).T, atol=1e-8)
+    np.testing.assert_allclose(projection.explained, singular[:3] ** 2 / (singular**2).sum(), atol=1e-12)
 
 
 def test_position_similarity_depends_on_offset_only():
@@ -159,7 +173,7 @@ def test_shape_walk_matches_the_model(layer_norm):
     config = ModelConfig(
         vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, layer_norm=layer_norm
     )
-    steps = analysis.shape_walk(config, 9)
+    steps = shapes.shape_walk(config, 9)
     assert steps[0].shape == (9,)
     assert steps[-1].shape == (9, 40) and steps[-1].symbol == "[T, V]"
     assert sum("softmax" in s.operation for s in steps) == config.num_layers
@@ -168,6 +182,29 @@ def test_shape_walk_matches_the_model(layer_norm):
     weights_step = next(s for s in steps if "softmax" in s.operation)
     assert out.attention_weights.shape[2:] == weights_step.shape
     assert out.logits.shape[1:] == steps[-1].shape
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"positional": "none"},
+        {"scale_embeddings": False, "token_types": 2, "embedding_norm": True, "output_head": False},
+    ],
+)
+def test_shape_walk_names_the_input_steps_the_config_runs(fields):
+    """The steps before layer 1 are the ones the encoder takes for this config (MiniLM scales nothing, adds a
+    token type and normalises the sum), and every layer norm of the model is one step."""
+    from explorer.model.encoder import layer_norm_names
+
+    config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, **fields)
+    steps = shapes.shape_walk(config, 5)
+    inputs = [s.operation for s in steps if s.stage == "input"]
+    assert any("sqrt(D" in s for s in inputs) == config.scale_embeddings
+    assert any("positional" in s for s in inputs) == (config.positional != "none")
+    assert any("token-type" in s for s in inputs) == bool(config.token_types)
+    assert sum("layer norm" in s.operation for s in steps) == len(layer_norm_names(config))
+    assert inputs[-1] == "the residual stream enters layer 1"
 
 
 def test_parameter_groups():
@@ -179,7 +216,7 @@ def test_parameter_groups():
             tie_embeddings=tie,
         )  # fmt: skip
         counts = count_parameters(init_params(config))
-        rows = analysis.parameter_groups(counts)
+        rows = shapes.parameter_groups(counts)
         assert sum(c for _, _, c in rows) == sum(counts.values())
         groups = {g for g, _, _ in rows}
         assert {"embedding", "layer 1", "layer 2", "output head"} <= groups and "other" not in groups

@@ -75,6 +75,15 @@ def test_a_probe_reads_what_the_features_hold_and_tags_like_its_score():
             correct = np.mean([tag == TAGS[label] for tag, label in zip(tags, labels, strict=True)])
             assert correct == pytest.approx(reported[snapshot])
             assert np.all((confidence > 1 / len(TAGS) - 1e-9) & (confidence <= 1.0))
+    # Tokens the probe never saw tagged in training (added by the tokenizer, only whitespace) get no tag.
+    skip = pos_probe.untagged(["[CLS]", "the", " ", "cat", "[SEP]"], np.array([True, False, False, False, True]))
+    assert skip.tolist() == [True, False, True, False, True]
+    tags, confidence = pos_probe.tag_tokens(probe, features[:, :5], 1, skip=skip)
+    full_tags, full_confidence = pos_probe.tag_tokens(probe, features[:, :5], 1)
+    assert tags == [None, full_tags[1], None, full_tags[3], None]
+    assert np.isnan(confidence[[0, 2, 4]]).all() and np.array_equal(confidence[[1, 3]], full_confidence[[1, 3]])
+    with pytest.raises(ValueError, match="one per token"):
+        pos_probe.tag_tokens(probe, features[:, :5], 1, skip=skip[:3])
     with pytest.raises(ValueError, match="fit the probe on the same model"):
         pos_probe.tag_tokens(probe, features[:, :, :8], 0)
     with pytest.raises(ValueError, match="does not exist"):
@@ -135,7 +144,11 @@ def test_the_default_model_beats_the_token_id_baseline_and_an_untrained_model_do
     """
     bundle = _default_english_model()
     engine = InferenceEngine(bundle.config)
-    trained = pos_probe.probe_bundle(bundle, engine)
+    heard: list[tuple[float, str]] = []
+    trained = pos_probe.probe_bundle(bundle, engine, progress=lambda fraction, stage: heard.append((fraction, stage)))
+    fractions = [fraction for fraction, _ in heard]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0  # a bar that only rises
+    assert len(heard) > 20 and any("1,500 of 1,500" in stage for _, stage in heard)
     untrained = pos_probe.probe_bundle(ModelBundle.random(bundle.config, bundle.vocab), engine)
     assert trained.baseline_accuracy == untrained.baseline_accuracy  # same sentences, same tokens
     assert trained.held_out_tokens > 10_000

@@ -30,7 +30,7 @@ from explorer.model.encoder import (
 )
 from explorer.model.inference import InferenceEngine
 from explorer.model.pretrained import WeightMappingError, config_from_bert, params_from_bert
-from explorer.pipeline import NO_OUTPUT_HEAD, position_predictions, run_text
+from explorer.pipeline import NO_OUTPUT_HEAD, position_predictions, prepare_text, run_text
 from explorer.text.vocab import Vocab
 
 needs_minilm = pytest.mark.skipif(pretrained.available() is not None, reason=str(pretrained.available()))
@@ -385,7 +385,8 @@ def test_wordpiece_tokenization(minilm):
     tokens = tokenizer.encode("The Café is playing [MASK] music ☃!", 512)
     assert tokens.pieces == ("[CLS]", "the", "cafe", "is", "playing", "[MASK]", "music", "[UNK]", "!", "[SEP]")
     assert tokens.ids[0] == 101 and tokens.ids[-1] == 102 and tokens.ids[5] == 103
-    assert tokens.byte_counts == (0, 3, 5, 2, 7, 6, 5, 3, 1, 0)  # "Café" is 5 bytes, the snowman 3
+    # Each piece covers the spaces before it, as a tiktoken token does: " Café" is 6 bytes, " ☃" 4.
+    assert tokens.byte_counts == (0, 3, 6, 3, 8, 7, 6, 4, 1, 0)
     assert not tokens.truncated and tokens.total_tokens == len(tokens) == 10
     model_ids, unknown = bundle.vocab.to_model_ids(tokens.ids)
     assert model_ids.dtype == np.int32 and list(model_ids) == list(tokens.ids)
@@ -403,6 +404,76 @@ def test_wordpiece_tokenization(minilm):
 
 
 @needs_minilm
+@pytest.mark.parametrize(
+    "text",
+    ["She  opened the door.", "  Déjà vu, naïve café!", "東京 is big ☃ [MASK] .", "Unbelievably\tlong\nlines"],
+)
+def test_wordpiece_byte_counts_tile_the_text(minilm, text):
+    """A running sum of the byte counts is where each piece ends in the text: its last characters, in
+    WordPiece's own (lower-cased, accent-stripped) spelling, end there."""
+    import unicodedata
+
+    tokenizer = minilm[0].vocab.tokenizer()
+    tokens = tokenizer.encode(text, 512)
+    data = text.encode("utf-8")
+    assert sum(tokens.byte_counts) == len(text.rstrip().encode("utf-8"))
+    end = 0
+    for piece, count in zip(tokens.pieces[1:-1], tokens.byte_counts[1:-1], strict=True):
+        end += count
+        if piece == "[UNK]" or count == 0:
+            continue
+        covered = data[end - count : end].decode("utf-8")
+        plain = "".join(c for c in unicodedata.normalize("NFD", covered.lower()) if not unicodedata.combining(c))
+        assert plain.strip().endswith(piece.removeprefix("##").lower()), (piece, covered)
+
+
+@needs_minilm
+def test_part_of_speech_tags_land_on_their_words_with_wordpiece(minilm):
+    """MiniLM's tokens take their own word's tag (the probe's training labels): a piece's word is found by
+    the tokenizer's own character offsets, independently of the byte counts the tagging reads."""
+    from explorer.interpret import tagged_sentences
+    from explorer.text import brown
+
+    vocab = minilm[0].vocab
+    words = ("She", "opened", "the", "door", "and", "walked", "into", "the", "room", "where", "her", "father")
+    words += ("was", "waiting", "unbelievably", "long", ".")
+    tags = ("pps", "vbd", "at", "nn", "cc", "vbd", "in", "at", "nn", "wrb", "pp$", "nn", "bedz", "vbg", "ql", "jj", ".")
+    sentence = brown.Sentence(words, tags, "ca05")
+    tagged = tagged_sentences.tag_sentence(sentence, vocab, vocab.tokenizer())
+    text, spans = brown.detokenize(words)
+    offsets = vocab.tokenizer()._hf.encode(text, add_special_tokens=False).offsets
+    expected = [
+        next(sentence.universal_tags[w] for w, (a, b) in enumerate(spans) if a <= begin < b) for begin, _ in offsets
+    ]
+    assert list(tagged.tags) == [None, *expected, None]
+    assert tagged.tags[4] == "NOUN" and tagged.tokens.pieces[4] == "door"
+    assert tagged.tags[9] == "NOUN" and tagged.tokens.pieces[9] == "room"
+
+
+@needs_minilm
+@pytest.mark.parametrize(
+    "text,changed",
+    [
+        ("She opened the door.", []),  # the same cuts, though WordPiece spells "door" and BPE " door"
+        # "Un|belie|vably" against "un|##bel|##ie|##va|##bly": they share the boundaries after "Un" and "belie".
+        ("Unbelievably long lines [MASK] here.", [(("belie",), ("##bel", "##ie")), (("vably",), ("##va", "##bly"))]),
+    ],
+)  # fmt: skip
+def test_wordpiece_and_bpe_cuts_are_compared_by_their_boundaries(minilm, text, changed):
+    """The Tokens page compares MiniLM's tokens with cl100k_base's: both tile the text (byte counts with the
+    spaces before each piece, a [MASK] with the space it takes), so a stretch differs only where either side
+    cuts it into several pieces."""
+    from explorer.text.tokenizer import Tokenizer, differences
+
+    bundle, _ = minilm
+    full = Tokenizer("cl100k_base").encode(text, 512)
+    prepared = prepare_text(bundle, text)
+    assert sum(full.byte_counts) == len(text.encode()) == sum(prepared.text_tokens.byte_counts)
+    found = differences(full, prepared.text_tokens)
+    assert found == changed
+
+
+@needs_minilm
 def test_long_text_is_truncated_keeping_sep(minilm):
     bundle, engine = minilm
     text = " ".join(["word"] * 600)
@@ -417,9 +488,14 @@ def test_long_text_is_truncated_keeping_sep(minilm):
 @needs_minilm
 def test_pipeline_flags_unknown_and_refuses_predictions(minilm):
     bundle, engine = minilm
+    run = run_text(bundle, engine, "snow ☃ man 漢")
+    assert run.unknown.tolist() == [False, False, True, False, False, False]
+    (notice,) = run.prepared.notices
+    # The notice quotes the characters the user typed, not the [UNK] they became.
+    assert "read as [UNK]" in notice and "'☃'" in notice and "'[UNK]'" not in notice
+    assert run.prepared.special.tolist() == [True, False, False, False, False, True]  # [CLS] … [SEP]
+    assert run.prepared.text_tokens.pieces == ("snow", "[UNK]", "man", "漢")
     run = run_text(bundle, engine, "snow ☃ man")
-    assert run.unknown.tolist() == [False, False, True, False, False]
-    assert any("[UNK]" in notice for notice in run.prepared.notices)
     assert run.result.logits.shape == (5, 0)
     with pytest.raises(ValueError, match="no prediction head") as error:
         position_predictions(bundle, engine, run.model_ids)

@@ -149,3 +149,14 @@ def test_vocab_from_bad_dict(bad):
 def test_vocab_rejects_duplicates():
     with pytest.raises(ValueError, match="twice"):
         Vocab("cl100k_base", (4, 4))
+
+
+def test_byte_counts_tile_the_text_with_masks(tokenizer):
+    """A [MASK] takes the space before it (it stands for a whole token, " mat"), and counts it: the byte
+    counts still add up to the text, so a running sum is a byte offset (the Tokens page compares cuts so)."""
+    text = "The cat sat on the [MASK]. [MASK]x  [MASK]"
+    tokens = tokenizer.encode(text, 100)
+    assert sum(tokens.byte_counts) == len(text.encode())
+    masks = [i for i, piece in enumerate(tokens.pieces) if piece == "[MASK]"]
+    assert [tokens.byte_counts[i] for i in masks] == [7, 7, 7]  # " [MASK]", " [MASK]" and the second space's
+    assert [tokens.ids[i] for i in masks] == [-1, -1, -1]

@@ -51,3 +51,24 @@ def test_hidden_control_groups():
     assert hidden_from_params({"hide": "architecture, text,bogus"}) == {"architecture", "text"}
     assert hidden_from_params({}) == frozenset()
     assert set(CONTROL_GROUPS["architecture"]) <= set(PARAMS)
+
+
+@pytest.mark.parametrize("task", LIVE_CHOICES["task"])
+def test_the_settings_of_a_run_read_back_from_its_configs(task):
+    settings = LiveSettings(
+        task=task, steps=900, num_layers=1, num_heads=2, layer_norm="pre", learning_rate=1e-2, seed=5
+    )
+    assert LiveSettings.from_configs(settings.model_config(), settings.train_config()) == settings
+    uploaded = LiveSettings.from_configs(settings.model_config(True), settings.train_config(True))
+    assert uploaded.text == LiveSettings().text  # an uploaded text is not kept: the default text stands in
+
+
+def test_two_runs_are_told_apart_by_what_differs():
+    current = LiveSettings()
+    assert current.differences(current) == "same settings"
+    earlier = current.replace(learning_rate=1e-2, seed=3, num_layers=1, layer_norm="pre")
+    assert earlier.differences(current) == "layers 1 · pre-LN · lr 0.01 · seed 3"
+    assert current.differences(earlier) == "layers 2 · post-LN · lr 0.003 · seed 0"
+    # The text matters only to the text tasks.
+    assert current.replace(text="grammar").differences(current) == "same settings"
+    assert LiveSettings(task="mlm", text="grammar").differences(LiveSettings(task="mlm")) == "text grammar"

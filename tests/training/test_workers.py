@@ -1,5 +1,6 @@
 """Training in worker processes: the same run as in-process, a server-wide limit with a queue, killed
-workers reported as failed, and abandoned sessions' trainings stopped."""
+workers reported as failed, abandoned sessions' trainings stopped, and a paused run kept for a reloaded
+page to attach to (never for two windows at once)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from explorer.model.config import ModelConfig
 from explorer.text.texts import GRAMMAR_VOCAB_SIZE
 from explorer.training.config import default_train_config
-from explorer.training.remote_trainer import QUEUED, TrainingLost
+from explorer.training.remote_trainer import QUEUED, RunOpenElsewhere, TrainingLost
 from explorer.training.runner import Trainer
 from explorer.training.status import FAILED, FINISHED, RUNNING, STOPPED
 from explorer.training.workers import TrainingPool
@@ -207,3 +208,67 @@ def test_a_dropped_proxy_frees_its_training(pool_factory):
     other = pool.trainer(SMALL, LONG)
     assert other.start() is True and other.status().state == RUNNING
     other.stop()
+
+
+def test_a_reloaded_page_attaches_to_its_paused_run_and_a_second_window_is_refused(pool_factory):
+    # Not under SCHED_IDLE: these tests time the pool's monitor, and on a loaded machine idle workers starve.
+    pool = pool_factory(max_trainings=1, workers=1, idle=False, check_every=0.1, abandon_after=0.5, keep_paused=30.0)
+    first_window = threading.Event()
+    first_window.set()
+    remote = pool.trainer(SMALL, LONG, owner="session-1", alive=first_window.is_set)
+    run_id = remote.run_id
+    assert isinstance(run_id, str) and len(run_id) >= 12 and run_id.replace("-", "").replace("_", "").isalnum()
+    remote.start()
+    assert wait_for(lambda trainer=remote: trainer.status().step > 0)
+    remote.stop()
+    paused = remote.status()
+    assert paused.state == STOPPED
+
+    # The same link in a second window while the first is still connected: refused, the run untouched.
+    with pytest.raises(RunOpenElsewhere, match="another window"):
+        pool.attach(run_id, owner="session-2", alive=lambda: True, wait=0.3)
+    assert remote.status().state == STOPPED
+    assert pool.attach("no-such-run", owner="session-2") is None, "an unknown id is not an error"
+
+    # A reload: the first session disconnects (its state, with the old proxy, goes later) and a new one
+    # attaches within the time the old one takes to go, waiting for it.
+    threading.Timer(0.5, first_window.clear).start()
+    second_window = threading.Event()
+    second_window.set()
+    attached = pool.attach(run_id, owner="session-2", alive=second_window.is_set, wait=5.0)
+    assert attached is not None and attached.run_id == run_id
+    status = attached.status()
+    assert status.step == paused.step and status.loss == paused.loss and status.state == STOPPED
+    del remote  # the old session's state is dropped: its proxy no longer counts
+    gc.collect()
+    time.sleep(1.0)  # past abandon_after: only the newest proxy's session decides
+    assert attached.status().state == STOPPED
+    assert attached.start() is True  # Play continues the same run
+    assert wait_for(lambda: attached.status().step > paused.step)
+    assert attached.status().eval_steps[0] == 0 and attached.status().loss[: len(paused.loss)] == paused.loss
+    attached.stop()
+
+
+def test_a_paused_run_is_kept_for_keep_paused_and_a_running_one_for_abandon_after(pool_factory):
+    pool = pool_factory(max_trainings=2, workers=1, idle=False, check_every=0.1, abandon_after=0.5, keep_paused=3.0)
+    sessions = {name: threading.Event() for name in ("paused", "running")}
+    trainers = {}
+    for name, connected in sessions.items():
+        connected.set()
+        trainers[name] = pool.trainer(SMALL, LONG, owner=name, alive=connected.is_set)
+        trainers[name].start()
+    assert wait_for(lambda: all(t.status().step > 0 for t in trainers.values()))
+    trainers["paused"].stop()
+    run_ids = {name: t.run_id for name, t in trainers.items()}
+    assert len(set(run_ids.values())) == 2
+    gone_at = time.monotonic()
+    for connected in sessions.values():
+        connected.clear()
+    # The running one goes after abandon_after; the paused one stays for keep_paused.
+    assert wait_for(lambda: trainers["running"].status().state == FAILED, timeout=10)
+    assert time.monotonic() - gone_at < 3.0
+    assert trainers["paused"].status().state == STOPPED
+    assert wait_for(lambda: trainers["paused"].status().state == FAILED, timeout=10)
+    assert time.monotonic() - gone_at >= 3.0
+    assert pool.attach(run_ids["paused"], owner="later") is None, "a closed run cannot be attached to"
+    assert pool.running() == 0

@@ -40,9 +40,11 @@ install: $(STAMP)
 corpus: install
 	$(BIN)/python -m explorer corpus
 
+# `make run` is one person's app: its model picker also opens any folder or Hugging Face Hub id typed into it
+# (EXPLORER_OPEN_MODELS=1). A shared server leaves that unset and offers only the models in EXPLORER_MODELS.
 run: install
 	-@$(BIN)/python -m explorer corpus >/dev/null || echo "warning: no English training text; the app starts without it"
-	$(BIN)/python -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
+	EXPLORER_OPEN_MODELS=1 $(BIN)/python -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
 
 # exec: make's SIGTERM (and Ctrl-C) reach the launcher itself, which stops supervisord, the replicas and
 # HAProxy, and frees the ports.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.interpret import analysis, similarity
-from explorer.model.bundle import ModelBundle
+from explorer.model.bundle import MASKED_LM, ModelBundle
 from explorer.model.inference import InferenceEngine, Inspection
 from explorer.text.tokenizer import MASK_TEXT, Tokenized, bounded_text
 from explorer.text.vocab import MASK, SPECIAL_TOKENS, UNK
@@ -42,7 +42,7 @@ class PreparedText:
     model_ids: np.ndarray
     unknown: np.ndarray
     notices: tuple[str, ...]
-    mask_id: int = MASK  # the vocabulary's [MASK] row (WordPiece has its own)
+    mask_id: int = MASK  # the vocabulary's mask row (a pretrained vocabulary has its own)
     special_texts: tuple[str, ...] = ()  # the tokens the tokenizer adds around the text ([CLS], [SEP])
 
     def __len__(self) -> int:
@@ -138,7 +138,7 @@ def prepare_text(bundle: ModelBundle, text: str) -> PreparedText:
         model_ids,
         unknown,
         tuple(n for n in notices if n),
-        getattr(bundle.vocab, "mask_id", MASK),
+        bundle.vocab.mask_id,
         tuple(bundle.vocab.special_texts),
     )
 
@@ -193,11 +193,15 @@ def _require_output_head(bundle: ModelBundle) -> None:
 
 def top_predictions(bundle: ModelBundle, logits: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
     """Per row of ``logits`` (``[T, V]``), the ``k`` most probable tokens as ``(text, probability)``."""
+    return [[(text, p) for _, text, p in row] for row in _top(bundle, logits, k)]
+
+
+def _top(bundle: ModelBundle, logits: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
     _require_output_head(bundle)
     out = []
     for row in np.asarray(logits):
         ids, probs = analysis.top_predictions(row, k)
-        out.append([(bundle.vocab.token_text(int(i)), float(p)) for i, p in zip(ids, probs, strict=True)])
+        out.append([(int(i), bundle.vocab.token_text(int(i)), float(p)) for i, p in zip(ids, probs, strict=True)])
     return out
 
 
@@ -207,6 +211,7 @@ class MaskFill:
 
     position: int
     predictions: list[tuple[str, float]]  # (token text, probability), most probable first
+    ids: tuple[int, ...] = ()  # the guesses' model ids, in the same order
 
 
 NO_MASK_MESSAGE = (
@@ -218,20 +223,26 @@ def fill_mask(bundle: ModelBundle, engine: InferenceEngine, text: str | Prepared
     """Top-``k`` predictions at every ``[MASK]`` in the text, all masks hidden at once (as in BERT's
     fill-mask). Raises ``ValueError`` when the text has no mask or the model was not trained to fill one."""
     _require_output_head(bundle)
-    if bundle.task != "mlm":
+    if not bundle.fills_masks:
         what = "an untrained model" if bundle.task is None else f"a model trained on the {bundle.task} task"
-        raise ValueError(f"Filling a {MASK_TEXT} needs a masked-token (mlm) model; this is {what}.")
+        raise ValueError(
+            f"Filling a {MASK_TEXT} needs a masked-token model (mlm, or a pretrained masked-LM); this is {what}."
+        )
     prepared = text if isinstance(text, PreparedText) else prepare_text(bundle, text)
     positions = prepared.mask_positions
     if not positions:
         raise ValueError(NO_MASK_MESSAGE)
     logits = run_text(bundle, engine, prepared).result.logits[positions]  # [M, V]
-    return [MaskFill(p, row) for p, row in zip(positions, top_predictions(bundle, logits, k), strict=True)]
+    return [
+        MaskFill(p, [(text, prob) for _, text, prob in row], tuple(i for i, _, _ in row))
+        for p, row in zip(positions, _top(bundle, logits, k), strict=True)
+    ]
 
 
 # What the logits at position i mean, per training task.
 PREDICTION_MEANING = {
     "mlm": "the token at this position when it is replaced by [MASK]",
+    MASKED_LM: "the token at this position when it is replaced by the mask token",
     "causal": "the next token, from this position and those before it",
 }
 DEFAULT_MEANING = "the task's output at this position"
@@ -249,7 +260,7 @@ def position_predictions(
     """
     _require_output_head(bundle)
     model_ids = np.asarray(model_ids, np.int32)
-    if bundle.task != "mlm":
+    if not bundle.fills_masks:
         causal = bundle.task == "causal"
         logits = engine.run(bundle.params, model_ids, causal=causal).logits
         return PREDICTION_MEANING.get(bundle.task, DEFAULT_MEANING), top_predictions(bundle, logits, k)
@@ -259,12 +270,12 @@ def position_predictions(
         copies = []
         for position in positions:
             masked = model_ids.copy()
-            masked[position] = MASK
+            masked[position] = bundle.vocab.mask_id
             copies.append(masked)
         copies += [model_ids] * (MASKED_BATCH - len(copies))  # pad the batch to its fixed size
         results = engine.run_batch(bundle.params, copies)
         rows += [results[i].logits[position] for i, position in enumerate(positions)]
-    return PREDICTION_MEANING["mlm"], top_predictions(bundle, np.stack(rows), k)
+    return PREDICTION_MEANING[bundle.task], top_predictions(bundle, np.stack(rows), k)
 
 
 def prediction_at(
@@ -279,9 +290,9 @@ def prediction_at(
     an MLM model gets that position masked first, as in ``position_predictions``."""
     _require_output_head(bundle)
     model_ids = np.asarray(model_ids, np.int32)
-    if bundle.task == "mlm":
+    if bundle.fills_masks:
         model_ids = model_ids.copy()
-        model_ids[position] = MASK
+        model_ids[position] = bundle.vocab.mask_id
     return engine.run(bundle.params, model_ids, head_mask=head_mask, causal=causal).logits[position]
 
 

@@ -1,12 +1,14 @@
 """Fill mask page: what a masked-token model guesses at every [MASK] of the text (the fill-mask pipeline)."""
 
+import re
+
 import streamlit as st
 
 from explorer import export
 from explorer.figures.predictions import fill_table, predictions_figure
 from explorer.interpret import analysis
 from explorer.pipeline import fill_mask, prediction_at, token_texts, top_predictions
-from explorer.text.tokenizer import display_text
+from explorer.text.tokenizer import MASK_TEXT, display_text
 from pages.common import (
     INT,
     TEXT_KEY,
@@ -34,6 +36,22 @@ def use_example(text: str) -> None:
     st.session_state[TEXT_KEY] = text
 
 
+def best_guess(text: str, guesses: list[str], mask_texts: list[str]) -> str:
+    """The text with each mask (typed as any of ``mask_texts``), in order, replaced by its top guess in bold:
+    the text as typed, whatever the vocabulary's pieces look like (`` door``, ``door``, ``##s``)."""
+    pattern = re.compile("|".join(re.escape(m) for m in dict.fromkeys(mask_texts)))
+    words = iter(guesses)
+
+    def bold(found: re.Match) -> str:
+        word = next(words, None)
+        if word is None:
+            return found.group(0)  # a mask past the model's maximum length
+        core = word.strip().removeprefix("##")
+        return f"**{core}**" if core else found.group(0)
+
+    return pattern.sub(bold, text).replace("\n", " ")
+
+
 sidebar()
 st.title("Fill mask")
 bundle = current_bundle()
@@ -49,10 +67,10 @@ for i, (column, example) in enumerate(zip(cols, EXAMPLES, strict=True)):
 sentence = prepare(current_text(), bundle)
 if sentence is None:
     st.stop()
-if bundle.task != "mlm":
+if not bundle.fills_masks:
     st.warning(
         f"The model shown ({bundle.source}) was not trained to fill masks; choose a masked-token model (the "
-        "default, or train one with the mlm task on the Train page)."
+        "default, a pretrained masked-LM, or train one with the mlm task on the Train page)."
     )
     st.stop()
 kept("fill_top", 5, "top", INT, fix=one_of(range(1, 21)))
@@ -74,13 +92,8 @@ if not sentence.prepared.mask_positions:
     )
     st.stop()
 fills = fill_mask(bundle, sentence.engine, sentence.prepared, k=top)
-pieces = list(sentence.tokenized.pieces)
-for fill in fills:
-    guess = fill.predictions[0][0]
-    core = guess.lstrip()
-    # The space stays outside the bold marks: "** door**" is not bold in Markdown.
-    pieces[fill.position] = f"{guess[: len(guess) - len(core)]}**{core}**" if core else guess
-st.markdown("Best guess: " + "".join(pieces).replace("\n", " "))
+guesses = [fill.predictions[0][0] for fill in fills]
+st.markdown("Best guess: " + best_guess(current_text(), guesses, [MASK_TEXT, mask]))
 if len(fills) <= CHARTS_UP_TO:
     # A few masks side by side, each with its guesses printed beside the bars.
     for number, (fill, column) in enumerate(zip(fills, st.columns(max(len(fills), 2)), strict=False), start=1):

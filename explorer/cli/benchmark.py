@@ -188,13 +188,13 @@ def cold_start() -> dict[str, float]:
 
 
 def run_all(quick: bool = False, model: str = "default") -> dict[str, Any]:
-    """The whole inference benchmark for the default model; for ``model="minilm"`` (the pretrained encoder,
-    ~40x the default's arithmetic) the forward latency only."""
+    """The whole inference benchmark for the default model; for a pretrained one (``minilm``, a folder, a Hub
+    id: tens to hundreds of times the default's arithmetic) the forward latency only."""
     use_synchronous_dispatch()  # as the app and the CLI run
-    if model == "minilm":
-        from explorer.model.pretrained import load_minilm
+    if model != "default":
+        from explorer.model.pretrained import load_model
 
-        bundle, notice = load_minilm(), None
+        bundle, notice = load_model(model), None
     else:
         bundle, notice = load_default()
     config, params = bundle.config, bundle.params
@@ -207,9 +207,10 @@ def run_all(quick: bool = False, model: str = "default") -> dict[str, Any]:
     }
     if notice:
         report["notice"] = notice
-    report["forward"] = forward_latency(engine, params, repeats=60 if quick else 400)
+    lengths = tuple(n for n in (32, 128, 512) if n <= config.max_len)  # a model's longest input bounds them
+    report["forward"] = forward_latency(engine, params, lengths, repeats=60 if quick else 400)
     report["forward_ms"] = {str(row["tokens"]): row["forward_ms"] for row in report["forward"]}
-    if model == "minilm":
+    if model != "default":
         return report
     report["typing"] = typing_scenario(config, params)
     report["cold_start"] = cold_start()

@@ -1,13 +1,17 @@
 """The command line: the scriptable face of the explorer.
 
-  python -m explorer inspect "TEXT" [--checkpoint PATH | --model minilm] [--json]
-  python -m explorer predict "The cat sat on the [MASK]." [--top 5] [--checkpoint PATH] [--json]
-  python -m explorer trace "TEXT" --layer L --head H --position P [--model minilm] [--causal] [--json]
-  python -m explorer similarity "A" "B" [--model minilm] [--json]
-  python -m explorer bench [--json] [--quick] [--model minilm]
+  python -m explorer inspect "TEXT" [--checkpoint PATH | --model MODEL] [--json]
+  python -m explorer predict "The cat sat on the [MASK]." [--top 5] [--checkpoint PATH | --model MODEL] [--json]
+  python -m explorer trace "TEXT" --layer L --head H --position P [--checkpoint PATH | --model MODEL] [--causal] [--json]
+  python -m explorer similarity "A" "B" [--model MODEL] [--json]
+  python -m explorer bench [--json] [--quick] [--model MODEL]
   python -m explorer corpus
   python -m explorer train --task {mlm,causal,reverse,sort,copy} [--text english|grammar|FILE] --steps N --out PATH [--json]
       [--processes N | --coordinator HOST:PORT --num-processes N --process-id I]
+
+MODEL is ``default`` (the shipped English model), ``minilm``, a model folder in Hugging Face's layout, or a
+Hugging Face Hub id (``bert-base-uncased``); the memory a pretrained model needs is said on stderr before
+it loads.
 
 Bad input exits with status 2 and one line on stderr; nothing ever ends in a traceback for a user error.
 """
@@ -45,22 +49,27 @@ def _rounded(array: np.ndarray, digits: int = 6) -> Any:
     return np.round(np.asarray(array, np.float64), digits).tolist()
 
 
-MODELS = ("default", "minilm")
+MODEL_HELP = "default, minilm, a model folder (Hugging Face layout) or a Hugging Face Hub id such as bert-base-uncased"
+
+
+def _say(message: str) -> None:
+    """A progress line on stderr (stdout stays one JSON document)."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def _load_model(checkpoint_path: str | None, notices: list[str], model: str = "default"):
-    """The model a command runs: a checkpoint file, the pretrained MiniLM, or the shipped default (with a
-    notice if it could not be loaded)."""
+    """The model a command runs: a checkpoint file, the shipped default (with a notice if it could not be
+    loaded), or a pretrained model (``minilm``, a folder, a Hub id; ``explorer.model.pretrained.load_model``)."""
     from explorer.model import checkpoint
 
     if checkpoint_path:
         if model != "default":
             raise ValueError("Give either --checkpoint or --model, not both.")
         return checkpoint.load(checkpoint_path)
-    if model == "minilm":
+    if model != "default":
         from explorer.model import pretrained
 
-        return pretrained.load_minilm()
+        return pretrained.load_model(model, progress=_say)
     bundle, notice = checkpoint.load_default()
     if notice:
         notices.append(notice)
@@ -207,7 +216,10 @@ def predict_payload(text: str, checkpoint_path: str | None, top: int, model: str
         "masks": [
             {
                 "position": fill.position,
-                "predictions": [{"token": token, "probability": round(p, 6)} for token, p in fill.predictions],
+                "predictions": [
+                    {"token": token, "id": token_id, "probability": round(p, 6)}
+                    for (token, p), token_id in zip(fill.predictions, fill.ids, strict=True)
+                ],
             }
             for fill in fills
         ],
@@ -278,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("text", help="the sentence to run through the encoder")
     inspect.add_argument("--checkpoint", help="a checkpoint saved by this app (default: the shipped model)")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    inspect.add_argument("--model", choices=MODELS, default="default", help="minilm: the pretrained MiniLM-L6")
+    inspect.add_argument("--model", default="default", help=MODEL_HELP)
     inspect.add_argument("--encoding", help=argparse.SUPPRESS)  # models carry their vocabulary: refused
     inspect.set_defaults(run=_cmd_inspect)
 
@@ -287,13 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=5, help="how many guesses per [MASK] (default: 5)")
     predict.add_argument("--checkpoint", help="a checkpoint saved by this app (default: the shipped model)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    predict.add_argument("--model", choices=MODELS, default="default")
+    predict.add_argument("--model", default="default", help=MODEL_HELP)
     predict.set_defaults(run=_cmd_predict)
 
     bench = commands.add_parser("bench", help="measure inference latency and compiles")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
-    bench.add_argument("--model", choices=MODELS, default="default", help="minilm: forward latency of MiniLM-L6")
+    bench.add_argument("--model", default="default", help=f"{MODEL_HELP} (a pretrained one: forward latency only)")
 
     trace = commands.add_parser("trace", help="one layer for one token and one head, every step with its numbers")
     trace.add_argument("text", help="the sentence to run through the encoder")
@@ -301,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--head", type=int, required=True, help="the head, from 1")
     trace.add_argument("--position", type=int, required=True, help="the query token's position, from 0")
     trace.add_argument("--causal", action="store_true", help="with the causal mask (each token sees only earlier ones)")
-    trace.add_argument("--model", choices=MODELS, default="default", help="minilm: the pretrained MiniLM-L6")
+    trace.add_argument("--model", default="default", help=MODEL_HELP)
     trace.add_argument("--checkpoint", help="a checkpoint saved by this app (default: the shipped model)")
     trace.add_argument("--json", action="store_true", help="print JSON instead of a list of steps")
     trace.set_defaults(run=_cmd_trace)
@@ -309,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     similarity = commands.add_parser("similarity", help="cosine similarity of two sentences' embeddings")
     similarity.add_argument("a", help="the first sentence")
     similarity.add_argument("b", help="the second sentence")
-    similarity.add_argument("--model", choices=MODELS, default="minilm", help="default: minilm (trained for it)")
+    similarity.add_argument("--model", default="minilm", help=f"{MODEL_HELP} (default: minilm, trained for it)")
     similarity.add_argument("--checkpoint", help="a checkpoint saved by this app instead")
     similarity.add_argument("--json", action="store_true", help="print JSON")
     similarity.set_defaults(run=_cmd_similarity)

@@ -142,11 +142,11 @@ def pca(points: np.ndarray, components: int = 2) -> Projection:
 
 
 def vocabulary_projection(params: dict, config: ModelConfig, components: int = 2) -> Projection:
-    """Every row of the model's token-embedding table, scaled as the encoder scales it (by sqrt(D) when
-    ``config.scale_embeddings``), on its top ``components`` principal axes: the vocabulary's cloud, in which
+    """Every row of the model's token-embedding table, scaled as the encoder scales it (by sqrt(E), the embedding
+    width, when ``config.scale_embeddings``), on its top ``components`` principal axes: the vocabulary's cloud, in which
     a sentence's token embeddings can be placed with ``project_onto``."""
-    table = np.asarray(params["encoder/token_embedding"]["embeddings"], np.float64)  # [V, D]
-    scale = np.sqrt(config.d_model) if config.scale_embeddings else 1.0
+    table = np.asarray(params["encoder/token_embedding"]["embeddings"], np.float64)  # [V, E]
+    scale = np.sqrt(config.embedding_width) if config.scale_embeddings else 1.0
     return pca(table * scale, components)
 
 

@@ -220,6 +220,8 @@ def bundle_head_roles(
         raise ValueError("The engine was compiled for another model configuration.")
     causal = bundle.task == "causal"
     sentences = tagged_sentences.sample_sentences(bundle.vocab, count, held_out=True, seed=seed)
+    # A model with a short maximum length (a small pretrained one) reads only the sentences that fit it.
+    sentences = [s for s in sentences if len(s.model_ids) <= bundle.config.max_len]
     attentions: list[np.ndarray] = [np.empty(0)] * len(sentences)
     runs = run_in_batches(engine, bundle.params, [s.model_ids for s in sentences], causal=causal)
     for index, result in runs:

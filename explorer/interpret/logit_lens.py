@@ -71,7 +71,7 @@ def lens_logits(params: hk.Params, config: ModelConfig, hidden_states: np.ndarra
     numpy_params = {
         module: {k: np.asarray(v, np.float32) for k, v in leaves.items()} for module, leaves in params.items()
     }
-    return np.asarray(output_logits(numpy_params, hidden))  # [S, T, V]
+    return np.asarray(output_logits(numpy_params, hidden, config))  # [S, T, V]
 
 
 def logit_lens(params: hk.Params, config: ModelConfig, hidden_states: np.ndarray, k: int = 5) -> LogitLens:

@@ -24,6 +24,7 @@ import numpy as np
 
 from explorer.interpret.analysis import Projection, check_attention, pca
 from explorer.model.config import ModelConfig
+from explorer.model.encoder import layer_norm_param_names
 
 
 class QueryKeyMap(NamedTuple):
@@ -41,8 +42,7 @@ def attention_input(
 
     Post-LN: the residual stream entering the layer, ``hidden_states[2·layer]`` (the embedding sum, or the
     previous layer's output after its feed-forward layer norm). Pre-LN: that stream through the layer's
-    attention layer norm, the layer norm with index ``2·layer`` (each layer has an attention then a
-    feed-forward norm).
+    attention layer norm (found by name in ``layer_norm_param_names``).
 
     Args:
       hidden_states: ``[S, T, D]``; layer_norm_outputs: ``[N, T, D]`` (an ``Inspection``'s fields).
@@ -50,8 +50,8 @@ def attention_input(
     if not 0 <= layer < config.num_layers:
         raise ValueError(f"The model has {config.num_layers} layers; layer {layer} does not exist.")
     if config.layer_norm == "pre":
-        first = 1 if config.embedding_norm else 0  # an embedding layer norm comes first in the list
-        return np.asarray(layer_norm_outputs[first + 2 * layer])  # [T, D]
+        index = layer_norm_param_names(config).index(f"encoder/layer_{layer}/attention_norm")
+        return np.asarray(layer_norm_outputs[index])  # [T, D]
     return np.asarray(hidden_states[2 * layer])  # [T, D]
 
 

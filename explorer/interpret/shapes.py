@@ -1,7 +1,7 @@
 """The model's forward pass as a walk of tensor shapes, and its parameters grouped for a chart (the Model page).
 
 Glossary of shapes (as in ``explorer.model.encoder``): T tokens, D model width, H heads, K key size, F feed-forward
-width, V vocabulary size.
+width, V vocabulary size, E embedding width (D unless ELECTRA's narrower embeddings).
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from explorer.model.config import ModelConfig
+
+# ModelConfig.ACTIVATIONS as a step names them.
+ACTIVATION_NAMES = {"gelu": "GELU", "gelu_tanh": "GELU (tanh form)", "relu": "ReLU"}
 
 
 @dataclass(frozen=True)
@@ -25,19 +28,24 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
     Shapes are for one sentence (batch axis dropped); inside jit the sentence is padded to its bucket.
     """
     t, d, h, k, f, v = length, config.d_model, config.num_heads, config.key_size, config.ffn_size, config.vocab_size
+    e = config.embedding_width
     # The input steps follow the config, as the encoder does: BERT adds its rows unscaled, adds a
-    # token-type row and layer-normalises the sum; the paper scales the rows by sqrt(D).
-    lookup = f"token embedding lookup x sqrt(D={d})" if config.scale_embeddings else "token embedding lookup"
+    # token-type row and layer-normalises the sum; the paper scales the rows by sqrt(D). ELECTRA's
+    # embeddings are E wide and projected up to D before layer 1.
+    width = "E" if e != d else "D"
+    lookup = f"token embedding lookup x sqrt({width}={e})" if config.scale_embeddings else "token embedding lookup"
     steps = [
         ShapeStep("input", "token ids (model vocabulary)", "[T]", (t,)),
-        ShapeStep("input", lookup, "[T, D]", (t, d)),
+        ShapeStep("input", lookup, f"[T, {width}]", (t, e)),
     ]
     if config.positional != "none":
-        steps.append(ShapeStep("input", f"positional encoding ({config.positional})", "[T, D]", (t, d)))
+        steps.append(ShapeStep("input", f"positional encoding ({config.positional})", f"[T, {width}]", (t, e)))
     if config.token_types:
-        steps.append(ShapeStep("input", "token-type embedding (segment 0)", "[T, D]", (t, d)))
+        steps.append(ShapeStep("input", "token-type embedding (segment 0)", f"[T, {width}]", (t, e)))
     if config.embedding_norm:
-        steps.append(ShapeStep("input", "sum, then layer norm (embedding)", "[T, D]", (t, d)))
+        steps.append(ShapeStep("input", "sum, then layer norm (embedding)", f"[T, {width}]", (t, e)))
+    if e != d:
+        steps.append(ShapeStep("input", "linear E -> D (embedding projection)", "[T, D]", (t, d)))
     steps.append(ShapeStep("input", "the residual stream enters layer 1", "[T, D]", (t, d)))
     pre = config.layer_norm == "pre"
     for layer in range(config.num_layers):
@@ -57,7 +65,7 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
         if pre:
             steps.append(ShapeStep(stage, "layer norm (feed-forward)", "[T, D]", (t, d)))
         steps += [
-            ShapeStep(stage, "feed-forward expand D -> F, GELU", "[T, F]", (t, f)),
+            ShapeStep(stage, f"feed-forward expand D -> F, {ACTIVATION_NAMES[config.activation]}", "[T, F]", (t, f)),
             ShapeStep(stage, "feed-forward contract F -> D", "[T, D]", (t, d)),
             ShapeStep(stage, "add to the residual stream", "[T, D]", (t, d)),
         ]
@@ -67,7 +75,15 @@ def shape_walk(config: ModelConfig, length: int) -> list[ShapeStep]:
         steps.append(ShapeStep("output", "final layer norm", "[T, D]", (t, d)))
     if not config.output_head:
         return steps  # a sentence encoder: its output is the final hidden states
-    head = "output head: hidden · embeddingᵀ + bias (tied)" if config.tie_embeddings else "output head: linear D -> V"
+    if config.head_transform:
+        name = ACTIVATION_NAMES[config.head_activation]
+        steps.append(ShapeStep("output", f"head transform: linear D -> E, {name}, layer norm", "[T, E]", (t, e)))
+    read = "E" if config.head_transform else "D"
+    head = (
+        "output head: hidden · embeddingᵀ + bias (tied)"
+        if config.tie_embeddings
+        else f"output head: linear {read} -> V"
+    )
     steps.append(ShapeStep("output", f"{head} (logits)", "[T, V]", (t, v)))
     return steps
 
@@ -85,7 +101,7 @@ def parameter_groups(counts: dict[str, int]) -> list[tuple[str, str, int]]:
         else:
             if "embedding" in module:
                 group = "embedding"
-            elif "output_head" in module or "output_bias" in module:
+            elif "output_head" in module or "output_bias" in module or module.startswith("encoder/head_"):
                 group = "output head"
             elif "final_norm" in module:
                 group = "final layer norm"

@@ -12,8 +12,14 @@ from the parameters and the residual stream entering the layer (``hidden_states[
 Nothing here calls the Haiku model: the tests compare this recomputation with the encoder's own attention
 weights and residual snapshots, so the two are independent witnesses of the same arithmetic.
 
-Glossary of shapes (as in ``explorer.model.encoder``): T tokens, D model width, H heads, K key size,
-F feed-forward width.
+The layer's arithmetic is the same for every model the config describes; what differs is read from it: the
+layer-norm placement and ε, the feed-forward activation (``ModelConfig.activation``, in numpy in
+``explorer.interpret.activations``), and, for the first layer's caption, what the embeddings add up to.
+Everything before the layer (a position offset, a narrow embedding's projection) is in the residual stream
+the encoder hands in; a masked-LM head's transform comes after the last layer.
+
+Glossary of shapes (as in ``explorer.model.encoder``): T tokens, D model width, E embedding width, H heads,
+K key size, F feed-forward width.
 """
 
 from __future__ import annotations
@@ -152,10 +158,13 @@ def trace_layer(
 
     x_all = stream[2 * layer]  # [T, D]
     if layer == 0:  # what the embeddings add up to, for this model
-        parts = ["the token's embedding" + (f" (× √{D})" if cfg.scale_embeddings else "")]
+        E = cfg.embedding_width
+        parts = ["the token's embedding" + (f" (× √{E})" if cfg.scale_embeddings else "")]
         parts += [f"its {cfg.positional} position encoding"] if cfg.positional != "none" else []
         parts += ["its token type"] if cfg.token_types else []
         origin = " plus ".join(parts) + (", layer-normalised" if cfg.embedding_norm else "")
+        if E != D:  # ELECTRA: the embeddings are narrower than the stream
+            origin += f", {E} numbers projected up to {D}"
     else:
         origin = f"layer {layer}'s output"
     x = add(

@@ -7,7 +7,9 @@
   (``EncoderLayer``: post- or pre-LN), ``output_head`` (tied, untied or none), and ``encoder``
   (``Encoder`` composing them and returning every intermediate; ``build_model``, ``init_params``);
 - ``bundle``: a model with its parameters and vocabulary; ``checkpoint``: bundles as ``.safetensors``
-  files; ``pretrained``: MiniLM-L6's weights mapped onto this encoder's parameter names;
+  files; ``pretrained``: BERT, RoBERTa, DistilBERT and ELECTRA checkpoints (MiniLM-L6 ships with the app)
+  from a folder or a Hugging Face Hub id, mapped onto this encoder's parameter names by one adapter per
+  architecture;
 - ``inference``: the bucketed, recompile-free forward (``InferenceEngine``).
 
 May import: text.

@@ -15,14 +15,18 @@ import jax
 
 from explorer.model.config import ModelConfig
 from explorer.model.encoder import init_params
+from explorer.text.pretrained_vocab import PretrainedVocab
 from explorer.text.vocab import Vocab
-from explorer.text.wordpiece import WordPieceVocab
 
-# What a pretrained model was trained for elsewhere (explorer/model/pretrained.py). Such a bundle is trained, so
+# What a pretrained model was trained for elsewhere (explorer/model/pretrained/). Such a bundle is trained, so
 # no view calls its weights random, but not on one of explorer.training.tasks.TASKS, so this app cannot train it
-# further; whether it can predict tokens is ``config.output_head`` (MiniLM has no head: it embeds sentences).
+# further. MiniLM embeds sentences; a checkpoint with a masked-LM head fills masks; one without a head (a base
+# model, an ELECTRA discriminator) gives hidden states only.
 SENTENCE_SIMILARITY = "sentence-similarity"
-PRETRAINED_TASKS = (SENTENCE_SIMILARITY,)
+MASKED_LM = "masked-lm"
+FEATURE_EXTRACTION = "feature-extraction"
+PRETRAINED_TASKS = (SENTENCE_SIMILARITY, MASKED_LM, FEATURE_EXTRACTION)
+MASK_FILLING_TASKS = ("mlm", MASKED_LM)  # trained to guess a hidden token from both sides
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,20 +34,23 @@ class ModelBundle:
     """Attributes:
     config: the architecture.
     params: Haiku parameters as device arrays.
-    vocab: maps tiktoken ids to the model's rows (``Vocab``), or a pretrained model's WordPiece ids
-      (``WordPieceVocab``, whose ids are the rows).
+    vocab: maps tiktoken ids to the model's rows (``Vocab``), or a pretrained model's own ids
+      (``PretrainedVocab``, WordPiece or byte-level BPE, whose ids are the rows). Either says what the views
+      say about tokens: ``kind``, ``mask_text``, ``special_texts``, ``closed``, ``encoding``.
     source: a short human label ("random weights (seed 0)", "checkpoint default.safetensors", ...).
     task: the task the model was trained on (one of ``explorer.training.tasks.TASKS``, or of ``PRETRAINED_TASKS`` for a model
       trained elsewhere), or None for an untrained model.
     info: free-form facts shown to the user (training steps, final loss, ...).
+    name: a short name for pickers and titles ("bert-base-uncased"); ``display_name`` falls back to ``source``.
     """
 
     config: ModelConfig
     params: hk.Params
-    vocab: Vocab | WordPieceVocab
+    vocab: Vocab | PretrainedVocab
     source: str
     task: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.vocab.size != self.config.vocab_size:
@@ -54,6 +61,16 @@ class ModelBundle:
     @property
     def trained(self) -> bool:
         return self.task is not None
+
+    @property
+    def fills_masks(self) -> bool:
+        """Whether the model was trained to fill a masked token (our mlm task, or a pretrained masked-LM
+        head): fill-mask, per-position guesses and the prediction views read its logits that way."""
+        return self.config.output_head and self.task in MASK_FILLING_TASKS
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.source
 
     @classmethod
     def random(cls, config: ModelConfig, vocab: Vocab, seed: int = 0) -> ModelBundle:

@@ -14,6 +14,10 @@ from explorer.text.texts import ENGLISH_VOCAB_SIZE
 
 POSITIONAL_KINDS = ("sinusoidal", "learned", "none")
 LAYER_NORM_PLACEMENTS = ("post", "pre")
+# The feed-forward (and prediction head) non-linearities of the BERT family: exact (erf) GELU as in BERT,
+# the tanh approximation (Hugging Face's "gelu_new" / "gelu_pytorch_tanh"), and ReLU.
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+MAX_POSITION_OFFSET = 16  # RoBERTa's is 2 (padding_idx + 1); a larger one would be a different scheme
 
 # Limits that keep a toy model toy-sized: they guard the UI and checkpoint loader against a config that
 # would exhaust memory on a laptop, not any property of the architecture.
@@ -48,13 +52,27 @@ class ModelConfig:
     # learn from being predicted too. Checkpoints saved before this field existed have a separate head.
     # (Without an output head there is nothing to tie.)
     tie_embeddings: bool = True
-    # The fields below describe pretrained BERT-style encoders (explorer/model/pretrained.py); their defaults are
+    # The fields below describe pretrained BERT-style encoders (explorer/model/pretrained/); their defaults are
     # what every model before them did, so old checkpoints, parameter trees and outputs are unchanged.
     scale_embeddings: bool = True  # the paper multiplies embedding rows by sqrt(D); BERT adds them unscaled
     token_types: int = 0  # rows of a segment (token-type) embedding added to every token; BERT has 2, we use row 0
     embedding_norm: bool = False  # BERT layer-normalises the embedding sum before layer 1; the paper does not
     layer_norm_eps: float = 1e-5  # hk.LayerNorm's default; BERT was trained with 1e-12 and needs it to match
     output_head: bool = True  # a Linear to vocabulary logits; sentence encoders such as MiniLM ship without one
+    # The fields below describe the rest of the BERT family (explorer/model/pretrained/); again, their defaults
+    # are what every earlier model did.
+    activation: str = "gelu"  # the feed-forward's non-linearity, one of ACTIVATIONS
+    # Learned positions start at this row of the table: RoBERTa numbers positions from padding_idx + 1 = 2,
+    # so its table has max_len + 2 rows and rows 0 and 1 are never read for a text.
+    position_offset: int = 0
+    # Width of the token, position and type embeddings when it differs from d_model (ELECTRA: a small
+    # embedding projected up to D by ``embeddings_project``); 0 means d_model.
+    embedding_size: int = 0
+    # A masked-LM head's transform before the vocabulary: dense to the embedding width, head_activation,
+    # layer norm (BERT's cls.predictions.transform, RoBERTa's lm_head, DistilBERT's vocab_transform, ELECTRA's
+    # generator_predictions); without it the logits read the final hidden states directly, as our models do.
+    head_transform: bool = False
+    head_activation: str = "gelu"  # RoBERTa and ELECTRA use exact GELU here whatever the feed-forward's
 
     def __post_init__(self) -> None:
         def check_int(name: str, low: int, high: int) -> None:
@@ -95,6 +113,35 @@ class ModelConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         check_int("token_types", 0, MAX_TOKEN_TYPES)
+        for name in ("activation", "head_activation"):
+            if getattr(self, name) not in ACTIVATIONS:
+                raise ValueError(f"{name} must be one of {ACTIVATIONS}, got {getattr(self, name)!r}.")
+        check_int("position_offset", 0, MAX_POSITION_OFFSET)
+        if self.position_offset and self.positional != "learned":
+            raise ValueError(
+                f"position_offset ({self.position_offset}) shifts rows of a learned position table; "
+                f"positional={self.positional!r} has none: use positional='learned' or position_offset=0."
+            )
+        check_int("embedding_size", 0, MAX_D_MODEL)
+        if not isinstance(self.head_transform, bool):
+            raise ValueError(f"head_transform must be true or false, got {self.head_transform!r}.")
+        if self.head_transform and not self.output_head:
+            raise ValueError("head_transform is part of an output head: set output_head=True or head_transform=False.")
+        if self.positional == "sinusoidal" and self.embedding_width % 2:
+            raise ValueError(
+                f"Sinusoidal positional encoding pairs sin/cos dimensions, so the embedding width must be even "
+                f"(got {self.embedding_width}); use positional='learned' or an even embedding_size."
+            )
+        if (
+            self.output_head
+            and self.tie_embeddings
+            and self.embedding_width != self.d_model
+            and not self.head_transform
+        ):
+            raise ValueError(
+                f"A head tied to the {self.embedding_width}-wide embedding table cannot read {self.d_model}-wide "
+                "hidden states: set head_transform=True (it maps them to the embedding width) or tie_embeddings=False."
+            )
         eps = self.layer_norm_eps
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < float(eps) <= MAX_LAYER_NORM_EPS:
             raise ValueError(
@@ -107,6 +154,16 @@ class ModelConfig:
     def key_size(self) -> int:
         """Width of each head's queries, keys and values."""
         return self.d_model // self.num_heads
+
+    @property
+    def embedding_width(self) -> int:
+        """``E``: the width of the token, position and type embeddings (``d_model`` unless ``embedding_size``)."""
+        return self.embedding_size or self.d_model
+
+    @property
+    def position_rows(self) -> int:
+        """Rows of a learned position table: ``max_len`` positions after ``position_offset`` unused rows."""
+        return self.max_len + self.position_offset
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -5,7 +5,7 @@ of another (MiniLM adds its rows unscaled and cuts text into WordPiece tokens). 
 built here from the facts that decide it, so a page can only describe the model it shows:
 
 - ``ModelConfig`` fields: ``scale_embeddings``, ``positional``, ``token_types``, ``embedding_norm``,
-  ``layer_norm``;
+  ``layer_norm``, and the embedding width (``embedding_width``: ELECTRA's embeddings are narrower than D);
 - the vocabulary's ``kind`` (a key of ``TOKENIZER_KINDS``), ``closed``, ``encoding``, ``mask_text`` and
   ``special_texts`` (the tokens its tokenizer adds, e.g. ``[CLS]`` and ``[SEP]``);
 - the training window a bundle records (``explorer.model.bundle.training_window``).
@@ -168,9 +168,28 @@ def _positional(config: ModelConfig) -> Positional:
     return POSITIONAL[config.positional]
 
 
+def width_symbol(config: ModelConfig) -> str:
+    """The letter of the embeddings' width in shapes: ``D``, or ``E`` when they are narrower (ELECTRA)."""
+    return "D" if config.embedding_width == config.d_model else "E"
+
+
+def projection_sentence(config: ModelConfig) -> str:
+    """What happens to narrow embeddings before layer 1, or "" when they are as wide as the model."""
+    if config.embedding_width == config.d_model:
+        return ""
+    return (
+        f" The embeddings are E = {config.embedding_width} numbers wide, narrower than the model's D = "
+        f"{config.d_model}: a linear map trained with the model (the **embedding projection**) takes them up to D before layer 1."
+    )
+
+
 def token_row(config: ModelConfig) -> str:
     """What a token contributes: its embedding row, scaled or not."""
-    return "its embedding row, times **√D**" if config.scale_embeddings else "its embedding row (unscaled)"
+    return (
+        f"its embedding row, times **√{width_symbol(config)}**"
+        if config.scale_embeddings
+        else "its embedding row (unscaled)"
+    )
 
 
 def embedding_parts(config: ModelConfig) -> list[str]:
@@ -191,6 +210,7 @@ def embedding_caption(config: ModelConfig) -> str:
     """The Embeddings page's opening: what layer 1 receives for every token, and why position matters."""
     text = f"Layer 1 receives, for every token, {_sum_of(embedding_parts(config))}"
     text += ", **layer-normalised** by the embedding layer norm." if config.embedding_norm else "."
+    text += projection_sentence(config)
     if config.positional == "none":
         return text + " Without positions, attention cannot tell word order: the model reads a bag of tokens."
     return text + " Attention alone cannot tell positions apart; the added position is what makes word order visible."
@@ -198,7 +218,11 @@ def embedding_caption(config: ModelConfig) -> str:
 
 def token_embedding_sentence(config: ModelConfig, vocab: Any) -> str:
     """How to read the token-embedding heatmap."""
-    scaled = " (times √D, as the encoder scales them)" if config.scale_embeddings else " (added unscaled)"
+    scaled = (
+        f" (times √{width_symbol(config)}, as the encoder scales them)"
+        if config.scale_embeddings
+        else " (added unscaled)"
+    )
     text = f"One row per token: the model's embedding of that token{scaled}. Identical tokens have identical rows"
     if vocab.closed:
         return text + "."
@@ -218,7 +242,7 @@ def position_similarity_sentence(config: ModelConfig) -> str:
 def embedding_sum_title(config: ModelConfig) -> str:
     """The title of the summed-embedding heatmap ("Token + position [T, D]")."""
     terms = ["Token"] + (["position"] if config.positional != "none" else []) + (["type"] if config.token_types else [])
-    return " + ".join(terms) + " [T, D]"
+    return " + ".join(terms) + f" [T, {width_symbol(config)}]"
 
 
 def embedding_sum_sentence(config: ModelConfig) -> str:
@@ -227,8 +251,10 @@ def embedding_sum_sentence(config: ModelConfig) -> str:
     if config.embedding_norm:
         return (
             text + ", before the **embedding layer norm**: layer 1 reads this sum **layer-normalised** (the Layer "
-            "norm page shows what that norm does)."
+            "norm page shows what that norm does)." + projection_sentence(config)
         )
+    if config.embedding_width != config.d_model:
+        return text + "." + projection_sentence(config)
     return text + ": the residual stream that layer 1 reads."
 
 
@@ -245,6 +271,11 @@ LAYER_NORM_PLACEMENT = {
 def layer_norm_sentence(config: ModelConfig, count: int) -> str:
     """Where this model's ``count`` layer norms sit."""
     text = f"This model normalises {LAYER_NORM_PLACEMENT[config.layer_norm]}: {count} layer norms"
+    if config.embedding_norm and config.embedding_width != config.d_model:
+        return text + (
+            f", after the **embedding layer norm** on the {config.embedding_width}-wide embedding sum (not listed "
+            "here: it normalises the narrower embeddings, before they are projected up to the model's width)."
+        )
     if config.embedding_norm:
         return text + ", the first of them on the embedding sum before layer 1 (the **embedding layer norm**)."
     return text + "."

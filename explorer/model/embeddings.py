@@ -1,10 +1,11 @@
 """What enters layer 1: token embeddings, plus a position encoding, plus (BERT) a token type, optionally
-layer-normalised.
+layer-normalised, and (ELECTRA) projected from the embedding width to the model width.
 
-Shapes as in ``explorer.model.encoder``: B batch, T tokens, D model width, V vocabulary size.
+Shapes as in ``explorer.model.encoder``: B batch, T tokens, D model width, E embedding width (D unless
+``ModelConfig.embedding_size``), V vocabulary size.
 
 The parameters belong to the encoder itself (``encoder/token_embedding``, ``encoder/positional_embedding``,
-``encoder/token_type_embedding``, ``encoder/embedding_norm``): the names every checkpoint and the
+``encoder/token_type_embedding``, ``encoder/embedding_norm``, ``encoder/embeddings_project``): the names every checkpoint and the
 pretrained weights' mapping use, from before this was a module of its own. ``Embeddings.__call__`` is
 therefore ``hk.transparent``: what it creates is named in the scope it is called from.
 """
@@ -24,31 +25,34 @@ from explorer.model.positional import sinusoidal_encoding
 
 
 class EmbeddingsOutput(NamedTuple):
-    token_embeddings: jax.Array  # [B, T, D] embedding rows, scaled by sqrt(D) when config.scale_embeddings
-    positional_encodings: jax.Array  # [T, D] what is added for position (zeros for "none")
-    token_type_embeddings: jax.Array  # [B, T, D] the segment-0 row added to every token (zeros without types)
-    embedding_sum: jax.Array  # [B, T, D] token + position + type
-    output: jax.Array  # [B, T, D] layer 1's input: the sum, layer-normalised when config.embedding_norm
-    table: jax.Array  # [V, D] the token embedding table (a tied output head reads it backwards)
+    token_embeddings: jax.Array  # [B, T, E] embedding rows, scaled by sqrt(E) when config.scale_embeddings
+    positional_encodings: jax.Array  # [T, E] what is added for position (zeros for "none")
+    token_type_embeddings: jax.Array  # [B, T, E] the segment-0 row added to every token (zeros without types)
+    embedding_sum: jax.Array  # [B, T, E] token + position + type
+    normalised: jax.Array  # [B, T, E] the sum, layer-normalised when config.embedding_norm (else the sum)
+    output: jax.Array  # [B, T, D] layer 1's input: normalised, projected to D when E != D
+    table: jax.Array  # [V, E] the token embedding table (a tied output head reads it backwards)
 
 
 def positional_encodings(config: ModelConfig, length: int) -> jax.Array:
-    """``[T, D]``: the paper's sinusoids (a constant), a learned table's first ``T`` rows (the parameter
-    ``positional_embedding`` of the module it is called in), or zeros."""
+    """``[T, E]``: the paper's sinusoids (a constant), rows ``position_offset … position_offset + T - 1`` of a
+    learned table (the parameter ``positional_embedding`` of the module it is called in), or zeros."""
+    width = config.embedding_width
     if config.positional == "sinusoidal":
-        return jnp.asarray(sinusoidal_encoding(length, config.d_model))  # [T, D]
+        return jnp.asarray(sinusoidal_encoding(length, width))  # [T, E]
     if config.positional == "learned":
         table = hk.get_parameter(
             "positional_embedding",
-            [config.max_len, config.d_model],
+            [config.position_rows, width],
             init=hk.initializers.TruncatedNormal(stddev=0.02),
-        )  # [max_len, D]
-        return table[:length]  # [T, D]
-    return jnp.zeros((length, config.d_model), jnp.float32)  # [T, D]
+        )  # [offset + max_len, E]
+        return table[config.position_offset : config.position_offset + length]  # [T, E]
+    return jnp.zeros((length, width), jnp.float32)  # [T, E]
 
 
 class Embeddings(hk.Module):
-    """Token embedding (x sqrt(D) unless BERT-style), positions, token types, and the embedding layer norm."""
+    """Token embedding (x sqrt(E) unless BERT-style), positions, token types, the embedding layer norm, and
+    the projection to the model width when the embeddings are narrower (ELECTRA)."""
 
     def __init__(self, config: ModelConfig, name: str | None = "embeddings"):
         super().__init__(name=name)
@@ -57,32 +61,38 @@ class Embeddings(hk.Module):
     @hk.transparent
     def __call__(self, token_ids: jax.Array) -> EmbeddingsOutput:  # [B, T] int32 model ids
         cfg = self.config
-        # Embedding rows start at std 1/sqrt(D) and are scaled by sqrt(D) (section 3.4), so tokens
+        width = cfg.embedding_width  # E
+        # Embedding rows start at std 1/sqrt(E) and are scaled by sqrt(E) (section 3.4), so tokens
         # and sinusoids (values in [-1, 1]) enter the residual stream at the same scale. BERT adds its
         # rows unscaled (its embedding layer norm sets the scale instead).
         embed = hk.Embed(
             cfg.vocab_size,
-            cfg.d_model,
-            w_init=hk.initializers.TruncatedNormal(stddev=cfg.d_model**-0.5),
+            width,
+            w_init=hk.initializers.TruncatedNormal(stddev=width**-0.5),
             name="token_embedding",
         )
-        tokens = embed(token_ids)  # [B, T, D]
+        tokens = embed(token_ids)  # [B, T, E]
         if cfg.scale_embeddings:
-            tokens = tokens * np.sqrt(cfg.d_model)  # [B, T, D]
-        positions = positional_encodings(cfg, token_ids.shape[1])  # [T, D]
-        total = tokens + positions[None]  # [B, T, D]
-        types = jnp.zeros_like(tokens)  # [B, T, D]
+            tokens = tokens * np.sqrt(width)  # [B, T, E]
+        positions = positional_encodings(cfg, token_ids.shape[1])  # [T, E]
+        total = tokens + positions[None]  # [B, T, E]
+        types = jnp.zeros_like(tokens)  # [B, T, E]
         if cfg.token_types:
             # Every token is in segment 0: inference encodes one text at a time, never a sentence pair.
             type_table = hk.Embed(
                 cfg.token_types,
-                cfg.d_model,
+                width,
                 w_init=hk.initializers.TruncatedNormal(stddev=0.02),
                 name="token_type_embedding",
             )
-            types = type_table(jnp.zeros_like(token_ids))  # [B, T, D]
-            total = total + types  # [B, T, D]
-        output = total
+            types = type_table(jnp.zeros_like(token_ids))  # [B, T, E]
+            total = total + types  # [B, T, E]
+        normalised = total
         if cfg.embedding_norm:
-            output = layer_norm("embedding_norm", cfg.layer_norm_eps)(total)  # [B, T, D]
-        return EmbeddingsOutput(tokens, positions, types, total, output, embed.embeddings)
+            normalised = layer_norm("embedding_norm", cfg.layer_norm_eps)(total)  # [B, T, E]
+        output = normalised
+        if width != cfg.d_model:
+            # ELECTRA keeps its embedding table narrow (it is shared with a small generator) and maps the
+            # normalised sum up to the model width once, before layer 1.
+            output = hk.Linear(cfg.d_model, name="embeddings_project")(normalised)  # [B, T, D]
+        return EmbeddingsOutput(tokens, positions, types, total, normalised, output, embed.embeddings)

@@ -4,11 +4,13 @@ Glossary of shapes:
   B: batch size
   T: sequence length (a padded bucket length inside jit)
   D: model width (d_model)
+  E: embedding width (D, unless ELECTRA-style embeddings are projected up to D)
   H: number of heads
   K: key size per head (D / H)
   F: feed-forward width
   L: number of layers
-  N: number of layer norms (2 per layer, plus one on the embeddings for BERT, plus a final one for pre-LN)
+  N: number of layer norms (2 per layer, plus one on the embeddings for BERT when E = D, plus a final one for
+     pre-LN)
   V: vocabulary size (0 for a model without an output head)
 
 The parts, one module each: ``Embeddings`` (token, position, token type, embedding norm),
@@ -43,10 +45,10 @@ class EncoderOutput(NamedTuple):
     # batching code keeps working while nothing can be mistaken for a prediction.
     logits: jax.Array
     final_hidden: jax.Array  # [B, T, D] the representation the output head (or a sentence pooling) reads
-    token_embeddings: jax.Array  # [B, T, D] embedding rows, scaled by sqrt(D) when config.scale_embeddings
-    positional_encodings: jax.Array  # [T, D] what is added for position (zeros for "none")
-    token_type_embeddings: jax.Array  # [B, T, D] the segment-0 row added to every token (zeros without types)
-    embedding_sum: jax.Array  # [B, T, D] token + position + type; layer 1's input unless config.embedding_norm
+    token_embeddings: jax.Array  # [B, T, E] embedding rows, scaled by sqrt(E) when config.scale_embeddings
+    positional_encodings: jax.Array  # [T, E] what is added for position (zeros for "none")
+    token_type_embeddings: jax.Array  # [B, T, E] the segment-0 row added to every token (zeros without types)
+    embedding_sum: jax.Array  # [B, T, E] token + position + type; layer 1's input unless config.embedding_norm
     attention_scores: jax.Array  # [L, B, H, T, T] q.k / sqrt(K) before masking and softmax
     attention_weights: jax.Array  # [L, B, H, T, T] softmax weights; masked keys are exactly 0
     attention_outputs: jax.Array  # [L, B, T, D] attention sub-layer output (before the residual add)
@@ -56,9 +58,16 @@ class EncoderOutput(NamedTuple):
     layer_norm_outputs: jax.Array  # [N, B, T, D] what each layer norm produced
 
 
+def _embedding_norm_listed(config: ModelConfig) -> bool:
+    """Whether the embedding layer norm is one of the ``N`` stacked with the others: only when it is as wide
+    as they are (an ELECTRA embedding norm is E wide; its output is still ``EncoderOutput.hidden_states[0]``
+    before the projection, so it is left out of the stack rather than padded)."""
+    return config.embedding_norm and config.embedding_width == config.d_model
+
+
 def _layer_norms(config: ModelConfig) -> list[tuple[str, str]]:
     """The ``N`` layer norms in the order of ``EncoderOutput.layer_norm_*``: ``(label, Haiku module name)``."""
-    norms = [("embedding LN", "encoder/embedding_norm")] if config.embedding_norm else []
+    norms = [("embedding LN", "encoder/embedding_norm")] if _embedding_norm_listed(config) else []
     for layer in range(config.num_layers):
         norms += [
             (f"layer {layer + 1} · attention LN", f"encoder/layer_{layer}/attention_norm"),
@@ -82,7 +91,8 @@ def layer_norm_param_names(config: ModelConfig) -> list[str]:
 def hidden_state_names(config: ModelConfig) -> list[str]:
     """Names of the ``2L+1`` residual-stream snapshots in ``EncoderOutput.hidden_states``."""
     first = "embedding + position" + (" + type" if config.token_types else "")
-    names = [f"{first} · after LN" if config.embedding_norm else first]
+    first += " · after LN" if config.embedding_norm else ""
+    names = [first + (" · projected" if config.embedding_width != config.d_model else "")]
     for layer in range(config.num_layers):
         names += [f"layer {layer + 1} · after attention", f"layer {layer + 1} · after feed-forward"]
     return names
@@ -128,7 +138,8 @@ class Encoder(hk.Module):
         layers = []
         for index in range(cfg.num_layers):
             queries = predict_at if index == cfg.num_layers - 1 else None  # [B, P] or None (all T)
-            layers.append(EncoderLayer(cfg, name=f"layer_{index}")(x, attend, head_mask[index], queries, rate))
+            layer = EncoderLayer(cfg, name=f"layer_{index}")
+            layers.append(layer(x, attend, head_mask[index], queries, rate, is_training=is_training))
             x = layers[-1].output  # [B, T, D]; [B, P, D] after the last layer with predict_at
         final = x
         if cfg.layer_norm == "pre":
@@ -144,8 +155,8 @@ def _collect(
     cfg: ModelConfig, embedded, layers: list, before_final: jax.Array, final: jax.Array, logits
 ) -> EncoderOutput:
     """The parts' outputs stacked into one ``EncoderOutput``, layer norms in ``layer_norm_names`` order."""
-    norm_in = [embedded.embedding_sum] if cfg.embedding_norm else []
-    norm_out = [embedded.output] if cfg.embedding_norm else []
+    norm_in = [embedded.embedding_sum] if _embedding_norm_listed(cfg) else []
+    norm_out = [embedded.normalised] if _embedding_norm_listed(cfg) else []
     for layer in layers:
         norm_in += layer.norm_inputs
         norm_out += layer.norm_outputs

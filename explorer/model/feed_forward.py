@@ -5,6 +5,8 @@ Shapes as in ``explorer.model.encoder``: B batch, T tokens, D model width, F fee
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import haiku as hk
 import jax
 import numpy as np
@@ -21,14 +23,32 @@ def gelu(x: jax.Array) -> jax.Array:
     return 0.5 * x * (1.0 + jax.lax.erf(x * np.float32(1 / np.sqrt(2))))
 
 
+def gelu_tanh(x: jax.Array) -> jax.Array:
+    """GELU's tanh approximation, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``: what GPT-2 and some
+    BERT-family checkpoints were trained with (Hugging Face's ``gelu_new``, ``gelu_pytorch_tanh``)."""
+    return jax.nn.gelu(x, approximate=True)
+
+
+def relu(x: jax.Array) -> jax.Array:
+    return jax.nn.relu(x)
+
+
+# ModelConfig.ACTIVATIONS by name: the feed-forward's ``activation`` and a prediction head's ``head_activation``.
+ACTIVATION_FUNCTIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": gelu,
+    "gelu_tanh": gelu_tanh,
+    "relu": relu,
+}
+
+
 class FeedForward(hk.Module):
-    """Position-wise two-layer MLP (``expand``, ``contract``) with the activation the config asks for:
-    exact (erf) GELU, as in BERT, is the only one so far."""
+    """Position-wise two-layer MLP (``expand``, ``contract``) with the activation the config asks for
+    (``ModelConfig.activation``: exact GELU as in BERT, its tanh approximation, or ReLU)."""
 
     def __init__(self, config: ModelConfig, name: str | None = None):
         super().__init__(name=name)
         self.ffn_size = config.ffn_size
-        self.activation = gelu
+        self.activation = ACTIVATION_FUNCTIONS[config.activation]
 
     def __call__(self, x: jax.Array) -> jax.Array:  # [B, T, D] -> [B, T, D]
         hidden = self.activation(hk.Linear(self.ffn_size, name="expand")(x))  # [B, T, F]

@@ -57,6 +57,7 @@ class EncoderLayer(hk.Module):
         head_mask: jax.Array,  # [H] 1.0 keeps a head, 0.0 silences it
         queries: jax.Array | None = None,  # [B, Q] the only positions whose output is wanted; None: all
         dropout_rate: float = 0.0,
+        is_training: bool = False,
     ) -> LayerOutput:
         """Runs the layer. With ``queries`` only those positions are computed past the keys and values:
         after attention everything is position-wise, so the rows nobody reads need no queries, feed-forward
@@ -79,7 +80,7 @@ class EncoderLayer(hk.Module):
             return norms[-1][1]
 
         attention_out, scores, weights = attention(
-            normalise(attention_norm, x) if pre else x, attend, head_mask, queries
+            normalise(attention_norm, x) if pre else x, attend, head_mask, queries, fuse_key_value=is_training
         )  # [B, Q, D], [B, H, Q, T], [B, H, Q, T]
         x = residual + dropout(attention_out, dropout_rate)  # [B, Q, D]
         if not pre:

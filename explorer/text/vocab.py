@@ -63,11 +63,14 @@ class Vocab:
         index = {tid: NUM_SPECIAL + row for row, tid in enumerate(self.tiktoken_ids)}
         object.__setattr__(self, "_index", index)
 
-    # What the views say about the tokens (explorer.model.describe): tiktoken is byte-level BPE; our models
-    # add no opening or closing token.
+    # What the views say about the tokens (explorer.model.describe), as ``PretrainedVocab`` says it for a
+    # pretrained model (explorer.text.pretrained_vocab): tiktoken is byte-level BPE; our models add no
+    # opening or closing token.
     kind = "byte-level BPE"
     mask_text = SPECIAL_TOKENS[MASK]
     special_texts: ClassVar[tuple[str, ...]] = ()
+    mask_id = MASK
+    unk_id = UNK
 
     @property
     def size(self) -> int:

@@ -2,6 +2,8 @@
 
 - ``resources``: built once per process and shared by all sessions, never mutated (tokenizers, compiled
   engines, the default and pretrained models, per-model analyses);
+- ``server_models``: the pretrained models a server offers by folder or Hub id (``EXPLORER_MODELS``, or
+  typed in a single-user run), each loaded once in the background and shared;
 - ``session``: per-user state (which model the pages show, a finished training's model);
 - ``url_state``: every choice kept for the session and in the link (``kept``), and routing a deep link
   through ``app.py``;

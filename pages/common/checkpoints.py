@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.model import checkpoint
+from explorer.model.bundle import PRETRAINED_TASKS
 from pages.common.session import UPLOADED, current_bundle, set_bundle
 
 UPLOAD_KEY = "train_upload_result"  # (file id, error or None) of the last checkpoint upload
@@ -29,7 +30,12 @@ def checkpoint_section() -> None:
     c1, c2 = st.columns(2)
     with c1:
         bundle = current_bundle()
-        st.markdown(f"Download the model every page shows now: *{bundle.source}*.")
+        if bundle.task in PRETRAINED_TASKS:
+            st.markdown(
+                f"The pages show *{bundle.source}*, read from its own files: there is nothing to download here."
+            )
+        else:
+            st.markdown(f"Download the model every page shows now: *{bundle.source}*.")
         st.download_button(
             "Download checkpoint (.safetensors)",
             data=lambda: checkpoint.to_bytes(bundle),
@@ -38,6 +44,7 @@ def checkpoint_section() -> None:
             key="train_download",
             on_click="ignore",
             icon=":material/download:",
+            disabled=bundle.task in PRETRAINED_TASKS,
         )
     with c2:
         upload = st.file_uploader(

@@ -26,7 +26,7 @@ class EmbeddingView(SentenceView):
     window: slice  # the positions shown (all of them up to WINDOW tokens)
 
     def matrix(self, matrix: np.ndarray, title: str, key: str, name: str) -> None:
-        """A ``[T, D]`` heatmap of the window, with the whole matrix as CSV and JSON."""
+        """A ``[T, D]`` (or ``[T, E]``) heatmap of the window, with the whole matrix as CSV and JSON."""
         labels, window = self.labels, self.window
         dims = [str(d) for d in range(matrix.shape[1])]
         chart(
@@ -39,7 +39,8 @@ class EmbeddingView(SentenceView):
 
 def token_embeddings(v: EmbeddingView) -> None:
     st.markdown(describe.token_embedding_sentence(v.config, v.sentence.bundle.vocab))
-    v.matrix(v.out.token_embeddings, "Token embeddings [T, D]", "embeddings_tokens", "token_embeddings")
+    width = describe.width_symbol(v.config)
+    v.matrix(v.out.token_embeddings, f"Token embeddings [T, {width}]", "embeddings_tokens", "token_embeddings")
 
 
 def positional_encoding(v: EmbeddingView) -> None:
@@ -48,14 +49,17 @@ def positional_encoding(v: EmbeddingView) -> None:
         st.info(describe.positional_sentence(config))
         return
     st.markdown(describe.positional_sentence(config))
-    v.matrix(out.positional_encodings, "Positional encodings [T, D]", "embeddings_positions", "positional_encodings")
-    dims = list(range(config.d_model))
-    kept("embeddings_dims", default_curve_dimensions(config.d_model), "dims", INTS, fix=some_of(dims))
+    width = describe.width_symbol(config)
+    v.matrix(
+        out.positional_encodings, f"Positional encodings [T, {width}]", "embeddings_positions", "positional_encodings"
+    )
+    dims = list(range(config.embedding_width))
+    kept("embeddings_dims", default_curve_dimensions(config.embedding_width), "dims", INTS, fix=some_of(dims))
     chosen = st.multiselect("Dimensions to plot", dims, key="embeddings_dims")
     if not chosen:
         st.info("Choose at least one dimension to plot its curve.")
         return
-    periods = wavelengths(config.d_model) if config.positional == "sinusoidal" else None
+    periods = wavelengths(config.embedding_width) if config.positional == "sinusoidal" else None
     chart(
         positional_curves(out.positional_encodings, chosen, labels, periods),
         "embeddings_curves",
@@ -87,7 +91,7 @@ def position_similarity(v: EmbeddingView) -> None:
     )
     if config.positional == "sinusoidal":
         with st.expander("The same for 128 positions, independent of the sentence"):
-            sim = analysis.position_similarity(sinusoidal_encoding(128, config.d_model), cosine=cosine)
+            sim = analysis.position_similarity(sinusoidal_encoding(128, config.embedding_width), cosine=cosine)
             positions = [str(i) for i in range(128)]
             chart(
                 similarity_heatmap(sim, positions, "PE·PEᵀ over 128 positions"),

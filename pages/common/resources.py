@@ -1,6 +1,7 @@
 """Resources built once per process and shared by every session (``st.cache_resource``/``st.cache_data``),
-never mutated: tokenizers, compiled engines, the default and pretrained models, per-model analyses (the slow
-ones as background jobs with progress, ``pages.common.jobs``), and the pool of training worker processes.
+never mutated: tokenizers, compiled engines, the default model and MiniLM, per-model analyses (the slow ones
+as background jobs with progress, ``pages.common.jobs``), and the pool of training worker processes. The
+pretrained models a server offers by folder or Hub id are loaded in ``pages.common.server_models``.
 """
 
 from __future__ import annotations

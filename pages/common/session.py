@@ -1,9 +1,11 @@
-"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM or one of
-their own: trained here or uploaded), this user's trainer (built in one place, ``make_trainer``, or taken up
-again after a reload, ``attach_run``), and offering an ended training's model in the picker.
+"""Per-user session state: which model this user's pages show (the default, the pretrained MiniLM, a
+pretrained model the server offers or, in a single-user run, one they opened, or one of their own: trained
+here or uploaded), this user's trainer (built in one place, ``make_trainer``, or taken up again after a
+reload, ``attach_run``), and offering an ended training's model in the picker.
 
-Only the user switches the model: the picker, "Use the model of step N" or an upload. A training that ends
-or pauses adds its model to the picker and says it is ready; the pages keep showing the chosen one.
+Only the user switches the model: the picker, "Use the model of step N", an upload or a folder they open.
+A training that ends or pauses adds its model to the picker and says it is ready; the pages keep showing
+the chosen one.
 
 Nothing here is shared between sessions: it all lives in ``st.session_state``.
 """
@@ -24,6 +26,7 @@ from explorer.training.config import LiveSettings
 from explorer.training.remote_trainer import RemoteTrainer, TrainingLost
 from explorer.training.status import FINISHED, STOPPED
 from pages.common.resources import default_bundle, pretrained_bundle, training_pool
+from pages.common.server_models import READY, model_load, offered_models, open_models, spec_label
 from pages.common.url_state import link_value, report_link_problem, url_value
 
 OWN_KEY = "model_own"  # this user's own models in the picker, {choice: ModelBundle}, oldest first
@@ -31,8 +34,9 @@ OWN_COUNT_KEY = "model_own_count"  # numbers own models' choices ("trained-3"): 
 READY_KEY = "model_ready"  # the choice of an ended training's model the user has not picked yet
 CHOICE_KEY = "model_choice"  # which model every page shows: one of ``model_choices()`` (the sidebar picker)
 CHOICE_WIDGET_KEY = "sidebar_model"  # the picker's own widget key
+OPENED_KEY = "model_opened"  # folders and Hub ids this user opened (a single-user run only), in order
 DEFAULT, PRETRAINED = "default", "minilm"
-MODEL_CHOICES = {  # the models every user has; their own follow (``model_choices``)
+MODEL_CHOICES = {  # the models every user has; the server's and their own follow (``model_choices``)
     DEFAULT: "English MLM (default)",
     PRETRAINED: "MiniLM-L6 (pretrained)",
 }
@@ -40,6 +44,28 @@ TRAINED, UPLOADED = "trained", "uploaded"  # the kinds of a user's own models: s
 OWN_KEPT = 2  # own models of each kind the picker keeps (besides the one shown): each holds its parameters
 TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
+
+
+def pretrained_choices() -> list[str]:
+    """The folders and Hub ids this user's picker offers: the server's (``EXPLORER_MODELS``) and, in a
+    single-user run, those the user opened. A link may name any of them (``?model=``)."""
+    opened = st.session_state.get(OPENED_KEY, []) if open_models() else []
+    return list(dict.fromkeys([*offered_models(), *opened]))
+
+
+def open_model(spec: str) -> None:
+    """Opens a folder or Hub id the user typed (a single-user run only): it joins their picker and is shown.
+    Its load starts (or, after a failure, starts again) in the server's background."""
+    spec = spec.strip()
+    if not spec or not open_models():
+        return
+    state = st.session_state
+    if spec in MODEL_CHOICES or spec in state.get(OWN_KEY, {}):
+        pick_model(spec)  # a name the picker already has
+        return
+    state[OPENED_KEY] = list(dict.fromkeys([*state.get(OPENED_KEY, []), spec]))
+    model_load(spec, retry=True)
+    pick_model(spec)
 
 
 def browser_session() -> tuple[str | None, Callable[[], bool] | None]:
@@ -87,15 +113,22 @@ def own_label(bundle: ModelBundle) -> str:
 
 
 def model_choices() -> dict[str, str]:
-    """What this user's picker offers, ``{choice: label}``: the default, MiniLM, then their own models. Two
-    own models of the same name (a run repeated after Reset) are told apart by their order."""
+    """What this user's picker offers, ``{choice: label}``: the default, MiniLM, the server's pretrained models
+    (and, in a single-user run, those the user opened), then their own models. Two own models of the same
+    name (a run repeated after Reset) are told apart by their order."""
     own = st.session_state.get(OWN_KEY, {})
     labels = [own_label(bundle) for bundle in own.values()]
     named = [
         label if labels.count(label) == 1 else f"{label} (#{labels[: i + 1].count(label)})"
         for i, label in enumerate(labels)
     ]
-    return {**MODEL_CHOICES, **dict(zip(own, named, strict=True))}
+    shared = {spec: spec_label(spec) for spec in pretrained_choices() if spec not in own}
+    return {**MODEL_CHOICES, **shared, **dict(zip(own, named, strict=True))}
+
+
+def linkable(choice: str) -> bool:
+    """Whether a link can name ``choice``: the shared models can, a user's own live in their session only."""
+    return choice in MODEL_CHOICES or choice in pretrained_choices()
 
 
 def _add_own_model(kind: str, bundle: ModelBundle) -> str:
@@ -143,21 +176,31 @@ def ready_model() -> str | None:
 
 
 def pick_model(choice: str) -> None:
-    """The user's choice of model for every page (the picker): an offer waiting to be picked is settled."""
+    """The user's choice of model for every page (the picker): an offer waiting to be picked is settled. A
+    pretrained model that failed to load is tried again (its files or the network may be back)."""
     st.session_state[CHOICE_KEY] = choice
     st.session_state.pop(READY_KEY, None)
+    if choice in pretrained_choices():
+        model_load(choice, retry=True)
 
 
 def model_choice() -> str:
-    """Which model this user looks at: the one they chose (or the link's), else the default."""
+    """Which model this user looks at: the one they chose (or the link's), else the default.
+
+    A link's ``?model=`` may name the default, MiniLM or a model the server offers; in a single-user run it
+    opens any folder or Hub id. Anything else is reported at the top of the page and the default shown.
+    """
     state = st.session_state
     if CHOICE_KEY not in state or link_value("model") is not None:  # first visit, or a link followed
-        state[CHOICE_KEY] = url_value("model", DEFAULT)
-        if state[CHOICE_KEY] not in model_choices():
+        wanted = url_value("model", DEFAULT)
+        if wanted not in MODEL_CHOICES and wanted not in pretrained_choices() and open_models():
+            open_model(wanted)
+        state[CHOICE_KEY] = wanted
+        if wanted not in model_choices():
             # A link names a shared model by its picker value; a user's own models live in one session.
-            options = ", ".join(MODEL_CHOICES)
+            options = ", ".join([*MODEL_CHOICES, *offered_models()])
             report_link_problem(
-                CHOICE_WIDGET_KEY, f"**model={state[CHOICE_KEY]}** is not a model a link can open ({options})."
+                CHOICE_WIDGET_KEY, f"**model={wanted}** is not a model a link can open here ({options})."
             )
     if state[CHOICE_KEY] not in model_choices():
         state[CHOICE_KEY] = DEFAULT
@@ -165,7 +208,8 @@ def model_choice() -> str:
 
 
 def current_bundle() -> ModelBundle:
-    """The model this user's pages show: the default, the pretrained MiniLM, or one of their own. (An ended
+    """The model this user's pages show: the default, the pretrained MiniLM, one of their own, or a pretrained
+    model the server loads (the default until it is ready; the sidebar shows the loading). (An ended
     training's model is offered by the sidebar, which every page draws first: asking its worker here again
     would cost another round trip per rerun.)"""
     choice = model_choice()
@@ -176,6 +220,10 @@ def current_bundle() -> ModelBundle:
     own = st.session_state.get(OWN_KEY, {})
     if choice in own:
         return own[choice]
+    if choice in pretrained_choices():
+        status, _, bundle, _ = model_load(choice).snapshot()
+        if status == READY:
+            return bundle
     return default_bundle()[0]
 
 

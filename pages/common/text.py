@@ -13,9 +13,9 @@ from explorer.model.bundle import ModelBundle
 from explorer.model.config import ModelConfig
 from explorer.model.inference import InferenceEngine, Inspection
 from explorer.pipeline import EmptyText, PreparedText, prepare_text, run_text
+from explorer.text.pretrained_vocab import PretrainedVocab
 from explorer.text.tokenizer import Tokenized, display_text
 from explorer.text.vocab import Vocab
-from explorer.text.wordpiece import WordPieceVocab
 from pages.common.resources import get_engine
 from pages.common.session import current_bundle
 from pages.common.url_state import URL_MAX_CHARS, link_value, sync_url, url_value
@@ -154,8 +154,8 @@ def model_token_labels(bundle: ModelBundle) -> list[str]:
     max_entries=8,
     hash_funcs={
         Vocab: lambda vocab: (vocab.encoding, vocab.tiktoken_ids),
-        WordPieceVocab: lambda vocab: (vocab.encoding, vocab.tokenizer_file),
+        PretrainedVocab: lambda vocab: (vocab.folder, vocab.encoding, vocab.rows),
     },
 )
-def _vocab_labels(vocab: Vocab | WordPieceVocab) -> list[str]:
+def _vocab_labels(vocab: Vocab | PretrainedVocab) -> list[str]:
     return [display_text(vocab.token_text(i)) for i in range(vocab.size)]

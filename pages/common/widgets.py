@@ -11,21 +11,24 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.interpret.analysis import token_window, unique_labels
-from explorer.model.bundle import ModelBundle
+from explorer.model.bundle import SENTENCE_SIMILARITY, ModelBundle
 from explorer.training.remote_trainer import QUEUED
 from explorer.training.status import RUNNING
 from pages.common.resources import default_bundle, pretrained_bundle
+from pages.common.server_models import FAILED, LOADING, model_load, open_models
 from pages.common.session import (
     CHOICE_KEY,
     CHOICE_WIDGET_KEY,
     DEFAULT,
-    MODEL_CHOICES,
     PRETRAINED,
     TRAINER_KEY,
     current_bundle,
+    linkable,
     model_choice,
     model_choices,
+    open_model,
     pick_model,
+    pretrained_choices,
     publish_trained,
     ready_model,
 )
@@ -44,6 +47,23 @@ from pages.common.url_state import (
 
 # Token axes longer than this are shown one window at a time (a 512 x 512 heatmap would stall a browser).
 WINDOW = 96
+OPEN_WIDGET_KEY = "sidebar_open_model"  # the text box that opens a folder or Hub id (a single-user run)
+
+
+def _open_typed() -> None:
+    typed = st.session_state.get(OPEN_WIDGET_KEY, "")
+    st.session_state[OPEN_WIDGET_KEY] = ""  # the box empties: the model is in the picker now
+    open_model(typed)
+    link_problem_resolved(CHOICE_WIDGET_KEY)
+
+
+def _watch_loading(spec: str) -> None:
+    """While a pretrained model loads in the server's background, says what it is doing; when it is done,
+    reruns the page so every view shows it (the pages show the default model meanwhile)."""
+    status, message, _, seconds = model_load(spec).snapshot()
+    if status != LOADING:
+        st.rerun()  # the whole page
+    st.caption(f"Loading **{spec}** ({seconds:.0f} s): {message} The pages show the default model until it is ready.")
 
 
 def _watch_training() -> None:
@@ -92,18 +112,35 @@ def sidebar(watch_training: bool = True) -> None:
         format_func=choices.get,
         on_change=_choose_model,
     )
+    if open_models():
+        st.sidebar.text_input(
+            "Open a model",
+            key=OPEN_WIDGET_KEY,
+            placeholder="bert-base-uncased, or /path/to/folder",
+            help="A folder in Hugging Face's layout (config.json, model.safetensors, a tokenizer) or a Hugging Face "
+            "Hub id: BERT, RoBERTa, DistilBERT or ELECTRA. A Hub model is downloaded once into the Hugging Face cache.",
+            on_change=_open_typed,
+        )
     ready = ready_model()
     if ready is not None:  # until the user picks a model: the pages keep the one they show
         st.sidebar.info(f"**{ready}** is ready: pick it above to see it on every page.", icon=":material/school:")
     # The user's own models live in this session only: a link names the shared ones.
     choice = st.session_state[CHOICE_KEY]
-    sync_url("model", choice if choice in MODEL_CHOICES else DEFAULT, DEFAULT)
-    if st.session_state[CHOICE_KEY] == PRETRAINED and pretrained_bundle()[1]:
+    sync_url("model", choice if linkable(choice) else DEFAULT, DEFAULT)
+    if choice == PRETRAINED and pretrained_bundle()[1]:
         st.sidebar.warning(f"{pretrained_bundle()[1]} Showing the default model meanwhile.")
+    if choice in pretrained_choices():
+        status, message, _, _ = model_load(choice).snapshot()
+        if status == LOADING:
+            with st.sidebar:
+                st.fragment(run_every=0.5)(_watch_loading)(choice)
+        elif status == FAILED:
+            st.sidebar.warning(f"{message} Showing the default model meanwhile.")
     bundle = current_bundle()
     st.sidebar.markdown(f"**Model:** {bundle.source}")
     if not bundle.config.output_head:
-        st.sidebar.caption("A sentence encoder without a prediction head: views of predictions say so.")
+        kind = "A sentence encoder" if bundle.task == SENTENCE_SIMILARITY else "An encoder"
+        st.sidebar.caption(f"{kind} without a prediction head: views of predictions say so.")
     elif not bundle.trained:
         st.sidebar.warning("Untrained model: random weights, so attention patterns and predictions are noise.")
     else:

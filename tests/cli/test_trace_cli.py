@@ -1,5 +1,6 @@
-"""`python -m explorer trace`: its JSON agrees with `inspect --json` on the shipped model and on MiniLM, its
-steps follow from each other by their formulas, and out-of-range choices exit 2 with one line."""
+"""`python -m explorer trace`: its JSON agrees with `inspect --json` on the shipped model, on MiniLM and on a
+tiny RoBERTa folder (position offset, byte-level BPE, GELU's tanh form), its steps follow from each other by
+their formulas, and out-of-range choices exit 2 with one line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from explorer.cli.main import main
+from explorer.interpret.activations import ACTIVATIONS
 from tests.conftest import ROOT
 
 TEXT = "She opened the door and walked into the room."
@@ -37,14 +39,19 @@ def json_of(*args: str) -> dict:
     return json.loads(out)
 
 
-@pytest.fixture(scope="module", params=["default", "minilm"])
-def inspected(request):
-    if request.param == "minilm":
+@pytest.fixture(scope="module", params=["default", "minilm", "roberta folder"])
+def inspected(request, tmp_path_factory):
+    model = request.param
+    if model == "minilm":
         from explorer.model import pretrained
 
         if pretrained.available():
             pytest.fail(pretrained.available())  # `make test` installs it: its absence is a set-up bug
-    return request.param, json_of("inspect", TEXT, "--model", request.param)
+    if model == "roberta folder":
+        from tests.hf_models import write_model
+
+        model = str(write_model(tmp_path_factory.mktemp("trace") / "tiny-roberta", "roberta", hidden_act="gelu_new"))
+    return model, json_of("inspect", TEXT, "--model", model)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -84,6 +91,11 @@ def test_trace_json_agrees_with_inspect(inspected):
         np.testing.assert_allclose(step["head_output"], step["weights"] @ step["values"], atol=1e-5)
         assert step["keys"].shape == step["values"].shape == (T, key_size)
         assert step["ffn_hidden"].shape == (config["ffn_size"],)
+        activation = ACTIVATIONS[config["activation"]].function(step["ffn_hidden"])
+        np.testing.assert_allclose(step["ffn_activation"], activation, atol=1e-5, err_msg=where)
+    if model.endswith("tiny-roberta"):
+        assert (config["activation"], config["position_offset"], config["head_transform"]) == ("gelu_tanh", 2, True)
+        assert tokens[0] == "<s>" and tokens[-1] == "</s>"
 
 
 def test_causal_trace_masks_the_later_keys():

@@ -190,11 +190,22 @@ def test_shape_walk_matches_the_model(layer_norm):
         {},
         {"positional": "none"},
         {"scale_embeddings": False, "token_types": 2, "embedding_norm": True, "output_head": False},
+        # ELECTRA-like: 8-wide embeddings projected up to 16, a masked-LM head's transform, ReLU.
+        {
+            "positional": "learned",
+            "scale_embeddings": False,
+            "token_types": 2,
+            "embedding_norm": True,
+            "embedding_size": 8,
+            "head_transform": True,
+            "activation": "relu",
+        },  # fmt: skip
     ],
 )
 def test_shape_walk_names_the_input_steps_the_config_runs(fields):
     """The steps before layer 1 are the ones the encoder takes for this config (MiniLM scales nothing, adds a
-    token type and normalises the sum), and every layer norm of the model is one step."""
+    token type and normalises the sum; ELECTRA's narrow embeddings are projected up), every layer norm of the
+    model is one step, and the feed-forward names its activation."""
     from explorer.model.encoder import layer_norm_names
 
     config = ModelConfig(vocab_size=40, d_model=16, num_heads=4, num_layers=2, ffn_size=32, max_len=64, **fields)
@@ -203,8 +214,18 @@ def test_shape_walk_names_the_input_steps_the_config_runs(fields):
     assert any("sqrt(D" in s for s in inputs) == config.scale_embeddings
     assert any("positional" in s for s in inputs) == (config.positional != "none")
     assert any("token-type" in s for s in inputs) == bool(config.token_types)
-    assert sum("layer norm" in s.operation for s in steps) == len(layer_norm_names(config))
+    # Every layer norm is a step; the layer-norm views stack those as wide as the stream (not a narrow
+    # embedding's, nor the head transform's).
+    narrow = config.embedding_width != config.d_model
+    apart = config.head_transform + (config.embedding_norm and narrow)
+    assert sum("layer norm" in s.operation for s in steps) == len(layer_norm_names(config)) + apart
     assert inputs[-1] == "the residual stream enters layer 1"
+    assert any("linear E -> D" in s for s in inputs) == narrow
+    assert all(s.symbol.endswith("E]") == narrow for s in steps if s.stage == "input" and "lookup" in s.operation)
+    expand = [s.operation for s in steps if "expand" in s.operation]
+    assert len(expand) == config.num_layers
+    assert all(op.endswith("ReLU" if config.activation == "relu" else "GELU") for op in expand)
+    assert any("head transform" in s.operation for s in steps) == config.head_transform
 
 
 def test_parameter_groups():

@@ -3,7 +3,9 @@
 The trace recomputes a layer in numpy from the parameters and the residual stream entering it; the encoder
 (Haiku, jitted maths) computes the same layer its own way. For every layer, head and query of small models
 (post- and pre-LN, sinusoidal and learned positions, a BERT-style model with token types and an embedding
-norm), with padding, with and without the causal mask and with heads switched off, the two must agree.
+norm, RoBERTa's position offset and masked-LM head, ELECTRA's narrow embeddings projected up, ReLU and the
+tanh form of GELU), with padding, with and without the causal mask and with heads switched off, the two must
+agree.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from explorer.interpret.activations import ACTIVATIONS, activation_for
 from explorer.interpret.trace import PER_KEY, PER_TOKEN, trace_layer
+from explorer.model import config as model_config
 from explorer.model.config import ModelConfig
 from explorer.model.encoder import build_model, init_params
 from explorer.model.feed_forward import gelu
@@ -38,6 +41,28 @@ CONFIGS = {
         output_head=False,
         num_layers=3,
         num_heads=2,
+    ),
+    # RoBERTa: positions from row 2 of a longer table, one token type, a masked-LM head after the last layer.
+    "RoBERTa-style": dataclasses.replace(
+        BASE,
+        positional="learned",
+        position_offset=2,
+        scale_embeddings=False,
+        token_types=1,
+        embedding_norm=True,
+        head_transform=True,
+        activation="gelu_tanh",
+    ),
+    # ELECTRA: 8-wide embeddings projected up to the 16-wide stream; DistilBERT-like ReLU feed-forward.
+    "ELECTRA-style, ReLU": dataclasses.replace(
+        BASE,
+        positional="learned",
+        scale_embeddings=False,
+        token_types=2,
+        embedding_norm=True,
+        embedding_size=8,
+        head_transform=True,
+        activation="relu",
     ),
 }
 REAL = 6  # tokens of the text; the input is padded to 8 as the inference engine pads to a bucket
@@ -129,7 +154,7 @@ def test_every_step_matches_the_encoder(name, causal):
                 np.testing.assert_allclose(part, step["head_output"] * head_mask[layer, head], atol=1e-12)
                 np.testing.assert_allclose(step["input"], hidden[2 * layer, position])
                 np.testing.assert_allclose(
-                    step["ffn_activation"], ACTIVATIONS["gelu"].function(step["ffn_hidden"]), atol=1e-12
+                    step["ffn_activation"], ACTIVATIONS[config.activation].function(step["ffn_hidden"]), atol=1e-12
                 )
 
 
@@ -206,13 +231,30 @@ def test_activations_match_the_jax_functions():
         activation_for(types.SimpleNamespace(activation="swish"))
 
 
-@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_the_config_offers_has_a_numpy_version():
+    assert set(ACTIVATIONS) == set(model_config.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("activation", sorted(model_config.ACTIVATIONS))
 def test_every_activation_the_config_offers_matches_the_encoder(activation):
-    if "activation" not in {f.name for f in dataclasses.fields(ModelConfig)}:
-        pytest.skip("ModelConfig has no activation field yet: exact GELU is the only activation")
     config = dataclasses.replace(BASE, activation=activation)
     params = perturbed_params(config, 3)
     out, real = encoder_run(config, params, causal=False)
     for layer in range(config.num_layers):
         trace = trace_layer(params, config, out.hidden_states[:, 0], layer, 0, 1, real=real)
         np.testing.assert_allclose(trace["layer_output"].value, out.hidden_states[2 * layer + 2, 0, 1], atol=1e-5)
+
+
+def test_the_first_layer_says_what_a_narrow_embedding_adds_up_to():
+    config = CONFIGS["ELECTRA-style, ReLU"]
+    params = perturbed_params(config, 4)
+    out, real = encoder_run(config, params, causal=False)
+    trace = trace_layer(params, config, out.hidden_states[:, 0], 0, 0, 1, real=real)
+    caption = trace["input"].caption
+    assert "layer-normalised, 8 numbers projected up to 16" in caption and "√" not in caption
+    assert trace["input"].shape == (config.d_model,)  # the stream, after the projection
+    assert "ReLU" in trace["ffn_activation"].title and "max(0, z)" in trace["ffn_activation"].formula
+    # Later layers read the previous layer's output, whatever the embeddings were.
+    assert (
+        "layer 1's output" in trace_layer(params, config, out.hidden_states[:, 0], 1, 0, 1, real=real)["input"].caption
+    )

@@ -20,6 +20,18 @@ CONFIGS = {
     ),
     "learned, pre-LN, untied": ModelConfig(**TINY, positional="learned", layer_norm="pre", tie_embeddings=False),
     "no positions": ModelConfig(**TINY, positional="none"),
+    # ELECTRA: 16-wide embeddings projected up to the 32-wide stream, a masked-LM head that maps back to 16.
+    "electra": ModelConfig(
+        **TINY,
+        positional="learned",
+        scale_embeddings=False,
+        token_types=2,
+        embedding_norm=True,
+        embedding_size=16,
+        head_transform=True,
+    ),
+    # The paper's √ scaling on narrow embeddings (no pretrained family has it): scaled by √E, not √D.
+    "narrow, scaled": ModelConfig(**TINY, embedding_size=16, tie_embeddings=False),
 }
 
 
@@ -54,7 +66,11 @@ def embedding_texts(config: ModelConfig, vocab) -> str:
 def test_what_enters_layer_1_is_said_exactly_as_the_config_runs_it(name, bpe_vocab):
     config = CONFIGS[name]
     text = embedding_texts(config, bpe_vocab)
-    assert ("√D" in text) == config.scale_embeddings
+    narrow = config.embedding_width != config.d_model
+    assert ("√D" in text) == (config.scale_embeddings and not narrow)
+    assert ("√E" in text) == (config.scale_embeddings and narrow)
+    assert ("[T, E]" in text) == ("embedding projection" in text) == narrow
+    assert ("[T, D]" in text) == (not narrow)
     assert ("token-type" in text) == bool(config.token_types)
     assert ("layer-normalised" in text) == config.embedding_norm
     assert ("embedding layer norm" in text) == config.embedding_norm
@@ -73,6 +89,7 @@ def test_layer_norm_placement_follows_the_config(name):
     assert ("pre-LN" in text) == (config.layer_norm == "pre")
     assert ("embedding layer norm" in text) == config.embedding_norm
     assert "5 layer norms" in text
+    assert ("16-wide embedding sum" in text) == (config.embedding_norm and config.embedding_width == 16)
 
 
 def test_a_closed_bpe_vocabulary_is_described_as_bpe(bpe_vocab):

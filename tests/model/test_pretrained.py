@@ -304,8 +304,8 @@ def test_bert_config_is_read_and_checked():
     }
     config = config_from_bert(bert)
     assert (config.d_model, config.key_size, config.token_types, config.output_head) == (384, 32, 2, False)
-    with pytest.raises(ValueError, match="hidden_act='relu'"):
-        config_from_bert({**bert, "hidden_act": "relu"})
+    with pytest.raises(ValueError, match="hidden_act='silu'"):
+        config_from_bert({**bert, "hidden_act": "silu"})
     with pytest.raises(ValueError, match="position_embedding_type='relative_key'"):
         config_from_bert({**bert, "position_embedding_type": "relative_key"})
     with pytest.raises(ValueError, match="lacks 'intermediate_size'"):
@@ -387,6 +387,7 @@ def test_wordpiece_tokenization(minilm):
     assert tokens.ids[0] == 101 and tokens.ids[-1] == 102 and tokens.ids[5] == 103
     # Each piece covers the spaces before it, as a tiktoken token does: " Café" is 6 bytes, " ☃" 4.
     assert tokens.byte_counts == (0, 3, 6, 3, 8, 7, 6, 4, 1, 0)
+    assert sum(tokens.byte_counts) == len("The Café is playing [MASK] music ☃!".encode())
     assert not tokens.truncated and tokens.total_tokens == len(tokens) == 10
     model_ids, unknown = bundle.vocab.to_model_ids(tokens.ids)
     assert model_ids.dtype == np.int32 and list(model_ids) == list(tokens.ids)

@@ -2,6 +2,8 @@
 
 - ``main``: the parser and the commands (inspect, predict, similarity, bench, corpus, train);
 - ``train``: the ``train`` command (its defaults are those of ``explorer.training.config``);
+- ``processes``: starting and watching the processes of a training over several processes (each
+  abrupt end explained in one line);
 - ``benchmark``: the inference benchmark behind ``bench``.
 
 Text reaches a model through ``explorer.pipeline``, as in the app.

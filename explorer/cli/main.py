@@ -7,6 +7,7 @@
   python -m explorer bench [--json] [--quick] [--model MODEL]
   python -m explorer corpus
   python -m explorer train --task {mlm,causal,reverse,sort,copy} [--text english|grammar|FILE] --steps N --out PATH [--json]
+      [--processes N | --coordinator HOST:PORT --num-processes N --process-id I]
 
 MODEL is ``default`` (the shipped English model), ``minilm``, a model folder in Hugging Face's layout, or a
 Hugging Face Hub id (``bert-base-uncased``); the memory a pretrained model needs is said on stderr before
@@ -340,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from explorer.text.tokenizer import EncodingUnavailable
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (train passes it on)
     try:
         return args.run(args)
     except (ValueError, CheckpointError, EncodingUnavailable, CorpusMissing, PretrainedUnavailable, OSError) as error:

@@ -1,6 +1,7 @@
 """``python -m explorer train``: train a model from the command line and save it as a checkpoint.
 
   python -m explorer train --task {mlm,causal,reverse,sort,copy} --steps N --out PATH [--json]
+      [--processes N | --coordinator HOST:PORT --num-processes N --process-id I]
 
 With default flags it builds what the Train page builds for the task: the per-task defaults of
 ``explorer.training.config`` (``TASK_DEFAULTS``, ``default_model_config``): the English default model's size
@@ -10,6 +11,13 @@ A progress bar (tqdm) goes to stderr when it is a terminal; the summary (loss hi
 goes to stdout, as JSON with ``--json``. The loop itself lives in ``explorer.training.runner``: this module only
 parses arguments, draws the bar and saves the result. Exit status: 0 when training finished, 1 when it
 blew up (the last finite parameters are still saved), 2 for bad arguments.
+
+Over several processes (``--processes N`` on this machine, or one process per host with JAX's flags
+``--coordinator``, ``--num-processes``, ``--process-id``) ``--batch-size`` is the global batch: every process
+trains on its share of it (``explorer.training.parallel``) and the same seed gives the same run whatever
+the number of processes. Process 0 evaluates, draws the bar, prints the summary and saves the checkpoint;
+the others print one line. ``explorer.cli.processes`` starts and watches the processes (exit status 2
+when one could not join or the run lost one).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from explorer.training.tasks import TASKS
 if TYPE_CHECKING:  # imported where used: --help stays quick
     from explorer.model.config import ModelConfig
     from explorer.training.config import TrainConfig
+    from explorer.training.distributed import Cluster
 
 EXIT_DIVERGED = 1
 # TrainConfig field -> the flag (argparse's name) that sets it; every one has a default.
@@ -121,8 +130,40 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--steps-per-chunk", type=int, default=run.steps_per_chunk, help="steps fused into one compiled call"
     )
     train.add_argument("--eval-every", type=int, default=run.eval_every, help="steps between held-out evaluations")
+    add_process_arguments(train)
     train.set_defaults(run=run_train)
     return train
+
+
+def add_process_arguments(train: argparse.ArgumentParser) -> None:
+    """The flags of a training over several processes (JAX's names for the ones every host gives)."""
+    from explorer.training.distributed import Cluster
+
+    group = train.add_argument_group(
+        "training over several processes",
+        "--batch-size is the global batch, split over every process's devices; process 0 evaluates and saves.",
+    )
+    group.add_argument(
+        "--processes", type=int, help="start N processes on this machine (to try it out; one host's cores are shared)"
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, the same on every host")
+    group.add_argument("--num-processes", type=int, metavar="N", help="processes in the run, the same on every host")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process: 0 .. N-1 (0 hosts the coordinator)")
+    group.add_argument(
+        "--init-timeout",
+        type=int,
+        default=Cluster.init_timeout,
+        metavar="SECONDS",
+        help=f"how long to wait for every process to connect (default: {Cluster.init_timeout})",
+    )
+    group.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        default=Cluster.heartbeat_timeout,
+        metavar="SECONDS",
+        help=f"silence after which a process counts as dead (default: {Cluster.heartbeat_timeout})",
+    )
+    group.add_argument("--native-log", help=argparse.SUPPRESS)  # set by the supervisor: this process is a worker
 
 
 class _ProgressBar:
@@ -171,26 +212,70 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Trains as ``args`` say, saves the checkpoint atomically, prints the summary."""
+    """Trains as ``args`` say, saves the checkpoint atomically, prints the summary (over several processes:
+    supervises them, or is one of them)."""
+    from explorer.cli import processes
+
+    if args.native_log:  # a worker, started by the branch below
+        return processes.run_worker(args, lambda cluster: _train(args, cluster))
+    if args.processes is not None or args.coordinator or args.num_processes is not None or args.process_id is not None:
+        return processes.launch(args, check=lambda devices: _check_flags(args, devices))
+    return _train(args, None)
+
+
+def _check_flags(args: argparse.Namespace, devices: int | None) -> None:
+    """Raises a readable ``ValueError`` for flags that would fail in every process (checked before any starts)."""
+    _, train_config, _ = configs_from_args(args)
+    if devices is not None and train_config.batch_size % devices:
+        raise ValueError(
+            f"The batch of {train_config.batch_size} does not split evenly over {devices} devices; choose a "
+            f"--batch-size that is a multiple of {devices} (or set EXPLORER_CPU_DEVICES per process)."
+        )
+
+
+def _train(args: argparse.Namespace, cluster: Cluster | None) -> int:
+    import jax
+
+    from explorer.cli.processes import WORKER_FLAGS
     from explorer.model import checkpoint
     from explorer.training.runner import Trainer
     from explorer.training.status import DIVERGED
 
     model_config, train_config, text = configs_from_args(args)
-    trainer = Trainer(model_config, train_config, text=text)
-    bar = _ProgressBar(train_config.steps)
+    lead = cluster is None or cluster.process_id == 0  # evaluates, reports and saves
+    trainer = Trainer(model_config, train_config, text=text, evaluate=lead)
+    bar = _ProgressBar(train_config.steps) if lead else None
     try:
         status = trainer.run(bar)
+    except Exception as error:
+        if cluster is None:
+            raise
+        # A collective whose peer has gone fails here (gloo: "connection closed by peer").
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        step = trainer.status().step
+        raise RuntimeError(f"stopped at step {step}: the run lost another process ({detail})") from None
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+    if not lead:
+        loss = f", last loss {status.loss[-1]:.4f}" if status.loss else ""
+        print(
+            f"{cluster.label}: {status.state} after {status.step} steps{loss}; process 0 evaluates and saves",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED if status.state == DIVERGED else 0
     summary = status.summary()
+    summary.update(processes=jax.process_count(), devices=trainer.devices)
     bundle = trainer.bundle()
     info = dict(bundle.info)
+    given = sys.argv[1 : len(sys.argv) - (WORKER_FLAGS if args.native_log else 0)]  # as the user typed it
     info.update(
         steps_per_second=summary["steps_per_second"],
         eval=summary["eval"][-1:] if summary["eval"] else [],
         attention_closeness=summary["attention_closeness"],
-        command=" ".join(["python -m explorer", *sys.argv[1:]]) if sys.argv[0].endswith("__main__.py") else None,
+        processes=summary["processes"],
+        devices=summary["devices"],
+        command=" ".join(["python -m explorer", *given]) if sys.argv[0].endswith("__main__.py") else None,
     )
     path = checkpoint.save(bundle, args.out, info=info)
     summary["checkpoint"] = str(path)
@@ -211,7 +296,11 @@ def _print_summary(summary: dict) -> None:
         print(f"final train loss {summary['final_train_loss']:.4f}, accuracy {summary['final_train_accuracy']:.3f}")
     for row in summary["eval"]:
         print(f"  eval @ step {row['step']:>6}: loss {row['loss']:.4f}  accuracy {row['accuracy']:.3f}")
-    print(f"{summary['steps_per_second']} steps/s, {summary['elapsed_seconds']} s training")
+    processes = f" in {summary['processes']} processes" if summary["processes"] > 1 else ""
+    print(
+        f"{summary['steps_per_second']} steps/s, {summary['elapsed_seconds']} s training "
+        f"(batches split over {summary['devices']} devices{processes})"
+    )
     if summary["attention_closeness"] is not None:
         print("attention closeness to the ideal pattern (rows: layers, columns: heads):")
         for layer, row in enumerate(summary["attention_closeness"]):

@@ -4,7 +4,8 @@
 - ``config``: ``TrainConfig``, ``LiveSettings`` and every training default (the CLI and the Train page
   read them);
 - ``step``: the training state, the optimizer and its learning-rate schedule, the loss, the pure step;
-- ``parallel``: the compiled programs of one setup, data parallel over the CPU's devices;
+- ``parallel``: the compiled programs of one setup, data parallel over the CPU's devices (and over the
+  devices of several processes: ``distributed`` joins a process to such a run);
 - ``snapshots``: the probe input and the snapshots a live run records for replay;
 - ``status``: the trainer's states and ``TrainerStatus``;
 - ``runner``: the ``Trainer`` (Play/Pause/Step/Reset, in the caller's thread or a worker thread);

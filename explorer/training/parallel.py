@@ -21,6 +21,12 @@ bench/bench_training.py, where the variants alternate in one process):
 
 How many of the K steps a call runs is an input (its ``active`` flags; a step not run costs nothing), so
 a live trainer sizes its calls by time without compiling a program per size, and Step runs exactly one.
+
+Over several processes (``explorer.training.distributed``; one per host, or several on one machine) the
+mesh holds every process's devices and the same programs run in each process: a device draws its own
+rows of each global batch and the collective sums the gradients across processes. Inputs are made global
+arrays (``jax.make_array_from_process_local_data``, replicated) and results are read from this process's
+first device, so a caller sees the same functions as on one machine.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from explorer.training.step import (
     skipped_metrics,
     weighted_loss,
 )
-from explorer.training.tasks import Batch, sample_batch, sample_batches
+from explorer.training.tasks import Batch, sample_batches, sample_rows
 
 BATCH_AXIS = "batch"  # the mesh axis a training step splits its batch over
 
@@ -54,6 +60,8 @@ BATCH_AXIS = "batch"  # the mesh axis a training step splits its batch over
 class TrainFunctions(NamedTuple):
     """The compiled functions of one (model, training) configuration."""
 
+    devices: int  # how many devices a step splits its batch over (in every process of the run)
+    place: object  # host array -> where step and chunk read their ``source`` (placed once, read every call)
     step: object  # (state, source) -> (state, metrics): one sampled step per call (the unfused loop)
     chunk: object  # (state, source, active [K]) -> (state, metrics [K]): the active steps, fused
     inspect: object  # (params, eval_source, eval_key, probe_inputs [1, T'], probe_positions [1, P']) -> dict
@@ -64,6 +72,20 @@ def training_devices(batch_size: int, limit: int | None = None) -> int:
     """How many devices a training step splits a batch over: the most (up to ``limit``) that divide it."""
     available = len(jax.devices()) if limit is None else max(1, min(limit, len(jax.devices())))
     return next(n for n in range(available, 0, -1) if batch_size % n == 0)
+
+
+def training_mesh(batch_size: int, limit: int | None = None) -> Mesh:
+    """The devices a step runs on: ``training_devices`` of them, or, in a run over several processes, every
+    device of every process (each process must take part in every step)."""
+    if jax.process_count() == 1:
+        return Mesh(np.array(jax.devices()[: training_devices(batch_size, limit)]), (BATCH_AXIS,))
+    devices = jax.devices()
+    if batch_size % len(devices):
+        raise ValueError(
+            f"The batch of {batch_size} does not split evenly over the run's {len(devices)} devices "
+            f"({jax.process_count()} processes); choose a --batch-size that is a multiple of {len(devices)}."
+        )
+    return Mesh(np.array(devices), (BATCH_AXIS,))
 
 
 def _first_device_copy(tree):
@@ -95,20 +117,21 @@ def compile_functions(
 @functools.lru_cache(maxsize=8)
 def _compile(model_config: ModelConfig, train_config: TrainConfig, devices: int | None) -> TrainFunctions:
     spec = train_config.task_spec
-    mesh = Mesh(np.array(jax.devices()[: training_devices(spec.batch_size, devices)]), (BATCH_AXIS,))
+    mesh = training_mesh(spec.batch_size, devices)
     rows = spec.batch_size // mesh.size  # each device's share of the batch
+    replicated = NamedSharding(mesh, PartitionSpec())
+    several = jax.process_count() > 1
     step = make_step_fn(model_config, train_config, axis_name=BATCH_AXIS)
     groups = len(param_layout(model_config).groups)
     model = build_model(model_config)
 
     def sampled_step(state: TrainState, source: jax.Array, active: jax.Array):
         batch_rng, rng = jax.random.split(state.rng)
-        # Every device draws the whole batch and keeps its rows: the batches, and so the training run, are
-        # then the same on any number of devices (up to the order of float sums). Drawing costs ~0.5 ms
-        # of a ~20 ms step.
-        batch = sample_batch(spec, source, batch_rng)  # [B, ...]
-        start = jax.lax.axis_index(BATCH_AXIS) * rows
-        batch = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, rows), batch)  # [B / devices, ...]
+        # Each device draws only its rows of the batch, each row from its own index: the batches, and so
+        # the training run, are then the same on any number of devices and processes (up to the order of
+        # float sums).
+        first = jax.lax.axis_index(BATCH_AXIS) * rows
+        batch = sample_rows(spec, source, batch_rng, first + jnp.arange(rows))  # [B / devices, ...]
         return step(state._replace(rng=jnp.where(active, rng, state.rng)), batch, active)
 
     def chunk(state: TrainState, source: jax.Array, active: jax.Array):
@@ -120,11 +143,19 @@ def _compile(model_config: ModelConfig, train_config: TrainConfig, devices: int 
 
         return jax.lax.scan(one, state, active)
 
+    def global_input(x):
+        """Over several processes a jitted call takes global arrays: this process's copy of a replicated
+        input (every process holds the same value) becomes one."""
+        if isinstance(x, jax.Array) and x.sharding == replicated:
+            return x
+        return jax.make_array_from_process_local_data(replicated, np.asarray(x))
+
     def on_every_device(fn, num_args: int):
         """``fn`` run on every device of the mesh; inputs are copied to each device, results read from one."""
-        replicated = NamedSharding(mesh, PartitionSpec())
         mapped = jax.shard_map(fn, mesh=mesh, in_specs=(PartitionSpec(),) * num_args, out_specs=PartitionSpec())
         compiled = jax.jit(mapped, in_shardings=replicated, out_shardings=replicated)
+        if several:
+            return lambda *args: _first_device_copy(compiled(*jax.tree.map(global_input, args)))
         return lambda *args: _first_device_copy(compiled(*args))
 
     def inspect(
@@ -160,6 +191,8 @@ def _compile(model_config: ModelConfig, train_config: TrainConfig, devices: int 
         return result
 
     return TrainFunctions(
+        devices=mesh.size,
+        place=global_input if several else jax.device_put,
         step=on_every_device(lambda state, source: sampled_step(state, source, jnp.bool_(True)), 2),
         chunk=on_every_device(chunk, 3),
         inspect=jax.jit(inspect),

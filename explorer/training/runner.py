@@ -79,6 +79,8 @@ class Trainer:
         ``train_config.text`` (a named text). The closed vocabulary is built from its training part.
       encoding: tiktoken encoding of the vocabulary.
       snapshot_at: extra steps to evaluate and snapshot at (e.g. densely early on, where attention forms).
+      evaluate: False skips every evaluation and snapshot: in a run over several processes
+        (``explorer.training.distributed``) process 0 evaluates and the others only train.
 
     Evaluations and snapshots happen together: at step 0, every ``train_config.eval_every`` steps, at
     each ``snapshot_at`` step, and where training ends or pauses -- each at the end of the call that
@@ -93,8 +95,10 @@ class Trainer:
         text: TrainingText | str | None = None,
         encoding: str = DEFAULT_ENCODING,
         snapshot_at: tuple[int, ...] = (),
+        evaluate: bool = True,
     ):
         self.train_config = train_config
+        self._evaluate = evaluate
         self.spec: TaskSpec = train_config.task_spec
         if self.spec.seq_len > model_config.max_len:
             raise ValueError(
@@ -118,10 +122,11 @@ class Trainer:
             train = held_out = toy_source(self.vocab, self.spec.num_symbols)
             self.unigram_loss = None
         self._train_tokens = len(train)
-        self._train_source = jax.device_put(train)
+        self._functions = compile_functions(model_config, train_config)
+        self.devices = self._functions.devices  # that a step splits its batch over (in every process of a run)
+        self._train_source = self._functions.place(train)
         self._eval_source = jax.device_put(held_out)
         self._eval_key = eval_key(train_config.seed)
-        self._functions = compile_functions(model_config, train_config)
         self.probe = make_probe(self.spec, self.vocab, held_out, named_text=text.name != "uploaded")
         self.groups = parameter_groups(model_config)
         self.snapshot_at = tuple(sorted(set(int(step) for step in snapshot_at)))
@@ -405,6 +410,8 @@ class Trainer:
 
     def _inspect(self, params: hk.Params, step: int) -> None:
         """Evaluates on held-out data and records a snapshot of ``params`` at ``step``."""
+        if not self._evaluate:
+            return
         probe = self.probe
         inspected = self._call(
             "inspect", params, self._eval_source, self._eval_key, probe.inputs[None], probe.positions[None]

@@ -26,6 +26,7 @@ Tasks:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -130,7 +131,8 @@ def _windows(stream: jax.Array, rng: jax.Array, batch: int, length: int) -> jax.
 
 
 def sample_batch(spec: TaskSpec, source: jax.Array, rng: jax.Array) -> Batch:
-    """Draws one batch of ``spec.task``. Pure and jittable (``spec`` static).
+    """Draws one batch of ``spec.task``: its rows ``0 .. B-1`` (``sample_rows``). Pure and jittable (``spec``
+    static).
 
     Args:
       spec: the task and its sizes.
@@ -139,6 +141,26 @@ def sample_batch(spec: TaskSpec, source: jax.Array, rng: jax.Array) -> Batch:
     Returns:
       A ``Batch`` of ``[B, T]`` arrays.
     """
+    return sample_rows(spec, source, rng, jnp.arange(spec.batch_size))
+
+
+def sample_rows(spec: TaskSpec, source: jax.Array, rng: jax.Array, rows: jax.Array) -> Batch:
+    """Rows ``rows`` of the batch that ``rng`` draws: ``[R]`` row indices -> a ``Batch`` of ``[R, T]`` arrays.
+
+    Row ``r`` comes from ``fold_in(rng, r)`` alone, so a batch split over devices (or over processes on
+    several hosts) is the same batch however it is split, and each device draws only its own rows.
+    """
+    one_row = dataclasses.replace(spec, batch_size=1)
+
+    def row(index: jax.Array) -> Batch:
+        batch = _draw(one_row, source, jax.random.fold_in(rng, index))  # [1, T]
+        return jax.tree.map(lambda x: x[0], batch)  # [T]
+
+    return jax.vmap(row)(jnp.asarray(rows))  # [R, T]
+
+
+def _draw(spec: TaskSpec, source: jax.Array, rng: jax.Array) -> Batch:
+    """``spec.batch_size`` rows from one key (``sample_rows`` calls it one row at a time)."""
     source = jnp.asarray(source)
     B, T, P = spec.batch_size, spec.seq_len, spec.num_predictions
     full = jnp.ones((B, T), bool)  # [B, T] our batches have no padding: every window is full

@@ -175,7 +175,7 @@ def test_data_parallel_step_equals_one_device_on_the_whole_batch():
 
 
 def test_a_run_does_not_depend_on_the_number_of_devices():
-    """Each device draws the whole batch and keeps its rows, so one device and two train on the same data."""
+    """Each device draws its rows of the batch from their indices, so one device and two train on the same data."""
     config = small_train_config("mlm")
     stream = jnp.asarray(np.random.default_rng(1).integers(3, SMALL.vocab_size, 5000), jnp.int32)
     runs = []

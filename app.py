@@ -7,6 +7,7 @@ entry script on reruns under AppTest, and a per-page call keeps the pages self-c
 import streamlit as st
 
 from pages.common.resources import training_pool
+from pages.common.session import note_page
 
 st.set_page_config(page_title="Transformer Encoder Explorer", page_icon="🔍", layout="wide")
 
@@ -27,4 +28,6 @@ pages = [
 # Once per server, by the first page anyone opens: starts the training workers (a few ms; they import JAX
 # and compile the default setup in their own processes), so a first Play finds them warm.
 training_pool()
-st.navigation(pages).run()
+page = st.navigation(pages)
+note_page(page.title)
+page.run()

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from pages.common.session import PAGE_KEY, PREVIOUS_PAGE_KEY
+
 SEEN_KEY = "start_here_seen"  # the path opens expanded on a session's first visit, then folds away
 
 
@@ -71,9 +73,12 @@ LESSONS = (
 
 def start_here() -> None:
     """The path as numbered links, each with its sentence; open on the session's first visit."""
-    seen = st.session_state.get(SEEN_KEY, False)
-    st.session_state[SEEN_KEY] = True
-    with st.expander("Start here: a path from tokens to attention to training", expanded=not seen):
+    state = st.session_state
+    # Open through the whole first visit, however often the page reruns (typing in the sidebar must not
+    # fold it away under the reader); folded from the next visit on.
+    if state.get(PREVIOUS_PAGE_KEY) not in (None, state.get(PAGE_KEY)):
+        state[SEEN_KEY] = True
+    with st.expander("Start here: a path from tokens to attention to training", expanded=not state.get(SEEN_KEY)):
         for number, lesson in enumerate(LESSONS, start=1):
             row = st.container(horizontal=True, gap="small", vertical_alignment="center")
             row.page_link(lesson.page, label=f"{number}. {lesson.title}", query_params=lesson.query)

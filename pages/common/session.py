@@ -44,6 +44,14 @@ TRAINED, UPLOADED = "trained", "uploaded"  # the kinds of a user's own models: s
 OWN_KEPT = 2  # own models of each kind the picker keeps (besides the one shown): each holds its parameters
 TRAINER_KEY = "train_trainer"  # this user's trainer (a RemoteTrainer, or None), started on the Train page
 PUBLISHED_KEY = "train_published"  # (weak reference to a trainer, step) whose model was last handed to the pages
+PAGE_KEY, PREVIOUS_PAGE_KEY = "page_shown", "page_shown_before"  # this run's page and the run before's
+
+
+def note_page(title: str) -> None:
+    """Records which page this run shows (app.py, before the page runs), so a page can tell a rerun of
+    itself (a click, a keystroke) from a visit."""
+    state = st.session_state
+    state[PREVIOUS_PAGE_KEY], state[PAGE_KEY] = state.get(PAGE_KEY), title
 
 
 def pretrained_choices() -> list[str]:

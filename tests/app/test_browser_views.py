@@ -114,6 +114,13 @@ def test_a_lesson_link_opens_its_view_over_earlier_choices(app):
     start.get_by_role("link", name=re.compile(r"^4\. One head")).click()
     page.get_by_role("heading", name="Attention").first.wait_for()
     wait_idle(page, quiet_ms=1000)
+    # The lesson's head alone, once the chart has been drawn again (a loaded machine draws it late): the
+    # earlier choice (head 1) never comes back.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] text')]
+            .map(t => t.textContent).filter(t => /^Layer \\d+ · head \\d+$/.test(t)).join('|') === 'Layer 2 · head 3'"""
+    )
+    wait_idle(page, quiet_ms=1000)
     titles = page.locator('[data-testid="stPlotlyChart"] text', has_text=re.compile(r"^Layer \d+ · head \d+$"))
     assert titles.all_text_contents() == ["Layer 2 · head 3"]
     assert "layer=2" in page.url and "head=3" in page.url

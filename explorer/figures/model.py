@@ -51,7 +51,9 @@ def architecture_figure(steps: list[ShapeStep]) -> go.Figure:
             text="",
         )
     fig.update_xaxes(visible=False, range=[-0.05, 1.0])
-    fig.update_yaxes(visible=False, autorange="reversed")
+    # An explicit range, half a step beyond the first and last box: autorange padded the top by a band of
+    # empty plot as tall as several steps.
+    fig.update_yaxes(visible=False, range=[len(steps) - 0.5, -0.5])
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return finish(fig, "The forward pass, with the shape of the data at every step", 90 + 30 * len(steps))
 

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.common import server_models
-from tests.app.test_pages import APP, PAGES  # every page but Train, with its title
+from tests.app.test_pages import PAGES, app  # every page but Train, with its title
 from tests.hf_models import write_model
 
 
@@ -34,13 +34,7 @@ def server(folders, monkeypatch):
 
 
 def start(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    if page is not None:
-        at.switch_page(page).run()
-    return at
+    return app(page, timeout=180, **query)  # loading a folder model takes longer than a page
 
 
 def sidebar_model(at: AppTest) -> str:

@@ -36,8 +36,8 @@ BAD_INPUTS = {
 }
 
 
-def app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+def app(page: str | None = None, timeout: float = 120, **query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
     for key, value in query.items():
         at.query_params[key] = value
     at.run()
